@@ -1,0 +1,171 @@
+// Package app wires discovery, health and the gateway together and runs the
+// listeners. cmd/switchyard only parses flags and calls Run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/switchyard-gw/switchyard/admin"
+	"github.com/switchyard-gw/switchyard/config"
+	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/gateway"
+	"github.com/switchyard-gw/switchyard/health"
+)
+
+// App is one running gateway.
+type App struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	source  discovery.Source
+	checker *health.Checker
+	gw      *gateway.Gateway
+
+	proxyLn, adminLn net.Listener
+}
+
+// New builds the components for cfg and binds both listeners, so that a
+// port conflict fails before anything runs. source nil builds the one that
+// cfg selects.
+func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if source == nil {
+		var err error
+		if source, err = NewSource(cfg, log); err != nil {
+			return nil, err
+		}
+	}
+	gw, err := gateway.New(gateway.Options{Proxy: cfg.Proxy, Logger: log, RetryAfter: cfg.Health.Interval})
+	if err != nil {
+		return nil, err
+	}
+	checker := health.New(health.Options{
+		Defaults:      cfg.Health,
+		Merge:         cfg.Health.Merge,
+		AcceptWarning: cfg.Discovery.Consul.AcceptWarning,
+		Setter:        gw,
+		Logger:        log,
+	})
+	a := &App{cfg: cfg, log: log, source: source, checker: checker, gw: gw}
+	if a.proxyLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if a.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+		a.proxyLn.Close()
+		return nil, fmt.Errorf("admin.listen: %w", err)
+	}
+	return a, nil
+}
+
+// NewSource returns the discovery source cfg selects.
+func NewSource(cfg *config.Config, log *slog.Logger) (discovery.Source, error) {
+	switch cfg.Discovery.Provider {
+	case config.ProviderStatic:
+		return discovery.NewStatic(discovery.FromConfig(cfg)), nil
+	default:
+		return nil, fmt.Errorf("discovery.provider %q is not supported", cfg.Discovery.Provider)
+	}
+}
+
+// ProxyAddr and AdminAddr return the bound addresses (useful with port 0).
+func (a *App) ProxyAddr() string { return a.proxyLn.Addr().String() }
+func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
+
+// Gateway and Checker expose the components, for tests and telemetry wiring.
+func (a *App) Gateway() *gateway.Gateway { return a.gw }
+func (a *App) Checker() *health.Checker  { return a.checker }
+
+// onSnapshot applies one discovery snapshot: health first, so pools exist
+// (possibly empty) before routes point at them.
+func (a *App) onSnapshot(snap discovery.Snapshot) {
+	a.checker.Update(snap)
+	a.gw.SetRoutes(Routes(a.cfg, snap))
+}
+
+// Routes merges configured routes with the routes discovery asks for.
+// Configured routes come first and win on the same host and prefix.
+func Routes(cfg *config.Config, snap discovery.Snapshot) []config.Route {
+	out := append([]config.Route(nil), cfg.Routes...)
+	for _, s := range snap.Services {
+		out = append(out, s.Routes...)
+	}
+	return out
+}
+
+// Ready reports whether the gateway should receive traffic.
+func (a *App) Ready() bool {
+	return a.checker.Ready() && a.gw.HasHealthyRoute()
+}
+
+// Run serves until ctx is done, then drains in-flight requests for at most
+// shutdown_timeout.
+func (a *App) Run(ctx context.Context) error {
+	proxySrv := &http.Server{
+		Handler:           a.gw,
+		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       a.cfg.Server.ReadTimeout,
+		WriteTimeout:      a.cfg.Server.WriteTimeout,
+		IdleTimeout:       a.cfg.Server.IdleTimeout,
+		MaxHeaderBytes:    a.cfg.Server.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	adminSrv := &http.Server{
+		Handler: admin.New(admin.Options{
+			Ready:     a.Ready,
+			Services:  a.checker.Services,
+			Routes:    a.gw.Routes,
+			Discovery: a.source.Status,
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	wg.Add(2)
+	go func() { defer wg.Done(); a.checker.Run(runCtx) }()
+	go func() {
+		defer wg.Done()
+		if err := a.source.Run(runCtx, a.onSnapshot); err != nil && !errors.Is(err, context.Canceled) {
+			errc <- fmt.Errorf("discovery: %w", err)
+		}
+	}()
+	for _, s := range []struct {
+		srv *http.Server
+		ln  net.Listener
+	}{{proxySrv, a.proxyLn}, {adminSrv, a.adminLn}} {
+		go func() {
+			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	a.log.Info("switchyard listening", "proxy", a.ProxyAddr(), "admin", a.AdminAddr(), "discovery", a.cfg.Discovery.Provider)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	a.log.Info("shutting down", "drain_timeout", a.cfg.ShutdownTimeout)
+	sctx, scancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer scancel()
+	if e := proxySrv.Shutdown(sctx); e != nil {
+		a.log.Warn("drain incomplete", "error", e)
+		proxySrv.Close()
+	}
+	adminSrv.Close()
+	cancel()
+	wg.Wait()
+	return err
+}

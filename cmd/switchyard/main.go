@@ -1,0 +1,62 @@
+// Command switchyard is an HTTP gateway that routes to services discovered
+// in Consul or a static config, over the instances its own probes call
+// healthy.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/switchyard-gw/switchyard/app"
+	"github.com/switchyard-gw/switchyard/config"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	configPath := flag.String("config", "", "config file (YAML); default $SWITCHYARD_CONFIG")
+	check := flag.Bool("check-config", false, "validate the configuration and exit")
+	flag.Parse()
+
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard:", err)
+		return 2
+	}
+	if *check {
+		fmt.Println("configuration ok")
+		return 0
+	}
+	log := newLogger(cfg.Log)
+	slog.SetDefault(log)
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(cfg, log, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard:", err)
+		return 1
+	}
+	if err := a.Run(ctx); err != nil {
+		log.Error("stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

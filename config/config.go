@@ -1,0 +1,250 @@
+// Package config defines Switchyard's typed configuration, its defaults and
+// its validation. Loading (file, environment) lives in load.go.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole gateway configuration. Durations are time.Duration;
+// strings with a syntax of their own (status ranges, jitter, CIDRs) are parsed
+// by Validate into the unexported fields that the rest of the program reads
+// through accessor methods.
+type Config struct {
+	// Listen is the proxy listener address.
+	Listen string `mapstructure:"listen"`
+	// Backends is the shorthand for one service "default" routed at "/".
+	Backends []string `mapstructure:"backends"`
+
+	Admin     Admin      `mapstructure:"admin"`
+	Health    Health     `mapstructure:"health"`
+	Discovery Discovery  `mapstructure:"discovery"`
+	Services  []Service  `mapstructure:"services"`
+	Routes    []Route    `mapstructure:"routes"`
+	Proxy     Proxy      `mapstructure:"proxy"`
+	Server    Server     `mapstructure:"server"`
+	Telemetry Telemetry  `mapstructure:"telemetry"`
+	Log       Log        `mapstructure:"log"`
+
+	// ShutdownTimeout bounds the graceful drain of in-flight requests.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+}
+
+// Admin configures the admin listener (/healthz, /readyz, /api/v1/services).
+type Admin struct {
+	Listen string `mapstructure:"listen"`
+}
+
+// Health holds active-probe settings. At the top level they are the defaults
+// for every service; under services[].health every field is optional.
+type Health struct {
+	Path               string        `mapstructure:"path"`
+	Interval           time.Duration `mapstructure:"interval"`
+	Timeout            time.Duration `mapstructure:"timeout"`
+	HealthyThreshold   int           `mapstructure:"healthy_threshold"`
+	UnhealthyThreshold int           `mapstructure:"unhealthy_threshold"`
+	ExpectedStatus     string        `mapstructure:"expected_status"`
+	Jitter             string        `mapstructure:"jitter"`
+	// Merge says how registry health and probes combine: both, probe, consul.
+	Merge string `mapstructure:"merge"`
+}
+
+// HealthOverride is a per-service health section: nil fields inherit.
+type HealthOverride struct {
+	Path               *string        `mapstructure:"path"`
+	Interval           *time.Duration `mapstructure:"interval"`
+	Timeout            *time.Duration `mapstructure:"timeout"`
+	HealthyThreshold   *int           `mapstructure:"healthy_threshold"`
+	UnhealthyThreshold *int           `mapstructure:"unhealthy_threshold"`
+	ExpectedStatus     *string        `mapstructure:"expected_status"`
+	Jitter             *string        `mapstructure:"jitter"`
+}
+
+// Apply returns base with the fields set in o replaced. A nil o returns base.
+func (o *HealthOverride) Apply(base Health) Health {
+	if o == nil {
+		return base
+	}
+	if o.Path != nil {
+		base.Path = *o.Path
+	}
+	if o.Interval != nil {
+		base.Interval = *o.Interval
+	}
+	if o.Timeout != nil {
+		base.Timeout = *o.Timeout
+	}
+	if o.HealthyThreshold != nil {
+		base.HealthyThreshold = *o.HealthyThreshold
+	}
+	if o.UnhealthyThreshold != nil {
+		base.UnhealthyThreshold = *o.UnhealthyThreshold
+	}
+	if o.ExpectedStatus != nil {
+		base.ExpectedStatus = *o.ExpectedStatus
+	}
+	if o.Jitter != nil {
+		base.Jitter = *o.Jitter
+	}
+	return base
+}
+
+// Service is a statically configured service. With the consul provider its
+// instances come from Consul and Instances must be empty.
+type Service struct {
+	Name      string          `mapstructure:"name"`
+	Instances []Instance      `mapstructure:"instances"`
+	Health    *HealthOverride `mapstructure:"health"`
+}
+
+// Instance is one static backend. ID defaults to Address.
+type Instance struct {
+	ID      string `mapstructure:"id"`
+	Address string `mapstructure:"address"`
+}
+
+// Route maps an exact host (optional) and a path prefix to a service.
+type Route struct {
+	Host        string `mapstructure:"host"`
+	PathPrefix  string `mapstructure:"path_prefix"`
+	Service     string `mapstructure:"service"`
+	StripPrefix bool   `mapstructure:"strip_prefix"`
+}
+
+// Discovery selects where instances come from.
+type Discovery struct {
+	// Provider is "static" (config file) or "consul".
+	Provider string `mapstructure:"provider"`
+	Consul   Consul `mapstructure:"consul"`
+}
+
+// Consul configures the Consul provider. Empty Address and Token fall back
+// to CONSUL_HTTP_ADDR and CONSUL_HTTP_TOKEN, as for other Consul tools.
+type Consul struct {
+	Address    string `mapstructure:"address"`
+	Scheme     string `mapstructure:"scheme"`
+	Token      string `mapstructure:"token"`
+	Datacenter string `mapstructure:"datacenter"`
+	CAFile     string `mapstructure:"ca_file"`
+	CertFile   string `mapstructure:"cert_file"`
+	KeyFile    string `mapstructure:"key_file"`
+	// TagPrefix prefixes every tag Switchyard reads ("switchyard").
+	TagPrefix string `mapstructure:"tag_prefix"`
+	// AcceptWarning counts Consul "warning" as passing.
+	AcceptWarning bool `mapstructure:"accept_warning"`
+	// WaitTime is the blocking-query wait.
+	WaitTime time.Duration `mapstructure:"wait_time"`
+	// MaxBackoff caps the exponential back-off after errors.
+	MaxBackoff time.Duration `mapstructure:"max_backoff"`
+}
+
+// Proxy configures the upstream side.
+type Proxy struct {
+	// Retries is the number of extra attempts after a dial error.
+	Retries int `mapstructure:"retries"`
+	// TrustedProxies are CIDRs whose X-Forwarded-* and Forwarded headers are kept.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// DialTimeout bounds TCP connect to an instance.
+	DialTimeout time.Duration `mapstructure:"dial_timeout"`
+	// ResponseHeaderTimeout bounds the wait for an instance's response
+	// headers after the request was written; exceeding it answers 504.
+	ResponseHeaderTimeout time.Duration `mapstructure:"response_header_timeout"`
+	// IdleConnTimeout closes idle upstream keep-alive connections.
+	IdleConnTimeout time.Duration `mapstructure:"idle_conn_timeout"`
+	// MaxIdleConnsPerHost sizes the per-instance keep-alive pool.
+	MaxIdleConnsPerHost int `mapstructure:"max_idle_conns_per_host"`
+}
+
+// Server configures the client-facing listener.
+type Server struct {
+	// ReadHeaderTimeout cuts clients that trickle request headers (slowloris).
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
+	// ReadTimeout bounds reading the whole request; 0 leaves bodies unbounded.
+	ReadTimeout time.Duration `mapstructure:"read_timeout"`
+	// WriteTimeout bounds writing a response; 0 keeps streams (SSE) open.
+	WriteTimeout time.Duration `mapstructure:"write_timeout"`
+	// IdleTimeout closes idle client keep-alive connections.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
+	// MaxHeaderBytes bounds request headers; larger ones get 431.
+	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+}
+
+// Telemetry configures OpenTelemetry. Standard OTEL_* variables take
+// precedence where both are set.
+type Telemetry struct {
+	ServiceName        string  `mapstructure:"service_name"`
+	Endpoint           string  `mapstructure:"endpoint"`
+	Protocol           string  `mapstructure:"protocol"`
+	Sampler            string  `mapstructure:"sampler"`
+	SamplerArg         float64 `mapstructure:"sampler_arg"`
+	TrustIncomingTrace bool    `mapstructure:"trust_incoming_trace"`
+	TraceProbes        bool    `mapstructure:"trace_probes"`
+	Disabled           bool    `mapstructure:"disabled"`
+}
+
+// Log configures slog output.
+type Log struct {
+	Level  string `mapstructure:"level"`
+	Format string `mapstructure:"format"`
+	Access bool   `mapstructure:"access"`
+}
+
+// Default returns the configuration used when nothing else is given.
+func Default() Config {
+	return Config{
+		Listen: "0.0.0.0:8080",
+		Admin:  Admin{Listen: "127.0.0.1:9901"},
+		Health: Health{
+			Path:               "/health",
+			Interval:           5 * time.Second,
+			Timeout:            time.Second,
+			HealthyThreshold:   2,
+			UnhealthyThreshold: 2,
+			ExpectedStatus:     "200-399",
+			Jitter:             "10%",
+			Merge:              MergeBoth,
+		},
+		Discovery: Discovery{
+			Provider: ProviderStatic,
+			Consul: Consul{
+				TagPrefix:  "switchyard",
+				WaitTime:   5 * time.Minute,
+				MaxBackoff: 10 * time.Second,
+			},
+		},
+		Proxy: Proxy{
+			Retries:               2,
+			DialTimeout:           2 * time.Second,
+			ResponseHeaderTimeout: 30 * time.Second,
+			IdleConnTimeout:       90 * time.Second,
+			MaxIdleConnsPerHost:   256,
+		},
+		Server: Server{
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    1 << 20,
+		},
+		Telemetry: Telemetry{
+			ServiceName:        "switchyard",
+			Protocol:           "grpc",
+			Sampler:            "parentbased_always_on",
+			SamplerArg:         1,
+			TrustIncomingTrace: true,
+		},
+		Log:             Log{Level: "info", Format: "text"},
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// Merge policies for Health.Merge.
+const (
+	MergeBoth   = "both"
+	MergeProbe  = "probe"
+	MergeConsul = "consul"
+)
+
+// Discovery providers.
+const (
+	ProviderStatic = "static"
+	ProviderConsul = "consul"
+)

@@ -1,0 +1,155 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/viper"
+)
+
+// EnvPrefix prefixes every environment override: SWITCHYARD_HEALTH_INTERVAL
+// overrides health.interval.
+const EnvPrefix = "SWITCHYARD"
+
+// Load reads the configuration file at path (empty: $SWITCHYARD_CONFIG, and
+// if that is empty too, no file), applies environment overrides, normalizes
+// and validates. Every error names the key and the offending value.
+func Load(path string) (*Config, error) {
+	v := viper.New()
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	def := Default()
+	for _, k := range Keys() {
+		// Binding every key (not only AutomaticEnv) makes env-only
+		// configuration work for keys that have no default.
+		if err := v.BindEnv(k); err != nil {
+			return nil, err
+		}
+	}
+	setDefaults(v, "", reflect.ValueOf(def))
+
+	if path == "" {
+		path = os.Getenv(EnvPrefix + "_CONFIG")
+	}
+	if path != "" {
+		v.SetConfigFile(path)
+		if filepath := strings.ToLower(path); !strings.HasSuffix(filepath, ".yaml") && !strings.HasSuffix(filepath, ".yml") && !strings.HasSuffix(filepath, ".json") && !strings.HasSuffix(filepath, ".toml") {
+			v.SetConfigType("yaml")
+		}
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("reading config file %s: %w", path, err)
+		}
+	}
+
+	var c Config
+	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		jsonListHook,
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	)))
+	if err != nil {
+		return nil, fmt.Errorf("config: %s", cleanDecodeError(err))
+	}
+	if err := c.Normalize(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return &c, nil
+}
+
+// jsonListHook lets list-of-object keys (services, routes) be given as JSON
+// in an environment variable: SWITCHYARD_ROUTES='[{"path_prefix":"/","service":"web"}]'.
+func jsonListHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice || to.Elem().Kind() != reflect.Struct {
+		return data, nil
+	}
+	s := strings.TrimSpace(data.(string))
+	if s == "" {
+		return []any{}, nil
+	}
+	var out []any
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		return nil, fmt.Errorf("want a JSON list of objects: %v", err)
+	}
+	return out, nil
+}
+
+// cleanDecodeError turns mapstructure's multi-line report into one line per
+// problem, each naming the key and value.
+func cleanDecodeError(err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "decoding failed due to the following error(s):")
+	var parts []string
+	for _, line := range strings.Split(msg, "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
+		if line != "" {
+			parts = append(parts, line)
+		}
+	}
+	if len(parts) == 0 {
+		return msg
+	}
+	return strings.Join(parts, "; ")
+}
+
+// setDefaults registers every leaf of def under its mapstructure key path.
+func setDefaults(v *viper.Viper, prefix string, rv reflect.Value) {
+	rt := rv.Type()
+	for i := 0; i < rt.NumField(); i++ {
+		f := rt.Field(i)
+		key := f.Tag.Get("mapstructure")
+		if key == "" {
+			continue
+		}
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		fv := rv.Field(i)
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+			setDefaults(v, key, fv)
+			continue
+		}
+		if f.Type.Kind() == reflect.Slice {
+			continue // lists have no default; env binding suffices
+		}
+		v.SetDefault(key, fv.Interface())
+	}
+}
+
+// Keys lists every configuration key path that can be set from the
+// environment, in declaration order (services and routes as whole lists).
+func Keys() []string {
+	var out []string
+	var walk func(prefix string, t reflect.Type)
+	walk = func(prefix string, t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			key := f.Tag.Get("mapstructure")
+			if key == "" {
+				continue
+			}
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
+				walk(key, f.Type)
+				continue
+			}
+			out = append(out, key)
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
+	return out
+}
+
+// EnvName returns the environment variable that overrides key.
+func EnvName(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}

@@ -1,0 +1,100 @@
+// Package discovery tells the rest of the gateway which instances exist.
+//
+// A Source publishes complete snapshots: every service it knows with every
+// instance, sorted, never deltas. A published Snapshot is a value that no one
+// mutates afterwards, so it may be shared between goroutines freely.
+package discovery
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/switchyard-gw/switchyard/config"
+)
+
+// Registry health statuses, as Consul spells them. Static instances have
+// StatusNone: the registry says nothing about their health.
+const (
+	StatusNone     = ""
+	StatusPassing  = "passing"
+	StatusWarning  = "warning"
+	StatusCritical = "critical"
+	StatusMaint    = "maintenance"
+)
+
+// Instance is one network endpoint of a service.
+type Instance struct {
+	// ID is stable across updates for the same endpoint: the configured id
+	// (static) or node/service-id (Consul). Health state is keyed by it.
+	ID      string
+	Address string // host:port
+	// Registry is what the registry says about the instance's health.
+	Registry RegistryHealth
+}
+
+// RegistryHealth is the registry's aggregated verdict on an instance: the
+// worst of its service and node checks.
+type RegistryHealth struct {
+	Status string
+	// Check and Output describe the worst non-passing check, if any.
+	Check  string
+	Output string
+}
+
+// Service is one service with all its instances, sorted by ID.
+type Service struct {
+	Name      string
+	Instances []Instance
+	// Routes requested by the registry (Consul tags); config routes are
+	// added by the gateway and take precedence.
+	Routes []config.Route
+	// Health overrides the global probe settings for this service.
+	Health *config.HealthOverride
+}
+
+// Snapshot is the complete state of a source at one moment.
+type Snapshot struct {
+	Services []Service // sorted by Name
+}
+
+// Service returns the named service, or false.
+func (s Snapshot) Service(name string) (Service, bool) {
+	i, ok := slices.BinarySearchFunc(s.Services, name, func(a Service, n string) int {
+		return strings.Compare(a.Name, n)
+	})
+	if !ok {
+		return Service{}, false
+	}
+	return s.Services[i], true
+}
+
+// Status describes a source's freshness, for the admin API and /readyz.
+type Status struct {
+	Provider    string
+	LastSuccess time.Time // zero until the first complete snapshot
+	LastError   string    // empty while healthy
+	ErrorSince  time.Time
+}
+
+// Source watches a registry and calls update with every new complete
+// snapshot until ctx is done. Run returns ctx.Err() on cancellation, or an
+// error that makes watching impossible (bad configuration).
+//
+// update is called from one goroutine at a time; it must not block for long
+// and must not keep a reference it then mutates.
+type Source interface {
+	Run(ctx context.Context, update func(Snapshot)) error
+	Status() Status
+}
+
+// Sort puts services and instances in canonical order, so equal sets compare
+// equal. It sorts in place and returns s.
+func Sort(s Snapshot) Snapshot {
+	slices.SortFunc(s.Services, func(a, b Service) int { return strings.Compare(a.Name, b.Name) })
+	for _, svc := range s.Services {
+		slices.SortFunc(svc.Instances, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })
+	}
+	return s
+}

@@ -1,0 +1,324 @@
+// Package gateway routes each request to a service and proxies it with
+// round-robin over that service's healthy instances.
+//
+// The request path takes no lock: the routing table and every service's
+// healthy pool are immutable snapshots read through atomic pointers.
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-gw/switchyard/config"
+	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/health"
+)
+
+// Hooks let telemetry observe requests and attempts. Nil hooks cost nothing.
+type Hooks struct {
+	// Request is called once per request after routing; route is "" when no
+	// route matched. It returns the context for the rest of the request and
+	// a func that is called with the final status when the request ends
+	// (0 when the client went away before a status was written).
+	Request func(r *http.Request, route, service string) (context.Context, func(status int))
+	// Attempt is called before each upstream attempt with the outgoing
+	// request (its headers may be modified, e.g. to inject trace context).
+	// It returns a func called with the attempt's outcome.
+	Attempt func(req *http.Request, a Attempt) func(status int, err error)
+}
+
+// Attempt describes one upstream attempt.
+type Attempt struct {
+	Upstream *Upstream
+	N        int // 0 for the first attempt
+	Healthy  int // size of the healthy set at pick time
+}
+
+// Options configure a Gateway.
+type Options struct {
+	Proxy  config.Proxy
+	Logger *slog.Logger // nil: slog.Default()
+	Hooks  Hooks
+	// RetryAfter is sent with 503 when a service has no healthy instance.
+	RetryAfter time.Duration
+	// Transport overrides the upstream transport (tests); nil builds one
+	// from Proxy.
+	Transport http.RoundTripper
+}
+
+// Gateway is the proxy handler. It implements health.Setter. Safe for
+// concurrent use.
+type Gateway struct {
+	log        *slog.Logger
+	hooks      Hooks
+	retries    int
+	trusted    []netip.Prefix
+	retryAfter string
+	proxy      *httputil.ReverseProxy
+
+	table atomic.Pointer[table]
+
+	mu       sync.Mutex // guards services (writers only)
+	services map[string]*service
+}
+
+var _ health.Setter = (*Gateway)(nil)
+
+// New builds a Gateway with an empty routing table.
+func New(opt Options) (*Gateway, error) {
+	trusted, err := config.ParseCIDRs(opt.Proxy.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("proxy.trusted_proxies: %w", err)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	ra := int(opt.RetryAfter.Round(time.Second) / time.Second)
+	if ra < 1 {
+		ra = 1
+	}
+	g := &Gateway{
+		log:        opt.Logger,
+		hooks:      opt.Hooks,
+		retries:    opt.Proxy.Retries,
+		trusted:    trusted,
+		retryAfter: strconv.Itoa(ra),
+		services:   map[string]*service{},
+	}
+	base := opt.Transport
+	if base == nil {
+		base = NewTransport(opt.Proxy)
+	}
+	g.proxy = &httputil.ReverseProxy{
+		Rewrite:        g.rewrite,
+		Transport:      &retryTransport{g: g, base: base},
+		ModifyResponse: g.modifyResponse,
+		ErrorHandler:   g.errorHandler,
+		// Copy errors after the response started are expected when clients
+		// or upstreams go away; they are not worth more than debug.
+		ErrorLog: log.New(slogWriter{opt.Logger}, "", 0),
+	}
+	g.table.Store(&table{})
+	return g, nil
+}
+
+// serviceLocked returns the stable entry for name, creating it.
+func (g *Gateway) serviceLocked(name string) *service {
+	s := g.services[name]
+	if s == nil {
+		s = &service{name: name}
+		g.services[name] = s
+	}
+	return s
+}
+
+// SetHealthy publishes the routable instances of a service.
+func (g *Gateway) SetHealthy(name string, instances []discovery.Instance) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.serviceLocked(name).pool.Store(newPool(name, instances, randomOffset()))
+}
+
+// SetRoutes replaces the routing table. Routes naming a service that has no
+// healthy instance yet answer 503 until it has.
+func (g *Gateway) SetRoutes(routes []config.Route) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.table.Store(newTable(routes, g.serviceLocked))
+}
+
+// Routes returns the routing table in match order.
+func (g *Gateway) Routes() []RouteInfo { return g.table.Load().info() }
+
+// Healthy returns the number of routable instances of service.
+func (g *Gateway) Healthy(service string) int {
+	g.mu.Lock()
+	s := g.services[service]
+	g.mu.Unlock()
+	if s == nil {
+		return 0
+	}
+	if p := s.pool.Load(); p != nil {
+		return len(p.upstreams)
+	}
+	return 0
+}
+
+// HasHealthyRoute reports whether at least one route has a healthy instance.
+func (g *Gateway) HasHealthyRoute() bool {
+	for _, r := range g.table.Load().routes {
+		if p := r.svc.pool.Load(); p != nil && len(p.upstreams) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// reqState travels with one request through the proxy. Owned by the request.
+type reqState struct {
+	route  *route
+	pool   *pool
+	path   string // cleaned path, before prefix stripping
+	tried  []*Upstream
+	triedA [4]*Upstream
+	status int
+	body   *retryBody
+}
+
+type stateKey struct{}
+
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	clean := cleanPath(r.URL.Path)
+	rt := g.table.Load().match(r.Host, clean)
+	var end func(int)
+	if g.hooks.Request != nil {
+		var ctx context.Context
+		var routeName, svcName string
+		if rt != nil {
+			routeName, svcName = rt.name, rt.svc.name
+		}
+		ctx, end = g.hooks.Request(r, routeName, svcName)
+		r = r.WithContext(ctx)
+	}
+	if rt == nil {
+		g.finish(end, writeError(w, http.StatusNotFound, "no route for this host and path"))
+		return
+	}
+	p := rt.svc.pool.Load()
+	if p == nil || len(p.upstreams) == 0 {
+		w.Header().Set("Retry-After", g.retryAfter)
+		g.finish(end, writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("no healthy instance of service %q", rt.svc.name)))
+		return
+	}
+	st := &reqState{route: rt, pool: p, path: clean}
+	st.tried = st.triedA[:0]
+	if r.Body != nil && r.Body != http.NoBody {
+		st.body = &retryBody{rc: r.Body}
+		r.Body = st.body
+	}
+	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	g.proxy.ServeHTTP(w, r)
+	g.finish(end, st.status)
+}
+
+func (g *Gateway) finish(end func(int), status int) {
+	if end != nil {
+		end(status)
+	}
+}
+
+// writeError answers a gateway-generated error in plain text.
+func writeError(w http.ResponseWriter, status int, msg string) int {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "%d %s: %s\n", status, http.StatusText(status), msg)
+	return status
+}
+
+// cleanPath normalises p the way it is both routed and forwarded: dot
+// segments resolved, repeated slashes folded, trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// rewrite builds the outgoing request. Hop-by-hop and inbound forwarding
+// headers are already gone from pr.Out; the upstream host is set per attempt
+// by the transport.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	st := pr.In.Context().Value(stateKey{}).(*reqState)
+	out := pr.Out
+	out.URL.Scheme = "http"
+	out.Host = pr.In.Host // pass the client's Host through, like Caddy and Traefik
+	p := st.path
+	if st.route.strip {
+		p = stripPrefix(st.route.prefix, p)
+	}
+	if p != pr.In.URL.Path {
+		out.URL.Path, out.URL.RawPath = p, ""
+	}
+	if g.trustedPeer(pr.In.RemoteAddr) {
+		for _, h := range []string{"X-Forwarded-For", "Forwarded"} {
+			if v, ok := pr.In.Header[h]; ok {
+				out.Header[h] = v
+			}
+		}
+	}
+	pr.SetXForwarded()
+	if g.trustedPeer(pr.In.RemoteAddr) {
+		for _, h := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
+			if v := pr.In.Header.Get(h); v != "" {
+				out.Header.Set(h, v)
+			}
+		}
+	}
+}
+
+func (g *Gateway) trustedPeer(remote string) bool {
+	if len(g.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, p := range g.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g *Gateway) modifyResponse(resp *http.Response) error {
+	if st, ok := resp.Request.Context().Value(stateKey{}).(*reqState); ok {
+		st.status = resp.StatusCode
+	}
+	return nil
+}
+
+// errorHandler is the one place where upstream errors become statuses.
+func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	st, _ := r.Context().Value(stateKey{}).(*reqState)
+	status, msg := classify(r.Context(), err)
+	if status == 0 {
+		return // client went away: nothing to answer
+	}
+	if st != nil {
+		st.status = status
+		g.log.Debug("upstream error", "route", st.route.name, "service", st.route.svc.name, "attempts", len(st.tried), "error", err)
+	}
+	writeError(w, status, msg)
+}
+
+// slogWriter adapts ReverseProxy's *log.Logger to slog at debug level.
+type slogWriter struct{ l *slog.Logger }
+
+func (s slogWriter) Write(p []byte) (int, error) {
+	s.l.Debug("proxy", "msg", strings.TrimSpace(string(p)))
+	return len(p), nil
+}

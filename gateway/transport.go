@@ -1,0 +1,115 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchyard-gw/switchyard/config"
+)
+
+// NewTransport returns the upstream transport with every timeout set on
+// purpose. HTTP/1.1 to upstreams; compression left to the endpoints.
+func NewTransport(c config.Proxy) *http.Transport {
+	return &http.Transport{
+		Proxy: nil, // never route upstream traffic through HTTP_PROXY
+		DialContext: (&net.Dialer{
+			Timeout:   c.DialTimeout, // a dead host fails fast and is retried elsewhere
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          0, // no global cap; the per-host cap bounds it
+		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
+		IdleConnTimeout:       c.IdleConnTimeout,       // release keep-alives upstreams may have dropped
+		ResponseHeaderTimeout: c.ResponseHeaderTimeout, // a hung upstream becomes 504, not a hang
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true, // pass Accept-Encoding and bodies through untouched
+		ForceAttemptHTTP2:     false,
+	}
+}
+
+// retryTransport picks the upstream for each attempt and retries a dial
+// error (nothing was sent) on a different instance, for any method.
+type retryTransport struct {
+	g    *Gateway
+	base http.RoundTripper
+}
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	st := req.Context().Value(stateKey{}).(*reqState)
+	var lastErr error
+	for n := 0; n <= t.g.retries; n++ {
+		u := st.pool.pickExcept(st.tried)
+		if u == nil {
+			break // every healthy instance was tried
+		}
+		st.tried = append(st.tried, u)
+		// The outgoing request belongs to this proxy: set the host in place.
+		req.URL.Host = u.Address
+		var done func(int, error)
+		if h := t.g.hooks.Attempt; h != nil {
+			done = h(req, Attempt{Upstream: u, N: n, Healthy: len(st.pool.upstreams)})
+		}
+		resp, err := t.base.RoundTrip(req)
+		if done != nil {
+			status := 0
+			if resp != nil {
+				status = resp.StatusCode
+			}
+			done(status, err)
+		}
+		if err == nil {
+			return resp, nil
+		}
+		lastErr = err
+		if !isDialError(err) || (st.body != nil && st.body.touched.Load()) || req.Context().Err() != nil {
+			break
+		}
+	}
+	if lastErr == nil {
+		lastErr = errNoUpstream
+	}
+	return nil, lastErr
+}
+
+var errNoUpstream = errors.New("no healthy upstream left to try")
+
+// isDialError reports whether err happened before anything was sent.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// classify maps an upstream error to the status and message for the client;
+// status 0 means the client is gone and nothing should be written.
+func classify(ctx context.Context, err error) (int, string) {
+	if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return 0, ""
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return http.StatusGatewayTimeout, "upstream timed out"
+	}
+	if errors.Is(err, errNoUpstream) {
+		return http.StatusServiceUnavailable, "no healthy upstream left to try"
+	}
+	return http.StatusBadGateway, "upstream failed"
+}
+
+// retryBody wraps the request body so it survives a failed dial: the
+// transport closes the body on error, but a dial error means it was never
+// read, so the next attempt can send it. The server closes the real body.
+type retryBody struct {
+	rc      io.ReadCloser
+	touched atomic.Bool
+}
+
+func (b *retryBody) Read(p []byte) (int, error) {
+	b.touched.Store(true)
+	return b.rc.Read(p)
+}
+
+func (b *retryBody) Close() error { return nil }

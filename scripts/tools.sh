@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Ensures the external programs the integration tests use are available,
+# building them from the Go module proxy into a per-user cache the first time.
+#
+#   scripts/tools.sh consul|jaeger|all   prints the binary path(s)
+#
+# A binary already on PATH wins. The cache lives outside the clone
+# (SWITCHYARD_TOOLS_DIR, default ~/.cache/switchyard/tools) because CI
+# clones afresh on every run.
+set -euo pipefail
+
+CONSUL_VERSION=${CONSUL_VERSION:-v1.14.11}
+JAEGER_VERSION=${JAEGER_VERSION:-v1.76.0}
+TOOLS_DIR=${SWITCHYARD_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/tools}
+mkdir -p "$TOOLS_DIR"
+
+log() { echo "tools: $*" >&2; }
+
+ensure_consul() {
+  if command -v consul >/dev/null 2>&1; then command -v consul; return; fi
+  local out="$TOOLS_DIR/consul-$CONSUL_VERSION/consul"
+  if [ -x "$out" ]; then echo "$out"; return; fi
+  log "building consul $CONSUL_VERSION from the Go module proxy into $out (once per machine, about 10 minutes on 2 cores)"
+  local dir work
+  dir=$(go mod download -json "github.com/hashicorp/consul@$CONSUL_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$dir" ] || { log "could not download github.com/hashicorp/consul@$CONSUL_VERSION"; exit 1; }
+  work=$(mktemp -d)
+  trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' RETURN
+  cp -r "$dir/." "$work/"
+  chmod -R u+w "$work"
+  (
+    cd "$work"
+    go mod edit -dropreplace github.com/hashicorp/consul/api \
+      -dropreplace github.com/hashicorp/consul/proto-public \
+      -dropreplace github.com/hashicorp/consul/sdk
+    mkdir -p "$(dirname "$out")"
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out.tmp" . 
+    mv "$out.tmp" "$out"
+  )
+  log "consul ready: $out"
+  echo "$out"
+}
+
+ensure_jaeger() {
+  if command -v jaeger >/dev/null 2>&1; then command -v jaeger; return; fi
+  local out="$TOOLS_DIR/jaeger-$JAEGER_VERSION/jaeger"
+  if [ -x "$out" ]; then echo "$out"; return; fi
+  log "building jaeger $JAEGER_VERSION from the Go module proxy into $out (once per machine, several minutes)"
+  local work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  (
+    cd "$work"
+    go mod init jaegertool >/dev/null 2>&1
+    go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" >&2
+    mkdir -p "$(dirname "$out")"
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp" github.com/jaegertracing/jaeger/cmd/jaeger
+    mv "$out.tmp" "$out"
+  )
+  log "jaeger ready: $out"
+  echo "$out"
+}
+
+case "${1:-all}" in
+  consul) ensure_consul ;;
+  jaeger) ensure_jaeger ;;
+  all) ensure_consul; ensure_jaeger ;;
+  *) echo "usage: $0 consul|jaeger|all" >&2; exit 2 ;;
+esac
