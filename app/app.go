@@ -27,6 +27,8 @@ type App struct {
 	checker *health.Checker
 	gw      *gateway.Gateway
 
+	obs     *observability
+
 	proxyLn, adminLn net.Listener
 }
 
@@ -43,8 +45,13 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 			return nil, err
 		}
 	}
-	gw, err := gateway.New(gateway.Options{Proxy: cfg.Proxy, Logger: log, RetryAfter: cfg.Health.Interval})
+	obs, err := newObservability(cfg, log)
 	if err != nil {
+		return nil, err
+	}
+	gw, err := gateway.New(gateway.Options{Proxy: cfg.Proxy, Logger: log, RetryAfter: cfg.Health.Interval, Hooks: obs.gatewayHooks})
+	if err != nil {
+		obs.shutdown(context.Background())
 		return nil, err
 	}
 	checker := health.New(health.Options{
@@ -53,13 +60,21 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 		AcceptWarning: cfg.Discovery.Consul.AcceptWarning,
 		Setter:        gw,
 		Logger:        log,
+		OnProbe:       obs.onProbe,
+		OnTransition:  obs.onTransition,
 	})
-	a := &App{cfg: cfg, log: log, source: source, checker: checker, gw: gw}
+	a := &App{cfg: cfg, log: log, source: source, checker: checker, gw: gw, obs: obs}
+	if err := obs.bind(a); err != nil {
+		obs.shutdown(context.Background())
+		return nil, err
+	}
 	if a.proxyLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		obs.shutdown(context.Background())
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if a.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		a.proxyLn.Close()
+		obs.shutdown(context.Background())
 		return nil, fmt.Errorf("admin.listen: %w", err)
 	}
 	return a, nil
@@ -70,6 +85,8 @@ func NewSource(cfg *config.Config, log *slog.Logger) (discovery.Source, error) {
 	switch cfg.Discovery.Provider {
 	case config.ProviderStatic:
 		return discovery.NewStatic(discovery.FromConfig(cfg)), nil
+	case config.ProviderConsul:
+		return newConsulSource(cfg, log)
 	default:
 		return nil, fmt.Errorf("discovery.provider %q is not supported", cfg.Discovery.Provider)
 	}
@@ -123,6 +140,7 @@ func (a *App) Run(ctx context.Context) error {
 			Services:  a.checker.Services,
 			Routes:    a.gw.Routes,
 			Discovery: a.source.Status,
+			Extra:     a.obs.adminHandlers,
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
@@ -167,5 +185,8 @@ func (a *App) Run(ctx context.Context) error {
 	adminSrv.Close()
 	cancel()
 	wg.Wait()
+	if e := a.obs.shutdown(sctx); e != nil {
+		a.log.Warn("telemetry shutdown", "error", e)
+	}
 	return err
 }
