@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,7 +51,7 @@ func Load(path string) (*Config, error) {
 	var c Config
 	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		jsonListHook,
-		mapstructure.StringToTimeDurationHookFunc(),
+		scalarHook,
 		mapstructure.StringToSliceHookFunc(","),
 	)))
 	if err != nil {
@@ -81,6 +83,50 @@ func jsonListHook(from, to reflect.Type, data any) (any, error) {
 	return out, nil
 }
 
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// scalarHook parses strings (from the environment or quoted YAML) into
+// durations, numbers and booleans with errors that quote the bad value;
+// mapstructure prefixes them with the key.
+func scalarHook(from, to reflect.Type, data any) (any, error) {
+	if to == durationType && from != durationType && from.Kind() >= reflect.Int && from.Kind() <= reflect.Float64 {
+		return nil, fmt.Errorf("invalid value %v: want a duration with a unit, such as 5s", data)
+	}
+	if from.Kind() != reflect.String {
+		return data, nil
+	}
+	s := strings.TrimSpace(data.(string))
+	switch {
+	case to == durationType:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return nil, fmt.Errorf("invalid value %q: want a duration such as 5s or 250ms", s)
+		}
+		return d, nil
+	case to.Kind() >= reflect.Int && to.Kind() <= reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("invalid value %q: want a whole number", s)
+		}
+		return n, nil
+	case to.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("invalid value %q: want a number", s)
+		}
+		return f, nil
+	case to.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("invalid value %q: want true or false", s)
+		}
+		return b, nil
+	}
+	return data, nil
+}
+
+var quotedKey = regexp.MustCompile(`^'([^']+)' (.*)$`)
+
 // cleanDecodeError turns mapstructure's multi-line report into one line per
 // problem, each naming the key and value.
 func cleanDecodeError(err error) string {
@@ -89,6 +135,9 @@ func cleanDecodeError(err error) string {
 	var parts []string
 	for _, line := range strings.Split(msg, "\n") {
 		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
+		if m := quotedKey.FindStringSubmatch(line); m != nil {
+			line = m[1] + ": " + m[2]
+		}
 		if line != "" {
 			parts = append(parts, line)
 		}

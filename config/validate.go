@@ -19,6 +19,9 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string {
+	if v := fmt.Sprint(e.Value); v == "" {
+		return fmt.Sprintf("%s: %s", e.Key, e.Msg)
+	}
 	return fmt.Sprintf("%s: invalid value %q: %s", e.Key, fmt.Sprint(e.Value), e.Msg)
 }
 

@@ -68,6 +68,9 @@ type Gateway struct {
 	proxy      *httputil.ReverseProxy
 
 	table atomic.Pointer[table]
+	// offset gives a new pool its round-robin start; random so that many
+	// gateways do not hit instances in lock-step. Tests fix it.
+	offset func() uint64
 
 	mu       sync.Mutex // guards services (writers only)
 	services map[string]*service
@@ -95,6 +98,7 @@ func New(opt Options) (*Gateway, error) {
 		trusted:    trusted,
 		retryAfter: strconv.Itoa(ra),
 		services:   map[string]*service{},
+		offset:     randomOffset,
 	}
 	base := opt.Transport
 	if base == nil {
@@ -127,7 +131,7 @@ func (g *Gateway) serviceLocked(name string) *service {
 func (g *Gateway) SetHealthy(name string, instances []discovery.Instance) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.serviceLocked(name).pool.Store(newPool(name, instances, randomOffset()))
+	g.serviceLocked(name).pool.Store(newPool(name, instances, g.offset()))
 }
 
 // SetRoutes replaces the routing table. Routes naming a service that has no
@@ -203,10 +207,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st := &reqState{route: rt, pool: p, path: clean}
 	st.tried = st.triedA[:0]
-	if r.Body != nil && r.Body != http.NoBody {
-		st.body = &retryBody{rc: r.Body}
-		r.Body = st.body
-	}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	g.proxy.ServeHTTP(w, r)
 	g.finish(end, st.status)
@@ -260,21 +260,35 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	if p != pr.In.URL.Path {
 		out.URL.Path, out.URL.RawPath = p, ""
 	}
-	if g.trustedPeer(pr.In.RemoteAddr) {
+	trusted := g.trustedPeer(pr.In.RemoteAddr)
+	if trusted {
 		for _, h := range []string{"X-Forwarded-For", "Forwarded"} {
-			if v, ok := pr.In.Header[h]; ok {
+			if v, ok := pr.In.Header[h]; ok && !hopByHop(pr.In.Header, h) {
 				out.Header[h] = v
 			}
 		}
 	}
 	pr.SetXForwarded()
-	if g.trustedPeer(pr.In.RemoteAddr) {
+	if trusted {
 		for _, h := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
-			if v := pr.In.Header.Get(h); v != "" {
+			if v := pr.In.Header.Get(h); v != "" && !hopByHop(pr.In.Header, h) {
 				out.Header.Set(h, v)
 			}
 		}
 	}
+}
+
+// hopByHop reports whether the client listed name in its Connection header,
+// which makes it a hop-by-hop header that must not travel further.
+func hopByHop(h http.Header, name string) bool {
+	for _, v := range h["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (g *Gateway) trustedPeer(remote string) bool {

@@ -40,6 +40,11 @@ type retryTransport struct {
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := req.Context().Value(stateKey{}).(*reqState)
+	if req.Body != nil && req.Body != http.NoBody {
+		// The transport closes the body on a dial error; keep it usable.
+		st.body = &retryBody{rc: req.Body}
+		req.Body = st.body
+	}
 	var lastErr error
 	for n := 0; n <= t.g.retries; n++ {
 		u := st.pool.pickExcept(st.tried)
@@ -99,9 +104,10 @@ func classify(ctx context.Context, err error) (int, string) {
 	return http.StatusBadGateway, "upstream failed"
 }
 
-// retryBody wraps the request body so it survives a failed dial: the
+// retryBody wraps the outgoing body so it survives a failed dial: the
 // transport closes the body on error, but a dial error means it was never
-// read, so the next attempt can send it. The server closes the real body.
+// read, so the next attempt can send it. ReverseProxy and the server close
+// the real body when the request ends.
 type retryBody struct {
 	rc      io.ReadCloser
 	touched atomic.Bool
