@@ -49,7 +49,14 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 	if err != nil {
 		return nil, err
 	}
-	gw, err := gateway.New(gateway.Options{Proxy: cfg.Proxy, Logger: log, RetryAfter: cfg.Health.Interval, Hooks: obs.gatewayHooks})
+	gw, err := gateway.New(gateway.Options{
+		Proxy:       cfg.Proxy,
+		Logger:      log,
+		RetryAfter:  cfg.Health.Interval,
+		Hooks:       obs.gatewayHooks,
+		EjectAfter:  cfg.Health.Passive.ConsecutiveFailures,
+		BodyTimeout: cfg.Server.ReadTimeout,
+	})
 	if err != nil {
 		obs.shutdown(context.Background())
 		return nil, err
@@ -63,6 +70,7 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 		OnProbe:       obs.onProbe,
 		OnTransition:  obs.onTransition,
 	})
+	gw.SetEjector(checker)
 	a := &App{cfg: cfg, log: log, source: source, checker: checker, gw: gw, obs: obs}
 	if err := obs.bind(a); err != nil {
 		obs.shutdown(context.Background())
@@ -128,7 +136,8 @@ func (a *App) Run(ctx context.Context) error {
 	proxySrv := &http.Server{
 		Handler:           a.gw,
 		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
-		ReadTimeout:       a.cfg.Server.ReadTimeout,
+		// server.read_timeout is enforced per request body by the gateway,
+		// not as http.Server.ReadTimeout, which would also cut streams.
 		WriteTimeout:      a.cfg.Server.WriteTimeout,
 		IdleTimeout:       a.cfg.Server.IdleTimeout,
 		MaxHeaderBytes:    a.cfg.Server.MaxHeaderBytes,

@@ -16,15 +16,15 @@ type Config struct {
 	// Backends is the shorthand for one service "default" routed at "/".
 	Backends []string `mapstructure:"backends"`
 
-	Admin     Admin      `mapstructure:"admin"`
-	Health    Health     `mapstructure:"health"`
-	Discovery Discovery  `mapstructure:"discovery"`
-	Services  []Service  `mapstructure:"services"`
-	Routes    []Route    `mapstructure:"routes"`
-	Proxy     Proxy      `mapstructure:"proxy"`
-	Server    Server     `mapstructure:"server"`
-	Telemetry Telemetry  `mapstructure:"telemetry"`
-	Log       Log        `mapstructure:"log"`
+	Admin     Admin     `mapstructure:"admin"`
+	Health    Health    `mapstructure:"health"`
+	Discovery Discovery `mapstructure:"discovery"`
+	Services  []Service `mapstructure:"services"`
+	Routes    []Route   `mapstructure:"routes"`
+	Proxy     Proxy     `mapstructure:"proxy"`
+	Server    Server    `mapstructure:"server"`
+	Telemetry Telemetry `mapstructure:"telemetry"`
+	Log       Log       `mapstructure:"log"`
 
 	// ShutdownTimeout bounds the graceful drain of in-flight requests.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
@@ -47,6 +47,26 @@ type Health struct {
 	Jitter             string        `mapstructure:"jitter"`
 	// Merge says how registry health and probes combine: both, probe, consul.
 	Merge string `mapstructure:"merge"`
+	// PanicThreshold (percent, 0 = off): when fewer than this share of a
+	// service's instances is routable, route to all of them.
+	PanicThreshold int `mapstructure:"panic_threshold"`
+	// Passive ejects instances that fail real requests.
+	Passive Passive `mapstructure:"passive"`
+}
+
+// Passive configures outlier ejection from request outcomes: connection
+// errors and 502/503/504 count as failures, 4xx never do.
+type Passive struct {
+	// ConsecutiveFailures ejects an instance after this many failed
+	// requests in a row; 0 turns passive health off.
+	ConsecutiveFailures int `mapstructure:"consecutive_failures"`
+	// BaseEjectionTime is the first ejection's length; the n-th ejection
+	// in a row lasts n times as long, up to MaxEjectionTime.
+	BaseEjectionTime time.Duration `mapstructure:"base_ejection_time"`
+	MaxEjectionTime  time.Duration `mapstructure:"max_ejection_time"`
+	// MaxEjectionPercent caps the share of a service's instances ejected
+	// at once.
+	MaxEjectionPercent int `mapstructure:"max_ejection_percent"`
 }
 
 // HealthOverride is a per-service health section: nil fields inherit.
@@ -153,13 +173,17 @@ type Proxy struct {
 	IdleConnTimeout time.Duration `mapstructure:"idle_conn_timeout"`
 	// MaxIdleConnsPerHost sizes the per-instance keep-alive pool.
 	MaxIdleConnsPerHost int `mapstructure:"max_idle_conns_per_host"`
+	// MaxBodyBytes rejects larger request bodies with 413; 0 = no limit.
+	MaxBodyBytes int64 `mapstructure:"max_body_bytes"`
 }
 
 // Server configures the client-facing listener.
 type Server struct {
 	// ReadHeaderTimeout cuts clients that trickle request headers (slowloris).
 	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout"`
-	// ReadTimeout bounds reading the whole request; 0 leaves bodies unbounded.
+	// ReadTimeout bounds reading a request body (slow uploads get 408); the
+	// deadline is lifted once the body is read, so streams are unaffected.
+	// 0 leaves bodies unbounded.
 	ReadTimeout time.Duration `mapstructure:"read_timeout"`
 	// WriteTimeout bounds writing a response; 0 keeps streams (SSE) open.
 	WriteTimeout time.Duration `mapstructure:"write_timeout"`
@@ -170,23 +194,34 @@ type Server struct {
 }
 
 // Telemetry configures OpenTelemetry. Standard OTEL_* variables take
-// precedence where both are set.
+// precedence where both are set (docs/telemetry.md lists them).
 type Telemetry struct {
-	ServiceName        string  `mapstructure:"service_name"`
-	Endpoint           string  `mapstructure:"endpoint"`
-	Protocol           string  `mapstructure:"protocol"`
-	Sampler            string  `mapstructure:"sampler"`
-	SamplerArg         float64 `mapstructure:"sampler_arg"`
-	TrustIncomingTrace bool    `mapstructure:"trust_incoming_trace"`
-	TraceProbes        bool    `mapstructure:"trace_probes"`
-	Disabled           bool    `mapstructure:"disabled"`
+	// ServiceName is service.name (OTEL_SERVICE_NAME).
+	ServiceName string `mapstructure:"service_name"`
+	// Endpoint is the OTLP collector URL, e.g. http://localhost:4317
+	// (OTEL_EXPORTER_OTLP_ENDPOINT). Empty: no traces, no OTLP metrics;
+	// /metrics on the admin listener works either way.
+	Endpoint string `mapstructure:"endpoint"`
+	// Protocol is grpc or http/protobuf (OTEL_EXPORTER_OTLP_PROTOCOL).
+	Protocol string `mapstructure:"protocol"`
+	// Sampler and SamplerArg as OTEL_TRACES_SAMPLER and _ARG.
+	Sampler    string  `mapstructure:"sampler"`
+	SamplerArg float64 `mapstructure:"sampler_arg"`
+	// TrustIncomingTrace continues a client's traceparent; when false every
+	// request starts a new trace (linked to the client's span).
+	TrustIncomingTrace bool `mapstructure:"trust_incoming_trace"`
+	// TraceProbes records a span per health probe.
+	TraceProbes bool `mapstructure:"trace_probes"`
+	// Disabled turns traces and metrics off (OTEL_SDK_DISABLED).
+	Disabled bool `mapstructure:"disabled"`
 }
 
 // Log configures slog output.
 type Log struct {
 	Level  string `mapstructure:"level"`
 	Format string `mapstructure:"format"`
-	Access bool   `mapstructure:"access"`
+	// Access writes one JSON line per request to stdout.
+	Access bool `mapstructure:"access"`
 }
 
 // Default returns the configuration used when nothing else is given.
@@ -203,6 +238,12 @@ func Default() Config {
 			ExpectedStatus:     "200-399",
 			Jitter:             "10%",
 			Merge:              MergeBoth,
+			Passive: Passive{
+				ConsecutiveFailures: 5,
+				BaseEjectionTime:    30 * time.Second,
+				MaxEjectionTime:     5 * time.Minute,
+				MaxEjectionPercent:  50,
+			},
 		},
 		Discovery: Discovery{
 			Provider: ProviderStatic,
@@ -221,6 +262,7 @@ func Default() Config {
 		},
 		Server: Server{
 			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
 			IdleTimeout:       120 * time.Second,
 			MaxHeaderBytes:    1 << 20,
 		},

@@ -120,6 +120,12 @@ func (c *Config) Validate() error {
 	if err := c.Health.validate("health"); err != nil {
 		return err
 	}
+	if p := c.Health.PanicThreshold; p < 0 || p > 100 {
+		return bad("health.panic_threshold", p, "want a percentage from 0 (off) to 100")
+	}
+	if err := c.Health.Passive.validate(); err != nil {
+		return err
+	}
 	switch c.Health.Merge {
 	case MergeBoth, MergeProbe, MergeConsul:
 	default:
@@ -200,6 +206,9 @@ func (c *Config) Validate() error {
 			return bad(key, d, "must be positive")
 		}
 	}
+	if c.Proxy.MaxBodyBytes < 0 {
+		return bad("proxy.max_body_bytes", c.Proxy.MaxBodyBytes, "must not be negative (0 = no limit)")
+	}
 	if c.Server.ReadTimeout < 0 {
 		return bad("server.read_timeout", c.Server.ReadTimeout, "must not be negative")
 	}
@@ -216,10 +225,32 @@ func (c *Config) Validate() error {
 	default:
 		return bad("log.format", c.Log.Format, "want text or json")
 	}
-	switch c.Telemetry.Protocol {
+	return c.Telemetry.validate()
+}
+
+func (t Telemetry) validate() error {
+	if strings.TrimSpace(t.ServiceName) == "" {
+		return bad("telemetry.service_name", t.ServiceName, "must not be empty")
+	}
+	if t.Endpoint != "" {
+		u, err := url.Parse(t.Endpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("telemetry.endpoint", t.Endpoint, "want a URL such as http://localhost:4317 (http means no TLS)")
+		}
+	}
+	switch t.Protocol {
 	case "grpc", "http/protobuf":
 	default:
-		return bad("telemetry.protocol", c.Telemetry.Protocol, "want grpc or http/protobuf")
+		return bad("telemetry.protocol", t.Protocol, "want grpc or http/protobuf")
+	}
+	switch t.Sampler {
+	case "always_on", "always_off", "traceidratio",
+		"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio":
+	default:
+		return bad("telemetry.sampler", t.Sampler, "want always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio")
+	}
+	if t.SamplerArg < 0 || t.SamplerArg > 1 {
+		return bad("telemetry.sampler_arg", t.SamplerArg, "want a ratio from 0 to 1")
 	}
 	return nil
 }
@@ -249,6 +280,22 @@ func (h Health) validate(prefix string) error {
 	return nil
 }
 
+func (p Passive) validate() error {
+	if p.ConsecutiveFailures < 0 {
+		return bad("health.passive.consecutive_failures", p.ConsecutiveFailures, "must not be negative (0 turns passive health off)")
+	}
+	if p.BaseEjectionTime <= 0 {
+		return bad("health.passive.base_ejection_time", p.BaseEjectionTime, "must be positive")
+	}
+	if p.MaxEjectionTime < p.BaseEjectionTime {
+		return bad("health.passive.max_ejection_time", p.MaxEjectionTime, "must be at least base_ejection_time")
+	}
+	if p.MaxEjectionPercent < 0 || p.MaxEjectionPercent > 100 {
+		return bad("health.passive.max_ejection_percent", p.MaxEjectionPercent, "want 0-100")
+	}
+	return nil
+}
+
 func (c Consul) validate() error {
 	switch c.Scheme {
 	case "", "http", "https":
@@ -263,6 +310,9 @@ func (c Consul) validate() error {
 	}
 	if c.MaxBackoff <= 0 {
 		return bad("discovery.consul.max_backoff", c.MaxBackoff, "must be positive")
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return bad("discovery.consul.cert_file", c.CertFile, "cert_file and key_file go together (key_file %q)", c.KeyFile)
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ func BenchmarkProxy(b *testing.B) {
 		b.Fatal(err)
 	}
 	g.SetRoutes(defaultRoute())
-	g.SetHealthy("web", []discovery.Instance{{ID: "1", Address: addr(be)}})
+	g.SetHealthy("web", []discovery.Instance{{ID: "1", Address: addr(be)}}, false)
 	runProxyBench(b, g)
 }
 

@@ -41,8 +41,16 @@ type Hooks struct {
 // Attempt describes one upstream attempt.
 type Attempt struct {
 	Upstream *Upstream
-	N        int // 0 for the first attempt
-	Healthy  int // size of the healthy set at pick time
+	N        int  // 0 for the first attempt
+	Healthy  int  // size of the healthy set at pick time
+	Panic    bool // the set holds every instance (health.panic_threshold)
+}
+
+// Ejector receives passive-health verdicts: an instance that failed
+// health.passive.consecutive_failures requests in a row. It reports whether
+// the instance was ejected. Implemented by *health.Checker.
+type Ejector interface {
+	Eject(service, id, reason string) bool
 }
 
 // Options configure a Gateway.
@@ -55,6 +63,13 @@ type Options struct {
 	// Transport overrides the upstream transport (tests); nil builds one
 	// from Proxy.
 	Transport http.RoundTripper
+	// EjectAfter enables passive health: after EjectAfter consecutive
+	// failed attempts (connection errors, 502, 503, 504) an instance is
+	// reported to the Ejector given to SetEjector. Zero: off.
+	EjectAfter int
+	// BodyTimeout bounds reading a request body; the deadline is lifted
+	// once the body is read, so streams are unaffected. Zero: unbounded.
+	BodyTimeout time.Duration
 }
 
 // Gateway is the proxy handler. It implements health.Setter. Safe for
@@ -66,6 +81,10 @@ type Gateway struct {
 	trusted    []netip.Prefix
 	retryAfter string
 	proxy      *httputil.ReverseProxy
+	ejector    Ejector
+	ejectAfter int32
+	maxBody    int64
+	bodyTime   time.Duration
 
 	table atomic.Pointer[table]
 	// offset gives a new pool its round-robin start; random so that many
@@ -99,7 +118,11 @@ func New(opt Options) (*Gateway, error) {
 		retryAfter: strconv.Itoa(ra),
 		services:   map[string]*service{},
 		offset:     randomOffset,
+		ejectAfter: int32(opt.EjectAfter),
+		maxBody:    opt.Proxy.MaxBodyBytes,
+		bodyTime:   opt.BodyTimeout,
 	}
+
 	base := opt.Transport
 	if base == nil {
 		base = NewTransport(opt.Proxy)
@@ -117,6 +140,10 @@ func New(opt Options) (*Gateway, error) {
 	return g, nil
 }
 
+// SetEjector sets the receiver of passive-health ejections. Call it before
+// the gateway serves; without one, passive health is off.
+func (g *Gateway) SetEjector(e Ejector) { g.ejector = e }
+
 // serviceLocked returns the stable entry for name, creating it.
 func (g *Gateway) serviceLocked(name string) *service {
 	s := g.services[name]
@@ -128,10 +155,15 @@ func (g *Gateway) serviceLocked(name string) *service {
 }
 
 // SetHealthy publishes the routable instances of a service.
-func (g *Gateway) SetHealthy(name string, instances []discovery.Instance) {
+func (g *Gateway) SetHealthy(name string, instances []discovery.Instance, panic bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.serviceLocked(name).pool.Store(newPool(name, instances, g.offset()))
+	svc := g.serviceLocked(name)
+	var prev []*Upstream
+	if p := svc.pool.Load(); p != nil {
+		prev = p.upstreams
+	}
+	svc.pool.Store(newPool(name, instances, prev, panic, g.offset()))
 }
 
 // SetRoutes replaces the routing table. Routes naming a service that has no
@@ -178,6 +210,9 @@ type reqState struct {
 	triedA [4]*Upstream
 	status int
 	body   *retryBody
+	// bodyErr is the error reading the client's body, if any: the client's
+	// fault, so neither a 5xx nor a passive-health failure.
+	bodyErr error
 }
 
 type stateKey struct{}
@@ -207,6 +242,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st := &reqState{route: rt, pool: p, path: clean}
 	st.tried = st.triedA[:0]
+	if r.Body != nil && r.Body != http.NoBody {
+		if g.maxBody > 0 && r.ContentLength > g.maxBody {
+			g.finish(end, writeError(w, http.StatusRequestEntityTooLarge, "request body too large"))
+			return
+		}
+		r.Body = newClientBody(w, r.Body, st, g.maxBody, g.bodyTime)
+	}
+	if isUpgrade(r) {
+		// An upgraded connection (WebSocket) lives as long as both ends
+		// want; no server deadline may cut it.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Time{})
+		_ = rc.SetWriteDeadline(time.Time{})
+	}
 	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 	g.proxy.ServeHTTP(w, r)
 	g.finish(end, st.status)
@@ -259,6 +308,12 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	}
 	if p != pr.In.URL.Path {
 		out.URL.Path, out.URL.RawPath = p, ""
+	}
+	if strings.EqualFold(out.Header.Get("Upgrade"), "h2c") {
+		// h2c upgrades are for this hop only; never tunnel them upstream.
+		out.Header.Del("Upgrade")
+		out.Header.Del("Connection")
+		out.Header.Del("HTTP2-Settings")
 	}
 	trusted := g.trustedPeer(pr.In.RemoteAddr)
 	if trusted {
@@ -319,6 +374,9 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	st, _ := r.Context().Value(stateKey{}).(*reqState)
 	status, msg := classify(r.Context(), err)
+	if st != nil && st.bodyErr != nil {
+		status, msg = clientBodyStatus(st.bodyErr)
+	}
 	if status == 0 {
 		return // client went away: nothing to answer
 	}

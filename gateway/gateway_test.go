@@ -44,7 +44,7 @@ func setup(t *testing.T, opt Options, addrs ...string) (*Gateway, *httptest.Serv
 		ins = append(ins, discovery.Instance{ID: fmt.Sprintf("web-%d", i+1), Address: a})
 	}
 	g.SetRoutes([]config.Route{{PathPrefix: "/", Service: "web"}})
-	g.SetHealthy("web", ins)
+	g.SetHealthy("web", ins, false)
 	front := httptest.NewServer(g)
 	t.Cleanup(front.Close)
 	return g, front
@@ -102,7 +102,7 @@ func TestServiceWithoutHealthyInstanceAnswers503WithRetryAfter(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.SetRoutes([]config.Route{{PathPrefix: "/down", Service: "down"}, {PathPrefix: "/new", Service: "new"}})
-	g.SetHealthy("down", nil) // all instances out of rotation
+	g.SetHealthy("down", nil, false) // all instances out of rotation
 	front := httptest.NewServer(g)
 	defer front.Close()
 	for path, svc := range map[string]string{"/down": "down", "/new": "new"} {
@@ -290,8 +290,8 @@ func TestRequestsAreRoutedAndForwardedByTheSameNormalisedPath(t *testing.T) {
 		{PathPrefix: "/public", Service: "public"},
 		{PathPrefix: "/api", Service: "api", StripPrefix: true},
 	})
-	g.SetHealthy("public", []discovery.Instance{{ID: "p", Address: addr(be)}})
-	g.SetHealthy("api", []discovery.Instance{{ID: "a", Address: addr(be)}})
+	g.SetHealthy("public", []discovery.Instance{{ID: "p", Address: addr(be)}}, false)
+	g.SetHealthy("api", []discovery.Instance{{ID: "a", Address: addr(be)}}, false)
 	front := httptest.NewServer(g)
 	defer front.Close()
 	cases := []struct{ path, status, want string }{
@@ -417,7 +417,7 @@ func TestClientGoingAwayMidResponseDoesNotPanic(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.SetRoutes([]config.Route{{PathPrefix: "/", Service: "web"}})
-	g.SetHealthy("web", []discovery.Instance{{ID: "1", Address: addr(be)}})
+	g.SetHealthy("web", []discovery.Instance{{ID: "1", Address: addr(be)}}, false)
 	var logs syncBuf
 	front := httptest.NewUnstartedServer(g)
 	front.Config.ErrorLog = log.New(&logs, "", 0)

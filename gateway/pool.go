@@ -7,24 +7,39 @@ import (
 	"github.com/switchyard-gw/switchyard/discovery"
 )
 
-// Upstream is one routable instance. Immutable once in a pool.
+// Upstream is one routable instance. Immutable once in a pool, except for
+// its failure counter.
 type Upstream struct {
 	Service string
 	ID      string
 	Address string // host:port
+
+	// fails counts consecutive failed attempts, for passive health.
+	fails atomic.Int32
 }
 
 // pool is an immutable healthy snapshot of one service with its round-robin
 // counter. A new snapshot gets a new pool; the old one is dropped whole.
 type pool struct {
 	upstreams []*Upstream
+	panic     bool
 	next      atomic.Uint64
 }
 
-func newPool(service string, instances []discovery.Instance, offset uint64) *pool {
-	p := &pool{upstreams: make([]*Upstream, len(instances))}
+// newPool builds a pool. An instance that was already in prev keeps its
+// Upstream (and so its failure count); one that (re)joins starts afresh.
+func newPool(service string, instances []discovery.Instance, prev []*Upstream, panic bool, offset uint64) *pool {
+	p := &pool{upstreams: make([]*Upstream, len(instances)), panic: panic}
+	kept := make(map[string]*Upstream, len(prev))
+	for _, u := range prev {
+		kept[u.ID] = u
+	}
 	for i, in := range instances {
-		p.upstreams[i] = &Upstream{Service: service, ID: in.ID, Address: in.Address}
+		u := kept[in.ID]
+		if u == nil || u.Address != in.Address {
+			u = &Upstream{Service: service, ID: in.ID, Address: in.Address}
+		}
+		p.upstreams[i] = u
 	}
 	p.next.Store(offset)
 	return p

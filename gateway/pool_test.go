@@ -31,13 +31,13 @@ func TestRoundRobinThenHealthUpdateSkipsTheUnhealthyInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.offset = func() uint64 { return 0 }
-	g.SetHealthy("web", instances("1", "2", "3"))
+	g.SetHealthy("web", instances("1", "2", "3"), false)
 	svc := g.services["web"]
 	if got := fmt.Sprint(picks(svc.pool.Load(), 4)); got != "[1 2 3 1]" {
 		t.Fatalf("picks = %s, want [1 2 3 1]", got)
 	}
 	// The health checker marks "1" unhealthy: it publishes the other two.
-	g.SetHealthy("web", []discovery.Instance{{ID: "2", Address: "a:2"}, {ID: "3", Address: "a:3"}})
+	g.SetHealthy("web", []discovery.Instance{{ID: "2", Address: "a:2"}, {ID: "3", Address: "a:3"}}, false)
 	if got := fmt.Sprint(picks(svc.pool.Load(), 4)); got != "[2 3 2 3]" {
 		t.Fatalf("picks after update = %s, want [2 3 2 3]", got)
 	}
@@ -45,7 +45,7 @@ func TestRoundRobinThenHealthUpdateSkipsTheUnhealthyInstance(t *testing.T) {
 
 func TestRoundRobinIsFairAcrossAnyStartingOffset(t *testing.T) {
 	for _, offset := range []uint64{0, 1, 2, ^uint64(0) - 1} {
-		p := newPool("web", instances("a", "b", "c"), offset)
+		p := newPool("web", instances("a", "b", "c"), nil, false, offset)
 		counts := map[string]int{}
 		for range 300 {
 			counts[p.pick().ID]++
@@ -62,13 +62,13 @@ func TestRoundRobinIsFairAcrossAnyStartingOffset(t *testing.T) {
 }
 
 func TestPickOnEmptyPoolReturnsNil(t *testing.T) {
-	if u := newPool("web", nil, 0).pick(); u != nil {
+	if u := newPool("web", nil, nil, false, 0).pick(); u != nil {
 		t.Fatalf("pick on empty pool = %v, want nil", u)
 	}
 }
 
 func TestPickExceptSkipsTriedInstancesAndGivesUpWhenAllTried(t *testing.T) {
-	p := newPool("web", instances("a", "b", "c"), 0)
+	p := newPool("web", instances("a", "b", "c"), nil, false, 0)
 	var tried []*Upstream
 	for range 3 {
 		u := p.pickExcept(tried)
@@ -83,14 +83,14 @@ func TestPickExceptSkipsTriedInstancesAndGivesUpWhenAllTried(t *testing.T) {
 }
 
 func TestPickAllocatesNothing(t *testing.T) {
-	p := newPool("web", instances("a", "b", "c"), 0)
+	p := newPool("web", instances("a", "b", "c"), nil, false, 0)
 	if n := testing.AllocsPerRun(1000, func() { p.pick() }); n != 0 {
 		t.Fatalf("pick allocates %v times, want 0", n)
 	}
 }
 
 func BenchmarkPick(b *testing.B) {
-	p := newPool("web", instances("a", "b", "c"), 0)
+	p := newPool("web", instances("a", "b", "c"), nil, false, 0)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -3,9 +3,11 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -56,15 +58,18 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.URL.Host = u.Address
 		var done func(int, error)
 		if h := t.g.hooks.Attempt; h != nil {
-			done = h(req, Attempt{Upstream: u, N: n, Healthy: len(st.pool.upstreams)})
+			done = h(req, Attempt{Upstream: u, N: n, Healthy: len(st.pool.upstreams), Panic: st.pool.panic})
 		}
 		resp, err := t.base.RoundTrip(req)
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
 		if done != nil {
-			status := 0
-			if resp != nil {
-				status = resp.StatusCode
-			}
 			done(status, err)
+		}
+		if t.g.ejectAfter > 0 && t.g.ejector != nil {
+			t.g.passive(req, st, u, status, err)
 		}
 		if err == nil {
 			return resp, nil
@@ -81,6 +86,46 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 var errNoUpstream = errors.New("no healthy upstream left to try")
+
+// passive counts the outcome of one attempt against u: connection errors
+// and 502/503/504 are failures; anything else, 4xx included, resets the
+// count. Failures caused by the client (gone, body error) do not count.
+func (g *Gateway) passive(req *http.Request, st *reqState, u *Upstream, status int, err error) {
+	var why string
+	switch {
+	case err != nil:
+		if req.Context().Err() != nil || st.bodyErr != nil {
+			return
+		}
+		why = shortError(err)
+	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
+		why = "status " + strconv.Itoa(status)
+	default:
+		if u.fails.Load() != 0 {
+			u.fails.Store(0)
+		}
+		return
+	}
+	if n := u.fails.Add(1); n == g.ejectAfter {
+		if !g.ejector.Eject(u.Service, u.ID, fmt.Sprintf("%d consecutive failed requests, last: %s", n, why)) {
+			u.fails.Store(0) // refused (max_ejection_percent): count afresh
+		}
+	}
+}
+
+// shortError keeps the part of a transport error an operator needs.
+func shortError(err error) string {
+	var ne net.Error
+	switch {
+	case isDialError(err):
+		var op *net.OpError
+		errors.As(err, &op)
+		return "dial: " + op.Err.Error()
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	}
+	return err.Error()
+}
 
 // isDialError reports whether err happened before anything was sent.
 func isDialError(err error) bool {

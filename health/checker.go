@@ -24,9 +24,11 @@ import (
 // changes. It is called with the Checker's lock held and in order, so it must
 // be quick and must not call back into the Checker. The slice is never
 // modified afterwards and may be kept. A service that disappears from
-// discovery gets one last call with a nil slice.
+// discovery gets one last call with a nil slice. panic is true when too few
+// instances are routable (health.panic_threshold) and instances holds every
+// known instance instead.
 type Setter interface {
-	SetHealthy(service string, instances []discovery.Instance)
+	SetHealthy(service string, instances []discovery.Instance, panic bool)
 }
 
 // Options configure a Checker. Only Setter is required.
@@ -56,6 +58,7 @@ type Checker struct {
 	ctx       context.Context // parent of all probers; set by Run
 	services  map[string]map[string]*instanceState
 	published map[string][]string // ids last given to Setter, per service
+	panic     map[string]bool     // services last published in panic mode
 	started   bool                // Update was called at least once
 	pending   map[string]bool     // keys awaiting their first probe (readiness)
 	wg        sync.WaitGroup
@@ -81,6 +84,7 @@ func New(opt Options) *Checker {
 		log:       opt.Logger,
 		services:  map[string]map[string]*instanceState{},
 		published: map[string][]string{},
+		panic:     map[string]bool{},
 		pending:   map[string]bool{},
 	}
 }
@@ -98,6 +102,13 @@ func (c *Checker) Run(ctx context.Context) {
 	c.mu.Unlock()
 	<-ctx.Done()
 	c.wg.Wait()
+	c.mu.Lock()
+	for _, insts := range c.services {
+		for _, st := range insts {
+			st.stopEjectTimer()
+		}
+	}
+	c.mu.Unlock()
 }
 
 // Update reconciles the checker with a complete discovery snapshot: new
@@ -175,7 +186,8 @@ func (c *Checker) Update(snap discovery.Snapshot) {
 		}
 		delete(c.services, name)
 		delete(c.published, name)
-		c.opt.Setter.SetHealthy(name, nil)
+		delete(c.panic, name)
+		c.opt.Setter.SetHealthy(name, nil, false)
 	}
 }
 
@@ -204,6 +216,7 @@ func (c *Checker) startLocked(st *instanceState) {
 }
 
 func (c *Checker) stopLocked(st *instanceState) {
+	st.stopEjectTimer()
 	if st.stop != nil {
 		st.stop()
 		st.stop = nil
@@ -324,14 +337,31 @@ func (c *Checker) publishLocked(service string) {
 			ids = append(ids, id)
 		}
 	}
+	panicMode := false
+	if t := c.opt.Defaults.PanicThreshold; t > 0 && len(insts) > 0 && len(ids)*100 < t*len(insts) {
+		// Too few left: spreading load over all beats crushing the few.
+		panicMode = true
+		ids = ids[:0]
+		for id := range insts {
+			ids = append(ids, id)
+		}
+	}
 	slices.Sort(ids)
-	if prev, ok := c.published[service]; ok && slices.Equal(prev, ids) {
+	if prev, ok := c.published[service]; ok && slices.Equal(prev, ids) && c.panic[service] == panicMode {
 		return
 	}
+	if panicMode != c.panic[service] {
+		if panicMode {
+			c.log.Warn("panic mode: routing to every instance", "service", service, "instances", len(insts), "panic_threshold", c.opt.Defaults.PanicThreshold)
+		} else {
+			c.log.Info("panic mode over", "service", service)
+		}
+	}
 	c.published[service] = ids
+	c.panic[service] = panicMode
 	healthy := make([]discovery.Instance, len(ids))
 	for i, id := range ids {
 		healthy[i] = insts[id].inst
 	}
-	c.opt.Setter.SetHealthy(service, healthy)
+	c.opt.Setter.SetHealthy(service, healthy, panicMode)
 }

@@ -26,7 +26,7 @@ type recorder struct {
 	calls int
 }
 
-func (r *recorder) SetHealthy(service string, ins []discovery.Instance) {
+func (r *recorder) SetHealthy(service string, ins []discovery.Instance, panic bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.last == nil {

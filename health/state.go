@@ -61,6 +61,14 @@ type instanceState struct {
 	since    time.Time // when routable last changed
 
 	stop func() // stops the prober; nil when none runs
+
+	// Passive health: ejected by real-request failures until ejectEnd.
+	ejected     bool
+	ejections   int // consecutive ejections, for the growing ejection time
+	ejectReason string
+	ejectEnd    time.Time
+	ejectGen    uint64
+	ejectTimer  *time.Timer
 }
 
 // record applies one probe result and reports whether the probe status changed.
@@ -136,6 +144,9 @@ func verdict(st *instanceState, merge string, acceptWarning bool) (bool, string)
 		}
 	}
 
+	if st.ejected {
+		return false, st.ejectReason
+	}
 	switch merge {
 	case config.MergeConsul:
 		if regOK {

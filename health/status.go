@@ -15,6 +15,9 @@ type InstanceStatus struct {
 	Reason   string    `json:"reason"`
 	Since    time.Time `json:"since"`
 
+	// Ejected is set while passive health keeps the instance out.
+	Ejected *Ejection `json:"ejected,omitempty"`
+
 	Registry struct {
 		Status string `json:"status"`
 		Check  string `json:"check,omitempty"`
@@ -31,10 +34,19 @@ type InstanceStatus struct {
 	} `json:"probe"`
 }
 
+// Ejection describes a passive-health ejection in force.
+type Ejection struct {
+	Until     time.Time `json:"until"`
+	Ejections int       `json:"ejections"` // in a row, including this one
+}
+
 // ServiceStatus groups the instances of one service.
 type ServiceStatus struct {
-	Name      string           `json:"name"`
-	Healthy   int              `json:"healthy"`
+	Name    string `json:"name"`
+	Healthy int    `json:"healthy"`
+	// Panic is true while too few instances are routable and the gateway
+	// routes to all of them (health.panic_threshold).
+	Panic     bool             `json:"panic"`
 	Instances []InstanceStatus `json:"instances"`
 }
 
@@ -45,7 +57,7 @@ func (c *Checker) Services() []ServiceStatus {
 	defer c.mu.Unlock()
 	out := make([]ServiceStatus, 0, len(c.services))
 	for name, insts := range c.services {
-		ss := ServiceStatus{Name: name, Instances: make([]InstanceStatus, 0, len(insts))}
+		ss := ServiceStatus{Name: name, Panic: c.panic[name], Instances: make([]InstanceStatus, 0, len(insts))}
 		for _, st := range insts {
 			is := InstanceStatus{
 				ID:       st.inst.ID,
@@ -53,6 +65,9 @@ func (c *Checker) Services() []ServiceStatus {
 				Routable: st.routable,
 				Reason:   st.reason,
 				Since:    st.since,
+			}
+			if st.ejected {
+				is.Ejected = &Ejection{Until: st.ejectEnd, Ejections: st.ejections}
 			}
 			is.Registry.Status = st.inst.Registry.Status
 			if is.Registry.Status == "" {
