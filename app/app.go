@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,7 +28,8 @@ type App struct {
 	checker *health.Checker
 	gw      *gateway.Gateway
 
-	obs     *observability
+	obs *observability
+	tls *tls.Config // nil: plain HTTP
 
 	proxyLn, adminLn net.Listener
 }
@@ -75,6 +77,14 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 	if err := obs.bind(a); err != nil {
 		obs.shutdown(context.Background())
 		return nil, err
+	}
+	if cfg.Server.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.Server.TLSCertFile, cfg.Server.TLSKeyFile)
+		if err != nil {
+			obs.shutdown(context.Background())
+			return nil, fmt.Errorf("server.tls_cert_file %q: %w", cfg.Server.TLSCertFile, err)
+		}
+		a.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
 	if a.proxyLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		obs.shutdown(context.Background())
@@ -138,11 +148,15 @@ func (a *App) Run(ctx context.Context) error {
 		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
 		// server.read_timeout is enforced per request body by the gateway,
 		// not as http.Server.ReadTimeout, which would also cut streams.
-		WriteTimeout:      a.cfg.Server.WriteTimeout,
-		IdleTimeout:       a.cfg.Server.IdleTimeout,
-		MaxHeaderBytes:    a.cfg.Server.MaxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		WriteTimeout:   a.cfg.Server.WriteTimeout,
+		IdleTimeout:    a.cfg.Server.IdleTimeout,
+		MaxHeaderBytes: a.cfg.Server.MaxHeaderBytes,
+		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}
+	proxySrv.Protocols = new(http.Protocols)
+	proxySrv.Protocols.SetHTTP1(true)
+	proxySrv.Protocols.SetHTTP2(a.cfg.Server.TLSCertFile != "")
+	proxySrv.Protocols.SetUnencryptedHTTP2(a.cfg.Server.H2C)
 	adminSrv := &http.Server{
 		Handler: admin.New(admin.Options{
 			Ready:     a.Ready,
@@ -167,16 +181,20 @@ func (a *App) Run(ctx context.Context) error {
 			errc <- fmt.Errorf("discovery: %w", err)
 		}
 	}()
-	for _, s := range []struct {
-		srv *http.Server
-		ln  net.Listener
-	}{{proxySrv, a.proxyLn}, {adminSrv, a.adminLn}} {
-		go func() {
-			if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- err
-			}
-		}()
+	proxySrv.TLSConfig = a.tls
+	serve := func(srv *http.Server, ln net.Listener, tls bool) {
+		var err error
+		if tls {
+			err = srv.ServeTLS(ln, "", "") // certificate loaded by New
+		} else {
+			err = srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
 	}
+	go serve(proxySrv, a.proxyLn, a.cfg.Server.TLSCertFile != "")
+	go serve(adminSrv, a.adminLn, false)
 	a.log.Info("switchyard listening", "proxy", a.ProxyAddr(), "admin", a.AdminAddr(), "discovery", a.cfg.Discovery.Provider)
 
 	var err error

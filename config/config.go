@@ -191,6 +191,13 @@ type Server struct {
 	IdleTimeout time.Duration `mapstructure:"idle_timeout"`
 	// MaxHeaderBytes bounds request headers; larger ones get 431.
 	MaxHeaderBytes int `mapstructure:"max_header_bytes"`
+	// H2C accepts cleartext HTTP/2 with prior knowledge on the proxy
+	// listener (HTTP/1.1 keeps working).
+	H2C bool `mapstructure:"h2c"`
+	// TLSCertFile and TLSKeyFile serve the proxy listener over TLS
+	// (HTTP/2 and HTTP/1.1 by ALPN).
+	TLSCertFile string `mapstructure:"tls_cert_file"`
+	TLSKeyFile  string `mapstructure:"tls_key_file"`
 }
 
 // Telemetry configures OpenTelemetry. Standard OTEL_* variables take

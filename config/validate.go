@@ -209,6 +209,9 @@ func (c *Config) Validate() error {
 	if c.Proxy.MaxBodyBytes < 0 {
 		return bad("proxy.max_body_bytes", c.Proxy.MaxBodyBytes, "must not be negative (0 = no limit)")
 	}
+	if (c.Server.TLSCertFile == "") != (c.Server.TLSKeyFile == "") {
+		return bad("server.tls_key_file", c.Server.TLSKeyFile, "server.tls_cert_file and server.tls_key_file go together")
+	}
 	if c.Server.ReadTimeout < 0 {
 		return bad("server.read_timeout", c.Server.ReadTimeout, "must not be negative")
 	}

@@ -178,6 +178,25 @@ func TestRetriesAreBoundedAndEndIn502(t *testing.T) {
 	}
 }
 
+func TestResetAfterTheRequestWasSentIsRetriedOnlyForSafeMethods(t *testing.T) {
+	var resets, served atomic.Int32
+	reset := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		resets.Add(1)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.(*net.TCPConn).SetLinger(0)
+			conn.Close() // RST after the request arrived
+		}
+	})
+	ok := backend(t, func(w http.ResponseWriter, r *http.Request) { served.Add(1); io.WriteString(w, "ok") })
+	_, front := setup(t, Options{}, addr(reset), addr(ok))
+
+	resp, body := get(t, front.URL+"/")
+	if resp.StatusCode != 200 || body != "ok" || resets.Load() != 1 || served.Load() != 1 {
+		t.Fatalf("GET: %d %q, resets %d served %d; want retried once on the other instance", resp.StatusCode, body, resets.Load(), served.Load())
+	}
+}
+
 func TestFailureAfterTheRequestWasSentIsNotRetried(t *testing.T) {
 	var hits atomic.Int32
 	closer := backend(t, func(w http.ResponseWriter, r *http.Request) {

@@ -33,8 +33,8 @@ func NewTransport(c config.Proxy) *http.Transport {
 	}
 }
 
-// retryTransport picks the upstream for each attempt and retries a dial
-// error (nothing was sent) on a different instance, for any method.
+// retryTransport picks the upstream for each attempt and retries failed
+// attempts on a different instance when that is safe (see retryable).
 type retryTransport struct {
 	g    *Gateway
 	base http.RoundTripper
@@ -75,7 +75,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		lastErr = err
-		if !isDialError(err) || (st.body != nil && st.body.touched.Load()) || req.Context().Err() != nil {
+		if !retryable(req, st, err) {
 			break
 		}
 	}
@@ -86,6 +86,31 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 var errNoUpstream = errors.New("no healthy upstream left to try")
+
+// retryable reports whether a failed attempt may be repeated elsewhere: a
+// dial error sent nothing, so any method with an untouched body; any other
+// failure before a response (reset, EOF) only for safe methods without a
+// body. Timeouts are not retried: the client already waited the budget.
+func retryable(req *http.Request, st *reqState, err error) bool {
+	if req.Context().Err() != nil || st.bodyErr != nil {
+		return false
+	}
+	if st.body != nil && st.body.touched.Load() {
+		return false
+	}
+	if isDialError(err) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return st.body == nil
+	}
+	return false
+}
 
 // passive counts the outcome of one attempt against u: connection errors
 // and 502/503/504 are failures; anything else, 4xx included, resets the

@@ -1,0 +1,253 @@
+package faults
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/switchyard-gw/switchyard/app"
+	"github.com/switchyard-gw/switchyard/config"
+)
+
+// gateway is a running app with its logs captured.
+type gateway struct {
+	app    *app.App
+	url    string // proxy base URL
+	admin  string // admin base URL
+	logs   *syncBuf
+	client *http.Client
+}
+
+// noLeaks snapshots goroutines and file descriptors; the returned check runs
+// at cleanup, after everything the test started has stopped.
+func noLeaks(t *testing.T) {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	fds := countFDs(t)
+	t.Cleanup(func() {
+		goleak.VerifyNone(t, ignore)
+		// Descriptors close asynchronously on some paths; poll briefly.
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			n := countFDs(t)
+			if n <= fds {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("file descriptors: %d before, %d after", fds, n)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+func countFDs(t *testing.T) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// start runs the gateway over backends (addresses) with cfg adjusted by
+// mutate, waits until ready, and stops it at cleanup. Call noLeaks first.
+func start(t *testing.T, mutate func(*config.Config), backends ...string) *gateway {
+	t.Helper()
+	c := config.Default()
+	c.Listen, c.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	c.Health.Interval, c.Health.Jitter, c.Health.Timeout = 100*time.Millisecond, "0%", 500*time.Millisecond
+	c.ShutdownTimeout = 2 * time.Second
+	c.Backends = backends
+	if mutate != nil {
+		mutate(&c)
+	}
+	if err := c.Normalize(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuf{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := app.New(&c, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	g := &gateway{app: a, url: "http://" + a.ProxyAddr(), admin: "http://" + a.AdminAddr(), logs: logs, client: client}
+	t.Cleanup(func() {
+		client.CloseIdleConnections()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway stopped with %v", err)
+		}
+		if strings.Contains(logs.String(), "panic") {
+			t.Errorf("gateway logged a panic:\n%s", logs.String())
+		}
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", tail(logs.String(), 3000))
+		}
+	})
+	g.waitReady(t)
+	return g
+}
+
+func (g *gateway) waitReady(t *testing.T) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "gateway ready", func() bool {
+		resp, err := g.client.Get(g.admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}
+
+// get sends a GET through the gateway and returns status and body.
+func (g *gateway) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := g.client.Get(g.url + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// stillServes asserts a normal request gets the answer of a healthy backend.
+func (g *gateway) stillServes(t *testing.T, path, want string) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "a normal request to succeed", func() bool {
+		code, body := g.get(t, path)
+		return code == 200 && strings.Contains(body, want)
+	})
+}
+
+func (g *gateway) proxyAddr() string { return strings.TrimPrefix(g.url, "http://") }
+
+// okBackend answers "ok <name>" on every path, 200 on /health.
+func okBackend(t *testing.T, name string) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok "+name)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func hostport(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
+
+// rawBackend is a TCP backend scripted at the byte level. It answers
+// /health probes itself (200), so the instance stays in rotation, and hands
+// every other request's connection to handle, which owns it from then on.
+type rawBackend struct {
+	ln       net.Listener
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	conns    map[net.Conn]bool
+	requests atomic.Int32 // non-probe requests seen
+	probes   atomic.Int32
+	accepts  atomic.Int32
+}
+
+func newRawBackend(t *testing.T, handle func(c net.Conn, req *http.Request)) *rawBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &rawBackend{ln: ln, conns: map[net.Conn]bool{}}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.accepts.Add(1)
+			b.mu.Lock()
+			b.conns[c] = true
+			b.mu.Unlock()
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				defer func() { b.mu.Lock(); delete(b.conns, c); b.mu.Unlock(); c.Close() }()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					if req.URL.Path == "/health" {
+						b.probes.Add(1)
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+						continue
+					}
+					b.requests.Add(1)
+					handle(c, req)
+					return
+				}
+			}()
+		}
+	}()
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *rawBackend) addr() string { return b.ln.Addr().String() }
+
+// Close stops accepting, closes every connection and waits for handlers.
+func (b *rawBackend) Close() {
+	b.ln.Close()
+	b.mu.Lock()
+	for c := range b.conns {
+		c.Close()
+	}
+	b.mu.Unlock()
+	b.wg.Wait()
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}
