@@ -90,6 +90,12 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 		obs.shutdown(context.Background())
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	if a.tls == nil {
+		// Unambiguous HTTP/1 framing on cleartext connections. Over TLS
+		// net/http must see the *tls.Conn itself (for HTTP/2 by ALPN), so
+		// its own parser is the only check there.
+		a.proxyLn = gateway.StrictListener(a.proxyLn)
+	}
 	if a.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		a.proxyLn.Close()
 		obs.shutdown(context.Background())

@@ -1,0 +1,272 @@
+package gateway
+
+import (
+	"bytes"
+	"net"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// StrictListener wraps a listener so that every HTTP/1 request on its
+// connections is framed unambiguously before net/http parses it. net/http
+// follows RFC 9112 and quietly resolves some ambiguities (Content-Length
+// together with Transfer-Encoding, a bare LF ending a chunk size) that other
+// servers along the path may resolve differently: the root of request
+// smuggling. A request with such framing is turned into one that net/http
+// rejects with 400, and the connection is closed after it.
+//
+// Cleartext HTTP/2 (prior knowledge) and upgraded connections are passed
+// through untouched once recognised.
+func StrictListener(ln net.Listener) net.Listener { return strictListener{ln} }
+
+type strictListener struct{ net.Listener }
+
+func (l strictListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &strictConn{Conn: c}, nil
+}
+
+// Framing states.
+const (
+	sHead      = iota // reading a request head up to the blank line
+	sBody             // skipping a Content-Length body
+	sChunkLine        // reading a chunk-size line
+	sChunkData        // skipping chunk data
+	sChunkCRLF        // expecting the CRLF after chunk data
+	sTrailer          // reading trailer lines up to the blank line
+	sPass             // HTTP/2 or upgraded: no more checks
+)
+
+// maxFramingLine bounds a buffered head or chunk line. Longer heads pass
+// through unchecked up to net/http's own limit, which answers 431.
+const maxFramingLine = 1 << 20
+
+// strictConn checks framing on the bytes net/http reads. Read is called by
+// one goroutine at a time (net/http's connection reader).
+type strictConn struct {
+	net.Conn
+	mu       sync.Mutex
+	state    int
+	buf      []byte // partial line
+	head     []byte // complete lines of the current request head
+	left     int64  // bytes left in a body or chunk
+	crlf     int    // bytes of the CRLF after chunk data already seen
+	pending  []byte // poisoned bytes still to hand to net/http
+	poisoned bool
+}
+
+func (c *strictConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	if c.poisoned {
+		return 0, net.ErrClosed
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 && c.state != sPass {
+		if bad := c.scan(p[:n]); bad >= 0 {
+			// Hand over what came before the bad framing, then a line that
+			// net/http rejects with 400 Bad Request.
+			c.poisoned = true
+			if c.state == sHead {
+				c.pending = []byte("\x00\r\n\r\n") // a malformed header line
+			} else {
+				c.pending = []byte("zz\r\n") // malformed chunking: the body read fails
+			}
+			return bad, nil
+		}
+	}
+	return n, err
+}
+
+// scan advances the framing state over b. It returns the offset in b up to
+// which the bytes are good when a violation is found, or -1.
+func (c *strictConn) scan(b []byte) int {
+	i := 0
+	for i < len(b) {
+		switch c.state {
+		case sPass:
+			return -1
+		case sBody, sChunkData:
+			n := int64(len(b) - i)
+			if n > c.left {
+				n = c.left
+			}
+			i += int(n)
+			c.left -= n
+			if c.left == 0 {
+				if c.state == sBody {
+					c.state = sHead
+				} else {
+					c.state, c.crlf = sChunkCRLF, 0
+				}
+			}
+		case sChunkCRLF:
+			want := "\r\n"[c.crlf]
+			if b[i] != want {
+				return c.goodUpTo(i)
+			}
+			i++
+			c.crlf++
+			if c.crlf == 2 {
+				c.state = sChunkLine
+			}
+		case sHead, sChunkLine, sTrailer:
+			j := bytes.IndexByte(b[i:], '\n')
+			if j < 0 {
+				c.buf = append(c.buf, b[i:]...)
+				if len(c.buf) > maxFramingLine {
+					c.state, c.buf = sPass, nil // net/http answers 431
+				}
+				return -1
+			}
+			line := b[i : i+j+1]
+			i += j + 1
+			if !c.line(line) {
+				return c.goodUpTo(i - len(line))
+			}
+		}
+	}
+	return -1
+}
+
+// goodUpTo returns the offset of a violation, never negative.
+func (c *strictConn) goodUpTo(i int) int {
+	c.buf = nil
+	if i < 0 {
+		return 0
+	}
+	return i
+}
+
+// line handles one complete line (ending in '\n') in the head, chunk-line or
+// trailer state and reports whether the framing is still acceptable.
+func (c *strictConn) line(part []byte) bool {
+	full := part
+	if len(c.buf) > 0 {
+		full = append(c.buf, part...)
+		c.buf = nil
+	}
+	switch c.state {
+	case sChunkLine:
+		if !bytes.HasSuffix(full, []byte("\r\n")) {
+			return false // bare LF ends a chunk size
+		}
+		size := full[:len(full)-2]
+		if k := bytes.IndexByte(size, ';'); k >= 0 {
+			size = size[:k] // chunk extensions are ignored
+		}
+		size = bytes.TrimRight(size, " \t")
+		n, err := strconv.ParseInt(string(size), 16, 64)
+		if err != nil || n < 0 || len(size) == 0 {
+			return false
+		}
+		if n == 0 {
+			c.state = sTrailer
+		} else {
+			c.state, c.left = sChunkData, n
+		}
+		return true
+	case sTrailer:
+		if string(full) == "\r\n" {
+			c.state = sHead
+		} else if !bytes.HasSuffix(full, []byte("\r\n")) {
+			return false
+		}
+		return true
+	}
+	// sHead: accumulate until the blank line, then judge the whole head.
+	if len(c.head) == 0 {
+		if string(full) == "\r\n" || string(full) == "\n" {
+			return true // leading empty lines are tolerated, as by net/http
+		}
+		if bytes.HasPrefix(full, []byte("PRI * HTTP/2.0")) {
+			c.state = sPass
+			return true
+		}
+	}
+	c.head = append(c.head, full...)
+	if len(c.head) > maxFramingLine {
+		c.state, c.head = sPass, nil
+		return true
+	}
+	if string(full) != "\r\n" && string(full) != "\n" {
+		return true
+	}
+	head := c.head
+	c.head = nil
+	return c.judge(head)
+}
+
+// judge validates a complete request head and sets up body framing.
+func (c *strictConn) judge(head []byte) bool {
+	lines := strings.Split(string(head), "\n")
+	var te, cl []string
+	upgrade, connUpgrade := false, false
+	for i, l := range lines[:len(lines)-1] {
+		if !strings.HasSuffix(l, "\r") {
+			return false // bare LF line ending
+		}
+		l = strings.TrimSuffix(l, "\r")
+		if i == 0 || l == "" {
+			continue
+		}
+		if l[0] == ' ' || l[0] == '\t' {
+			return false // obsolete line folding
+		}
+		name, value, ok := strings.Cut(l, ":")
+		if !ok || strings.ContainsAny(name, " \t") {
+			return false // no colon, or white space before it
+		}
+		value = strings.TrimSpace(value)
+		switch textproto.CanonicalMIMEHeaderKey(name) {
+		case "Transfer-Encoding":
+			te = append(te, value)
+		case "Content-Length":
+			cl = append(cl, value)
+		case "Upgrade":
+			// h2c upgrades are refused (never forwarded), so the
+			// connection stays HTTP/1 and stays checked.
+			upgrade = value != "" && !strings.EqualFold(value, "h2c")
+		case "Connection":
+			for _, tok := range strings.Split(value, ",") {
+				connUpgrade = connUpgrade || strings.EqualFold(strings.TrimSpace(tok), "upgrade")
+			}
+		}
+	}
+	switch {
+	case len(te) > 0 && len(cl) > 0:
+		return false // both: the classic smuggling vector
+	case len(te) > 0:
+		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
+			return false // only a single "chunked" is unambiguous
+		}
+		c.state = sChunkLine
+	case len(cl) > 0:
+		n, err := strconv.ParseInt(cl[0], 10, 64)
+		if err != nil || n < 0 {
+			return false
+		}
+		for _, v := range cl[1:] {
+			if v != cl[0] {
+				return false
+			}
+		}
+		if n > 0 {
+			c.state, c.left = sBody, n
+		}
+	}
+	if upgrade && connUpgrade {
+		c.state = sPass // what follows belongs to the upgraded protocol
+	}
+	return true
+}

@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// strictServer serves h behind StrictListener and records what it saw.
+func strictServer(t *testing.T) (addr string, seen func() []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got []string
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, fmt.Sprintf("%s %s %q", r.Method, r.URL.Path, b))
+		mu.Unlock()
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+		}
+	})}
+	go srv.Serve(StrictListener(ln))
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String(), func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }
+}
+
+// exchange writes raw and returns the statuses of all responses read.
+func exchange(t *testing.T, addr, raw string) []int {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, raw)
+	br := bufio.NewReader(c)
+	var codes []int
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return codes
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+}
+
+func TestStrictFramingRejectsAmbiguousRequests(t *testing.T) {
+	const hidden = "GET /hidden HTTP/1.1\r\nHost: x\r\n\r\n"
+	cases := []struct {
+		name, raw string
+	}{
+		{"Content-Length together with Transfer-Encoding", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden},
+		{"two different Content-Lengths", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\nabcd" + hidden},
+		{"Transfer-Encoding chunked twice", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n" + hidden},
+		{"a bare LF after a chunk size", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\nabcd\r\n0\r\n\r\n" + hidden},
+		{"a space before the colon", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length : 4\r\n\r\nabcd" + hidden},
+		{"a bare LF ending a header line", "POST / HTTP/1.1\r\nHost: x\nContent-Length: 4\r\n\r\nabcd" + hidden},
+		{"an obsolete folded header", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n folded\r\n\r\nabcd" + hidden},
+		{"chunk data not followed by CRLF", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcdXX0\r\n\r\n" + hidden},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			addr, seen := strictServer(t)
+			codes := exchange(t, addr, c.raw)
+			if len(codes) != 1 || codes[0] != http.StatusBadRequest {
+				t.Errorf("responses %v, want exactly one 400", codes)
+			}
+			for _, s := range seen() {
+				if strings.Contains(s, "/hidden") {
+					t.Errorf("the hidden request reached the handler: %v", seen())
+				}
+			}
+		})
+	}
+}
+
+func TestStrictFramingAcceptsWellFormedPipelines(t *testing.T) {
+	addr, seen := strictServer(t)
+	raw := "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+		"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: v\r\n\r\n" +
+		"\r\nGET /c HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" +
+		"GET /d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	codes := exchange(t, addr, raw)
+	if fmt.Sprint(codes) != "[200 200 200 200]" {
+		t.Fatalf("codes %v, want four 200s", codes)
+	}
+	want := []string{`POST /a "hello"`, `POST /b "abcde"`, `GET /c ""`, `GET /d ""`}
+	if got := seen(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("handler saw %v, want %v", got, want)
+	}
+}
+
+func TestStrictFramingSurvivesByteAtATimeDelivery(t *testing.T) {
+	addr, seen := strictServer(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	raw := "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	for i := range len(raw) {
+		c.Write([]byte{raw[i]})
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(io.Discard, c)
+	if got := fmt.Sprint(seen()); got != fmt.Sprint([]string{`POST /a "abc"`, `GET /b ""`}) {
+		t.Fatalf("handler saw %v", got)
+	}
+}
