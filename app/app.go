@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchyard-gw/switchyard/admin"
@@ -22,7 +23,7 @@ import (
 
 // App is one running gateway.
 type App struct {
-	cfg     *config.Config
+	cfg     *config.Config // as started: listeners, timeouts, providers
 	log     *slog.Logger
 	source  discovery.Source
 	checker *health.Checker
@@ -32,6 +33,14 @@ type App struct {
 	tls *tls.Config // nil: plain HTTP
 
 	proxyLn, adminLn net.Listener
+
+	// mu orders snapshot applications and reloads; live holds the
+	// reloadable part of the configuration (services, routes, health).
+	mu         sync.Mutex
+	live       *config.Config
+	last       discovery.Snapshot
+	configPath string // watched for changes when set
+	reloads    atomic.Int64
 }
 
 // New builds the components for cfg and binds both listeners, so that a
@@ -73,7 +82,7 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 		OnTransition:  obs.onTransition,
 	})
 	gw.SetEjector(checker)
-	a := &App{cfg: cfg, log: log, source: source, checker: checker, gw: gw, obs: obs}
+	a := &App{cfg: cfg, live: cfg, log: log, source: source, checker: checker, gw: gw, obs: obs}
 	if err := obs.bind(a); err != nil {
 		obs.shutdown(context.Background())
 		return nil, err
@@ -127,8 +136,11 @@ func (a *App) Checker() *health.Checker  { return a.checker }
 // onSnapshot applies one discovery snapshot: health first, so pools exist
 // (possibly empty) before routes point at them.
 func (a *App) onSnapshot(snap discovery.Snapshot) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.last = snap
 	a.checker.Update(snap)
-	a.gw.SetRoutes(Routes(a.cfg, snap))
+	a.gw.SetRoutes(Routes(a.live, snap))
 }
 
 // Routes merges configured routes with the routes discovery asks for.
@@ -201,6 +213,10 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	go serve(proxySrv, a.proxyLn, a.cfg.Server.TLSCertFile != "")
 	go serve(adminSrv, a.adminLn, false)
+	if a.configPath != "" {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.watchConfig(runCtx) }()
+	}
 	a.log.Info("switchyard listening", "proxy", a.ProxyAddr(), "admin", a.AdminAddr(), "discovery", a.cfg.Discovery.Provider)
 
 	var err error

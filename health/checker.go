@@ -60,6 +60,7 @@ type Checker struct {
 	published map[string][]string // ids last given to Setter, per service
 	panic     map[string]bool     // services last published in panic mode
 	started   bool                // Update was called at least once
+	last      discovery.Snapshot  // the snapshot last applied
 	pending   map[string]bool     // keys awaiting their first probe (readiness)
 	wg        sync.WaitGroup
 }
@@ -117,6 +118,24 @@ func (c *Checker) Run(ctx context.Context) {
 func (c *Checker) Update(snap discovery.Snapshot) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.updateLocked(snap)
+}
+
+// SetDefaults replaces the global probe settings (configuration reload) and
+// re-applies them to every known instance; instances keep their state.
+// Merge policy and passive.consecutive_failures are fixed at New.
+func (c *Checker) SetDefaults(h config.Health) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h.Merge = c.opt.Defaults.Merge
+	c.opt.Defaults = h
+	if c.started {
+		c.updateLocked(c.last)
+	}
+}
+
+func (c *Checker) updateLocked(snap discovery.Snapshot) {
+	c.last = snap
 	first := !c.started
 	c.started = true
 

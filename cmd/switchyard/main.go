@@ -44,11 +44,30 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "switchyard:", err)
 		return 1
 	}
+	if path := configFile(*configPath); path != "" {
+		a.WatchConfig(path)
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go func() {
+			for range hup {
+				_ = a.ReloadFile()
+			}
+		}()
+	}
 	if err := a.Run(ctx); err != nil {
 		log.Error("stopped", "error", err)
 		return 1
 	}
 	return 0
+}
+
+// configFile is the file Load read, if any.
+func configFile(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return os.Getenv(config.EnvPrefix + "_CONFIG")
 }
 
 func newLogger(c config.Log) *slog.Logger {
