@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build run test test-short tools vet fmt bench clean
+.PHONY: all build run test test-short test-faults soak tools browser vet fmt bench demo clean
 
 all: build
 
@@ -19,14 +19,32 @@ run: build
 tools:
 	@scripts/tools.sh all >/dev/null
 
+## browser: Debian's chromium for the dashboard test, when apt is available
+browser:
+	@scripts/ensure-chromium.sh
+
 ## test: every test, with the race detector, against real Consul and Jaeger
-test: tools
+## (the fault suite in its short form, with a 20 s soak)
+test: tools browser
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 ## test-short: unit tests only (no external tools)
 test-short:
 	$(GO) test -race -short ./...
+
+## test-faults: the fault and abuse suite in full (2 minute soak)
+test-faults: tools
+	SWITCHYARD_FAULTS=full $(GO) test -race -count=1 -timeout 30m -v ./faults/
+
+## soak: the documented 30 minute soak (SOAK=30m to change)
+SOAK ?= 30m
+soak: tools
+	$(GO) test -count=1 -timeout 60m -v -run TestSoakUnderConsulChurn ./faults/ -soak=$(SOAK)
+
+## bench: Switchyard next to nginx, HAProxy and Caddy (see README)
+bench:
+	@scripts/bench.sh $(BENCH_FLAGS)
 
 vet:
 	$(GO) vet ./...

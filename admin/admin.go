@@ -26,6 +26,7 @@ type Options struct {
 // New returns the admin handler.
 func New(opt Options) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", dashboard(opt))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Write([]byte("ok\n"))
