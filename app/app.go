@@ -5,11 +5,13 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -181,7 +183,7 @@ func (a *App) Run(ctx context.Context) error {
 			Services:  a.checker.Services,
 			Routes:    a.gw.Routes,
 			Discovery: a.source.Status,
-			Extra:     a.obs.adminHandlers,
+			Extra:     a.adminExtra(),
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
@@ -238,4 +240,25 @@ func (a *App) Run(ctx context.Context) error {
 		a.log.Warn("telemetry shutdown", "error", e)
 	}
 	return err
+}
+
+// adminExtra returns the admin handlers beyond the core ones: telemetry's
+// and a runtime summary (goroutines, heap) for soak tests and operators.
+func (a *App) adminExtra() map[string]http.Handler {
+	extra := map[string]http.Handler{
+		"GET /api/v1/runtime": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(map[string]any{
+				"goroutines": runtime.NumGoroutine(),
+				"heap_bytes": ms.HeapAlloc,
+				"reloads":    a.reloads.Load(),
+			})
+		}),
+	}
+	for k, v := range a.obs.adminHandlers {
+		extra[k] = v
+	}
+	return extra
 }

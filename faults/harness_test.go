@@ -251,3 +251,7 @@ func tail(s string, n int) string {
 	}
 	return "..." + s[len(s)-n:]
 }
+
+// fullFaults reports whether the long form of the suite was asked for
+// (make test-faults).
+func fullFaults() bool { return os.Getenv("SWITCHYARD_FAULTS") == "full" }
