@@ -236,6 +236,7 @@ func (a *App) Run(ctx context.Context) error {
 	adminSrv.Close()
 	cancel()
 	wg.Wait()
+	a.gw.CloseIdleConnections()
 	if e := a.obs.shutdown(sctx); e != nil {
 		a.log.Warn("telemetry shutdown", "error", e)
 	}

@@ -83,6 +83,7 @@ type Gateway struct {
 	proxy      *httputil.ReverseProxy
 	ejector    Ejector
 	ejectAfter int32
+	h1         *h1Transport // nil when Options.Transport was given
 	maxBody    int64
 	bodyTime   time.Duration
 
@@ -125,7 +126,9 @@ func New(opt Options) (*Gateway, error) {
 
 	base := opt.Transport
 	if base == nil {
-		base = NewTransport(opt.Proxy)
+		c := opt.Proxy
+		g.h1 = newH1Transport(c.DialTimeout, c.ResponseHeaderTimeout, c.IdleConnTimeout, c.MaxIdleConnsPerHost, NewTransport(c))
+		base = g.h1
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
@@ -135,6 +138,8 @@ func New(opt Options) (*Gateway, error) {
 		// Copy errors after the response started are expected when clients
 		// or upstreams go away; they are not worth more than debug.
 		ErrorLog: log.New(slogWriter{opt.Logger}, "", 0),
+		// Without a pool every response body copy allocates 32 KiB.
+		BufferPool: newBufferPool(),
 	}
 	g.table.Store(&table{})
 	return g, nil
@@ -163,7 +168,23 @@ func (g *Gateway) SetHealthy(name string, instances []discovery.Instance, panic 
 	if p := svc.pool.Load(); p != nil {
 		prev = p.upstreams
 	}
-	svc.pool.Store(newPool(name, instances, prev, panic, g.offset()))
+	next := newPool(name, instances, prev, panic, g.offset())
+	svc.pool.Store(next)
+	if g.h1 != nil {
+		for _, u := range prev {
+			if !contains(next.upstreams, u) {
+				g.h1.closeIdle(u.Address) // out of rotation: free its connections
+			}
+		}
+	}
+}
+
+// CloseIdleConnections closes the pooled upstream connections. Call it
+// after the server stopped serving.
+func (g *Gateway) CloseIdleConnections() {
+	if g.h1 != nil {
+		g.h1.close()
+	}
 }
 
 // SetRoutes replaces the routing table. Routes naming a service that has no
@@ -385,6 +406,28 @@ func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		g.log.Debug("upstream error", "route", st.route.name, "service", st.route.svc.name, "attempts", len(st.tried), "error", err)
 	}
 	writeError(w, status, msg)
+}
+
+// bufferPool recycles the buffers ReverseProxy copies bodies with: a free
+// list that never allocates on Put (a sync.Pool of slices would).
+type bufferPool struct{ free chan []byte }
+
+func newBufferPool() *bufferPool { return &bufferPool{free: make(chan []byte, 1024)} }
+
+func (p *bufferPool) Get() []byte {
+	select {
+	case b := <-p.free:
+		return b
+	default:
+		return make([]byte, 32<<10)
+	}
+}
+
+func (p *bufferPool) Put(b []byte) {
+	select {
+	case p.free <- b:
+	default: // full: let the GC have it
+	}
 }
 
 // slogWriter adapts ReverseProxy's *log.Logger to slog at debug level.

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"cmp"
-	"net"
 	"slices"
 	"strings"
 
@@ -96,11 +95,16 @@ func stripPrefix(prefix, path string) string {
 	return p
 }
 
+// stripPort removes a ":port" suffix without allocating.
 func stripPort(host string) string {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		return h
+	i := strings.LastIndexByte(host, ':')
+	if i < 0 || strings.IndexByte(host[i:], ']') >= 0 || (host[0] != '[' && strings.IndexByte(host[:i], ':') >= 0) {
+		return host // no port, or the colon belongs to an IPv6 address
 	}
-	return host
+	if strings.HasPrefix(host, "[") && i > 0 && host[i-1] == ']' {
+		return host[1 : i-1]
+	}
+	return host[:i]
 }
 
 func (t *table) info() []RouteInfo {

@@ -78,3 +78,19 @@ func TestCleanPath(t *testing.T) {
 		}
 	}
 }
+
+func TestStripPort(t *testing.T) {
+	cases := map[string]string{
+		"example.com":      "example.com",
+		"example.com:8080": "example.com",
+		"[::1]:8080":       "::1",
+		"[::1]":            "[::1]",
+		"::1":              "::1",
+		"10.0.0.1:80":      "10.0.0.1",
+	}
+	for in, want := range cases {
+		if got := stripPort(in); got != want {
+			t.Errorf("stripPort(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -1,0 +1,189 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingBackend counts the TCP connections it accepts.
+func countingBackend(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
+	var conns atomic.Int32
+	s := httptest.NewUnstartedServer(h)
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s, &conns
+}
+
+func newTestH1(t *testing.T) *h1Transport {
+	tr := newH1Transport(time.Second, 2*time.Second, time.Minute, 8, NewTransport(testProxyConfig()))
+	t.Cleanup(tr.close)
+	return tr
+}
+
+func roundTrip(t *testing.T, tr http.RoundTripper, method, url string) (int, string, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	return resp.StatusCode, string(b), resp.Header
+}
+
+func TestH1ReusesOneConnectionForSequentialRequestsOfEveryBodyKind(t *testing.T) {
+	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/chunked":
+			w.Write([]byte("part1 "))
+			w.(http.Flusher).Flush()
+			w.Write([]byte("part2"))
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/early":
+			w.Header().Set("Link", "</x>; rel=preload")
+			w.WriteHeader(http.StatusEarlyHints)
+			io.WriteString(w, "final")
+		default:
+			io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" host="+r.Host+" x="+r.Header.Get("X-Test"))
+		}
+	})
+	tr := newTestH1(t)
+	req, _ := http.NewRequest("GET", be.URL+"/a?b=c", nil)
+	req.Host = "front.example"
+	req.Header.Set("X-Test", "1")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "GET /a?b=c host=front.example x=1" {
+		t.Fatalf("backend saw %q", b)
+	}
+	for _, c := range []struct{ method, path, want string }{
+		{"GET", "/chunked", "part1 part2"},
+		{"GET", "/empty", ""},
+		{"HEAD", "/x", ""},
+		{"GET", "/early", "final"},
+		{"DELETE", "/d", "DELETE /d host=" + strings.TrimPrefix(be.URL, "http://") + " x="},
+	} {
+		if _, got, _ := roundTrip(t, tr, c.method, be.URL+c.path); got != c.want {
+			t.Fatalf("%s %s: %q, want %q", c.method, c.path, got, c.want)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for 6 sequential requests, want 1", n)
+	}
+}
+
+func TestH1DoesNotReuseAConnectionTheUpstreamWillClose(t *testing.T) {
+	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	})
+	tr := newTestH1(t)
+	for range 3 {
+		if _, got, _ := roundTrip(t, tr, "GET", be.URL+"/"); got != "bye" {
+			t.Fatalf("got %q", got)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("%d connections, want a new one per request", n)
+	}
+}
+
+func TestH1RetriesOnceWhenAKeptConnectionWasClosedWhileIdle(t *testing.T) {
+	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	tr := newTestH1(t)
+	roundTrip(t, tr, "GET", be.URL+"/")
+	be.CloseClientConnections() // the upstream drops its idle keep-alives
+	if _, got, _ := roundTrip(t, tr, "GET", be.URL+"/"); got != "ok" {
+		t.Fatalf("got %q after the idle connection was closed", got)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+func TestH1AbandonedBodyClosesTheConnection(t *testing.T) {
+	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat("x", 100000))
+	})
+	tr := newTestH1(t)
+	req, _ := http.NewRequest("GET", be.URL+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadFull(resp.Body, make([]byte, 10))
+	resp.Body.Close() // unread bytes remain: the connection cannot be reused
+	roundTrip(t, tr, "GET", be.URL+"/")
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}
+
+func TestH1ClientCancellationAbortsAWaitingExchange(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	entered := make(chan struct{}, 1)
+	be, _ := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	tr := newH1Transport(time.Second, time.Hour, time.Minute, 8, NewTransport(testProxyConfig()))
+	defer tr.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", be.URL+"/", nil)
+	errc := make(chan error, 1)
+	go func() { _, err := tr.RoundTrip(req); errc <- err }()
+	<-entered
+	cancel()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("RoundTrip succeeded after cancellation")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("RoundTrip still waiting 5s after the client went away")
+	}
+}
+
+func TestH1SendsRequestsWithBodiesThroughTheFallback(t *testing.T) {
+	be, _ := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%s %s", r.Method, b)
+	})
+	tr := newTestH1(t)
+	req, _ := http.NewRequest("POST", be.URL+"/", strings.NewReader("payload"))
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "POST payload" {
+		t.Fatalf("got %q", b)
+	}
+}
