@@ -15,6 +15,10 @@ build:
 run: build
 	@scripts/run-demo.sh
 
+## demo: the docker-compose.yml topology as processes (Consul, Jaeger, backends, gateway), no Docker needed
+demo: tools
+	$(GO) run ./deployments/twin/demo
+
 ## tools: Consul and Jaeger for the integration tests (built once into ~/.cache/switchyard/tools)
 tools:
 	@scripts/tools.sh all >/dev/null

@@ -1,0 +1,439 @@
+package twin_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-gw/switchyard/deployments/twin"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
+)
+
+// TestComposeTopologyAsProcesses is the process-level twin of
+// `docker compose up`: the topology of docker-compose.yml with a real
+// Consul and a real Jaeger, the demo backends and the gateway started with
+// the compose commands and environments (addresses mapped to 127.0.0.1
+// and free ports). It sends traffic, stops one backend as `docker compose
+// stop` would, and checks that the backend leaves rotation without a
+// single failed request, then finds a request's trace in Jaeger.
+func TestComposeTopologyAsProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the docker-compose.yml topology as processes, with a real Consul and Jaeger from scripts/tools.sh; skipped with -short")
+	}
+	for _, tool := range []string{"CONSUL", "JAEGER"} {
+		if os.Getenv("SWITCHYARD_SKIP_"+tool) == "1" {
+			t.Skipf("SWITCHYARD_SKIP_%s=1", tool)
+		}
+	}
+	// Building consul and jaeger on a fresh machine takes minutes; `make
+	// test` builds them first (make tools). This bounds start-up only.
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
+	defer cancel()
+	topo, err := twin.Start(ctx, twin.Options{Dir: t.TempDir(), Log: t.Output()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, s := range topo.Services() {
+				t.Logf("the end of %s's log:\n%s", s.Name, topo.LogTail(s.Name, 3000))
+			}
+		}
+		if err := topo.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+
+	const doomed = "backend-2"
+	gateway := "http://" + topo.Addr("switchyard", 8080)
+	admin := "http://" + topo.Addr("switchyard", 9901)
+	// The Consul service id the demo backend registers: <service>-<name>.
+	doomedID := flagValue(topo.Service(doomed).Args, "service") + "-" + doomed
+	backends := []string{"backend-1", "backend-2", "backend-3"}
+	client := &http.Client{Timeout: 5 * time.Second}
+
+	t.Run("the compose commands and environments are used, with addresses mapped", func(t *testing.T) {
+		b2 := topo.Service(doomed)
+		if got, want := flagValue(b2.Args, "listen"), topo.Addr(doomed, 9000); got != want {
+			t.Errorf("%s --listen %q, want %q (0.0.0.0:9000 mapped)", doomed, got, want)
+		}
+		if got, want := flagValue(b2.Args, "advertise"), topo.Addr(doomed, 9000); got != want {
+			t.Errorf("%s --advertise %q, want %q (%s:9000 mapped)", doomed, got, want, doomed)
+		}
+		if flagValue(b2.Args, "consul-register") != "true" {
+			t.Errorf("%s does not register in Consul: %q", doomed, b2.Args)
+		}
+		env := map[string]string{}
+		for _, kv := range topo.Service("switchyard").Env {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		for k, want := range map[string]string{
+			"SWITCHYARD_DISCOVERY_PROVIDER": "consul",
+			"CONSUL_HTTP_ADDR":              topo.Addr("consul", 8500),
+			"SWITCHYARD_LISTEN":             topo.Addr("switchyard", 8080),
+			"SWITCHYARD_ADMIN_LISTEN":       topo.Addr("switchyard", 9901),
+			"OTEL_EXPORTER_OTLP_ENDPOINT":   "http://" + topo.Addr("jaeger", 4317),
+			"OTEL_SERVICE_NAME":             "switchyard",
+		} {
+			if env[k] != want {
+				t.Errorf("gateway %s=%q, want %q", k, env[k], want)
+			}
+		}
+	})
+
+	// All three backends are in rotation: the admin API says so and the
+	// answers, which name the backend, come from each of them.
+	testenv.WaitFor(t, 30*time.Second, "all three backends routable", func() bool {
+		web, err := webInstances(client, admin)
+		if err != nil || len(web) != len(backends) {
+			return false
+		}
+		for _, in := range web {
+			if !in.Routable {
+				return false
+			}
+		}
+		return true
+	})
+	seen := map[string]bool{}
+	testenv.WaitFor(t, 10*time.Second, "answers from all three backends", func() bool {
+		if name, err := get(client, gateway+"/"); err == nil {
+			seen[name] = true
+		}
+		return len(seen) == len(backends)
+	})
+
+	// Traffic from four clients, throughout, bounded in count and time.
+	load := startLoad(client, gateway+"/", 4, 40_000, 45*time.Second)
+	defer load.stop()
+	testenv.WaitFor(t, 10*time.Second, "load answered by "+doomed, func() bool { return load.answeredBy(doomed) >= 20 })
+
+	// As `docker compose stop`: SIGTERM; the backend deregisters from
+	// Consul, then finishes its in-flight requests and exits.
+	if err := topo.StopService(doomed); err != nil {
+		t.Fatalf("stopping %s: %v", doomed, err)
+	}
+	exited := time.Now()
+	testenv.WaitFor(t, 15*time.Second, doomed+" out of rotation in /api/v1/services", func() bool {
+		web, err := webInstances(client, admin)
+		if err != nil {
+			return false
+		}
+		for _, in := range web {
+			if strings.HasSuffix(in.ID, "/"+doomedID) && in.Routable {
+				return false
+			}
+		}
+		return true
+	})
+	out := time.Now()
+	t.Logf("%s out of rotation %s after it exited", doomed, out.Sub(exited).Round(time.Millisecond))
+	// Keep sending after it left; then, once requests that might have
+	// picked it before have long finished, count the gateway's attempts
+	// to it, and again after more traffic: retries hide failed attempts
+	// from clients, the gateway's own count does not.
+	moreTraffic := func(after time.Time) func() bool {
+		return func() bool {
+			n := load.since(after)
+			return n["backend-1"] >= 100 && n["backend-3"] >= 100
+		}
+	}
+	testenv.WaitFor(t, 20*time.Second, "traffic after the backend left", moreTraffic(out))
+	attemptsBefore, err := upstreamAttempts(client, admin, doomedID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := time.Now()
+	testenv.WaitFor(t, 20*time.Second, "more traffic after the backend left", moreTraffic(counted))
+	results := load.stop()
+
+	if attemptsAfter, err := upstreamAttempts(client, admin, doomedID); err != nil {
+		t.Error(err)
+	} else if attemptsAfter != attemptsBefore {
+		t.Errorf("upstream attempts to %s went from %d to %d while it was out of rotation", doomedID, attemptsBefore, attemptsAfter)
+	}
+	counts := map[string]int{}
+	failed := 0
+	for _, r := range results {
+		switch {
+		case r.err != "":
+			failed++
+			if failed <= 10 {
+				t.Errorf("request started %s relative to %s's exit failed: %s", r.start.Sub(exited).Round(time.Millisecond), doomed, r.err)
+			}
+		case r.backend == doomed && r.start.After(exited):
+			t.Errorf("request started %s after %s exited was answered by it", r.start.Sub(exited), doomed)
+		default:
+			counts[r.backend]++
+		}
+	}
+	t.Logf("%d requests, %d failed; answered by %v", len(results), failed, counts)
+	if failed > 0 {
+		t.Errorf("%d of %d requests failed while %s left rotation", failed, len(results), doomed)
+	}
+	if counts[doomed] == 0 {
+		t.Errorf("no request was answered by %s before it stopped: the load did not cover its removal", doomed)
+	}
+
+	t.Run("a request's trace is in Jaeger", func(t *testing.T) {
+		traceID, clientSpan := randomHex(16), randomHex(8)
+		req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, gateway+"/echo", nil)
+		req.Header.Set("Traceparent", "00-"+traceID+"-"+clientSpan+"-01")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var echo struct {
+			Name    string      `json:"name"`
+			Headers http.Header `json:"headers"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&echo)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /echo: %d %v", resp.StatusCode, err)
+		}
+		// The upstream request carries the trace on, with the client
+		// span of the attempt as its parent.
+		tp := strings.Split(echo.Headers.Get("Traceparent"), "-")
+		if len(tp) != 4 || tp[1] != traceID {
+			t.Fatalf("%s saw traceparent %q, want trace %s continued", echo.Name, echo.Headers.Get("Traceparent"), traceID)
+		}
+		upstreamParent := tp[2]
+
+		jaeger := &testenv.Jaeger{QueryURL: "http://" + topo.Addr("jaeger", 16686)}
+		var tr testenv.JaegerTrace
+		var server, attempt *testenv.JaegerSpan
+		// Spans leave the gateway in batches, every 5 s by default.
+		testenv.WaitFor(t, 30*time.Second, "trace "+traceID+" in jaeger with the server span and the client span of the attempt "+upstreamParent, func() bool {
+			if tr, err = jaeger.Trace(traceID); err != nil {
+				return false
+			}
+			server, attempt = nil, nil
+			for i, s := range tr.Spans {
+				switch kind, _ := s.Tag("span.kind"); {
+				case kind == "server":
+					server = &tr.Spans[i]
+				case kind == "client" && s.SpanID == upstreamParent:
+					attempt = &tr.Spans[i] // the attempt that reached the backend
+				}
+			}
+			return server != nil && attempt != nil
+		})
+		if p := tr.Processes[server.ProcessID]; p.ServiceName != "switchyard" {
+			t.Errorf("service.name %q, want switchyard (OTEL_SERVICE_NAME)", p.ServiceName)
+		}
+		if server.OperationName != "GET /" {
+			t.Errorf("server span %q, want \"GET /\" (the route)", server.OperationName)
+		}
+		if server.ParentID() != clientSpan {
+			t.Errorf("server span's parent %q, want the caller's span %s", server.ParentID(), clientSpan)
+		}
+		if attempt.ParentID() != server.SpanID {
+			t.Errorf("client span's parent %q, want the server span %s", attempt.ParentID(), server.SpanID)
+		}
+		id, _ := attempt.Tag("switchyard.instance.id")
+		if want := flagValue(topo.Service(echo.Name).Args, "service") + "-" + echo.Name; !strings.HasSuffix(id, "/"+want) {
+			t.Errorf("switchyard.instance.id %q, want the Consul instance %s that answered", id, want)
+		}
+		_, port, _ := net.SplitHostPort(topo.Addr(echo.Name, 9000))
+		if got, _ := attempt.Tag("server.port"); got != port {
+			t.Errorf("client span server.port %q, want %s (%s:9000 mapped)", got, port, echo.Name)
+		}
+	})
+}
+
+// result is one request of the load.
+type result struct {
+	start   time.Time
+	backend string // who answered
+	err     string // "" when the answer was a 200 from a backend
+}
+
+// load sends GET requests from several goroutines until stopped, or
+// until it has sent max requests or run for maxTime.
+type load struct {
+	quit chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+
+	mu      sync.Mutex
+	results []result
+}
+
+func startLoad(client *http.Client, url string, workers, max int, maxTime time.Duration) *load {
+	l := &load{quit: make(chan struct{})}
+	deadline := time.Now().Add(maxTime)
+	for range workers {
+		l.wg.Go(func() {
+			// Paced, so that the gateway's span queue is not flooded.
+			tick := time.NewTicker(2 * time.Millisecond)
+			defer tick.Stop()
+			for time.Now().Before(deadline) {
+				select {
+				case <-l.quit:
+					return
+				case <-tick.C:
+				}
+				r := result{start: time.Now()}
+				name, err := get(client, url)
+				if err != nil {
+					r.err = err.Error()
+				}
+				r.backend = name
+				l.mu.Lock()
+				l.results = append(l.results, r)
+				n := len(l.results)
+				l.mu.Unlock()
+				if n >= max {
+					return
+				}
+			}
+		})
+	}
+	return l
+}
+
+// stop ends the load, waits for it and returns every result.
+func (l *load) stop() []result {
+	l.once.Do(func() { close(l.quit) })
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.results
+}
+
+// answeredBy counts the answers from backend so far.
+func (l *load) answeredBy(backend string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.results {
+		if r.err == "" && r.backend == backend {
+			n++
+		}
+	}
+	return n
+}
+
+// since counts the answers per backend to requests started after t.
+func (l *load) since(t time.Time) map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]int{}
+	for _, r := range l.results {
+		if r.err == "" && r.start.After(t) {
+			out[r.backend]++
+		}
+	}
+	return out
+}
+
+// get returns the body of a 200 answer, which names the backend.
+func get(client *http.Client, url string) (string, error) {
+	resp, err := client.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %d: %q", resp.StatusCode, b)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+type instance struct {
+	ID       string `json:"id"`
+	Routable bool   `json:"routable"`
+}
+
+// webInstances returns the instances of service web in the admin API.
+func webInstances(client *http.Client, admin string) ([]instance, error) {
+	resp, err := client.Get(admin + "/api/v1/services")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Services []struct {
+			Name      string     `json:"name"`
+			Instances []instance `json:"instances"`
+		} `json:"services"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, err
+	}
+	for _, s := range body.Services {
+		if s.Name == "web" {
+			return s.Instances, nil
+		}
+	}
+	return nil, nil
+}
+
+// upstreamAttempts sums switchyard_upstream_attempts_total over every
+// outcome for the instance whose id ends in /serviceID.
+func upstreamAttempts(client *http.Client, admin, serviceID string) (int, error) {
+	resp, err := client.Get(admin + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("GET /metrics: %d", resp.StatusCode)
+	}
+	line := regexp.MustCompile(`^switchyard_upstream_attempts_total\{.*instance="[^"]*/` + regexp.QuoteMeta(serviceID) + `".*\} ([0-9.e+]+)$`)
+	total := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if m := line.FindStringSubmatch(sc.Text()); m != nil {
+			v, err := strconv.ParseFloat(m[1], 64)
+			if err != nil {
+				return 0, fmt.Errorf("metrics line %q: %v", sc.Text(), err)
+			}
+			total += int(v)
+		}
+	}
+	return total, sc.Err()
+}
+
+// flagValue returns the value of --name in args ("true" for a flag
+// without a value).
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if k, v, ok := strings.Cut(a, "="); ok && k == name {
+			return v
+		}
+		if a == name {
+			if i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+				return args[i+1]
+			}
+			return "true"
+		}
+	}
+	return ""
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
