@@ -28,6 +28,7 @@ type App struct {
 	cfg     *config.Config // as started: listeners, timeouts, providers
 	log     *slog.Logger
 	source  discovery.Source
+	static  *discovery.Static // the static source, for reloads; nil with Consul
 	checker *health.Checker
 	gw      *gateway.Gateway
 
@@ -85,6 +86,7 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 	})
 	gw.SetEjector(checker)
 	a := &App{cfg: cfg, live: cfg, log: log, source: source, checker: checker, gw: gw, obs: obs}
+	a.static, _ = source.(*discovery.Static) // before telemetry wraps the source
 	if err := obs.bind(a); err != nil {
 		obs.shutdown(context.Background())
 		return nil, err

@@ -52,9 +52,9 @@ func (a *App) Reload(next *config.Config) error {
 	a.live = &live
 
 	a.checker.SetDefaults(live.Health)
-	if s, ok := a.source.(*discovery.Static); ok && a.cfg.Discovery.Provider == config.ProviderStatic {
+	if a.static != nil && a.cfg.Discovery.Provider == config.ProviderStatic {
 		// Run's loop applies it through onSnapshot, health before routes.
-		s.Set(discovery.FromConfig(&live))
+		a.static.Set(discovery.FromConfig(&live))
 	} else {
 		a.gw.SetRoutes(Routes(&live, a.last))
 	}

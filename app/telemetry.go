@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/gateway"
+	"github.com/switchyard-gw/switchyard/telemetry"
 )
 
 // observability is what telemetry contributes to the wiring. Every field's
@@ -17,14 +18,52 @@ type observability struct {
 	onProbe       func(service, id string, latency time.Duration, err error)
 	onTransition  func(service, id string, routable bool, reason string)
 	adminHandlers map[string]http.Handler
+
+	tel *telemetry.Telemetry
+	// flushTimeout bounds shutdown when the caller's context has no deadline.
+	flushTimeout time.Duration
 }
 
 func newObservability(cfg *config.Config, log *slog.Logger) (*observability, error) {
-	return &observability{}, nil
+	tel, err := telemetry.New(context.Background(), telemetry.Options{
+		Config:    cfg.Telemetry,
+		AccessLog: cfg.Log.Access,
+		Logger:    log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	o := &observability{
+		gatewayHooks: tel.Hooks(),
+		onProbe:      tel.ProbeHook(),
+		onTransition: tel.TransitionHook(),
+		tel:          tel,
+		flushTimeout: cfg.ShutdownTimeout,
+	}
+	if h := tel.MetricsHandler(); h != nil {
+		o.adminHandlers = map[string]http.Handler{"GET /metrics": h}
+	}
+	return o, nil
 }
 
-// bind gives telemetry access to the running components (for gauges).
-func (o *observability) bind(a *App) error { return nil }
+// bind gives telemetry access to the running components (for gauges) and
+// wraps the discovery source so that its snapshots are counted and logged.
+func (o *observability) bind(a *App) error {
+	src, err := o.tel.ObserveDiscovery(a.source)
+	if err != nil {
+		return err
+	}
+	a.source = src
+	return o.tel.ObserveHealth(a.checker.Services)
+}
 
-// shutdown flushes and stops exporters.
-func (o *observability) shutdown(ctx context.Context) error { return nil }
+// shutdown flushes and stops exporters within ctx's deadline, or within
+// shutdown_timeout when ctx has none.
+func (o *observability) shutdown(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.flushTimeout)
+		defer cancel()
+	}
+	return o.tel.Shutdown(ctx)
+}

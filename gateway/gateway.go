@@ -249,7 +249,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			routeName, svcName = rt.name, rt.svc.name
 		}
 		ctx, end = g.hooks.Request(r, routeName, svcName)
-		r = r.WithContext(ctx)
+		if ctx != r.Context() {
+			r = r.WithContext(ctx)
+		}
 	}
 	if rt == nil {
 		g.finish(end, writeError(w, http.StatusNotFound, "no route for this host and path"))

@@ -55,11 +55,21 @@ func (p *pool) pick() *Upstream {
 	return p.upstreams[(p.next.Add(1)-1)%n]
 }
 
-// pickExcept returns the next upstream not in tried, or nil when every
-// upstream was tried.
-func (p *pool) pickExcept(tried []*Upstream) *Upstream {
-	for range p.upstreams {
-		u := p.pick()
+// retryPick returns the upstream to retry on after the ones in tried (the
+// first being the round-robin pick): the next ones in pool order, without
+// advancing the shared counter, so a dead instance does not shift every
+// later request onto itself. Nil when every upstream was tried.
+func (p *pool) retryPick(tried []*Upstream) *Upstream {
+	n := len(p.upstreams)
+	start := -1
+	for i, u := range p.upstreams {
+		if u == tried[0] {
+			start = i
+			break
+		}
+	}
+	for k := 1; k <= n; k++ {
+		u := p.upstreams[(start+k+n)%n]
 		if !contains(tried, u) {
 			return u
 		}

@@ -67,18 +67,23 @@ func TestPickOnEmptyPoolReturnsNil(t *testing.T) {
 	}
 }
 
-func TestPickExceptSkipsTriedInstancesAndGivesUpWhenAllTried(t *testing.T) {
+func TestRetriesTakeTheNextInstancesWithoutAdvancingTheRoundRobin(t *testing.T) {
 	p := newPool("web", instances("a", "b", "c"), nil, false, 0)
-	var tried []*Upstream
-	for range 3 {
-		u := p.pickExcept(tried)
-		if u == nil || contains(tried, u) {
-			t.Fatalf("pickExcept returned %v with tried %v", u, tried)
+	first := p.pick() // a
+	tried := []*Upstream{first}
+	for _, want := range []string{"b", "c"} {
+		u := p.retryPick(tried)
+		if u == nil || u.ID != want {
+			t.Fatalf("retry after %d = %v, want %s", len(tried), u, want)
 		}
 		tried = append(tried, u)
 	}
-	if u := p.pickExcept(tried); u != nil {
-		t.Fatalf("pickExcept with all tried = %v, want nil", u)
+	if u := p.retryPick(tried); u != nil {
+		t.Fatalf("retry with all tried = %v, want nil", u.ID)
+	}
+	// A dead "a" must not pull the next request onto itself again.
+	if u := p.pick(); u.ID != "b" {
+		t.Fatalf("next request starts on %s, want b", u.ID)
 	}
 }
 

@@ -49,7 +49,12 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	var lastErr error
 	for n := 0; n <= t.g.retries; n++ {
-		u := st.pool.pickExcept(st.tried)
+		var u *Upstream
+		if n == 0 {
+			u = st.pool.pick()
+		} else {
+			u = st.pool.retryPick(st.tried)
+		}
 		if u == nil {
 			break // every healthy instance was tried
 		}

@@ -228,9 +228,10 @@ func (c *Checker) startLocked(st *instanceState) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	st.stop = cancel
 	c.wg.Add(1)
+	service, inst, set := st.service, st.inst, st.set // copied under the lock
 	go func() {
 		defer c.wg.Done()
-		c.probeLoop(ctx, st.service, st.inst, st.set)
+		c.probeLoop(ctx, service, inst, set)
 	}()
 }
 

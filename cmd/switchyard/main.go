@@ -8,9 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/switchyard-gw/switchyard/app"
 	"github.com/switchyard-gw/switchyard/config"
@@ -23,6 +26,7 @@ func main() {
 func run() int {
 	configPath := flag.String("config", "", "config file (YAML); default $SWITCHYARD_CONFIG")
 	check := flag.Bool("check-config", false, "validate the configuration and exit")
+	healthcheck := flag.Bool("healthcheck", false, "exit 0 if the running gateway's /readyz answers 200 (for container healthchecks)")
 	flag.Parse()
 
 	cfg, err := config.Load(*configPath)
@@ -33,6 +37,9 @@ func run() int {
 	if *check {
 		fmt.Println("configuration ok")
 		return 0
+	}
+	if *healthcheck {
+		return probeReady(cfg.Admin.Listen)
 	}
 	log := newLogger(cfg.Log)
 	slog.SetDefault(log)
@@ -57,6 +64,26 @@ func run() int {
 	}
 	if err := a.Run(ctx); err != nil {
 		log.Error("stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// probeReady asks the admin listener of a running gateway for /readyz.
+func probeReady(adminListen string) int {
+	host, port, _ := net.SplitHostPort(adminListen)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + net.JoinHostPort(host, port) + "/readyz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "switchyard: healthcheck:", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, "switchyard: healthcheck: /readyz answered", resp.Status)
 		return 1
 	}
 	return 0

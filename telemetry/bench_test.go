@@ -1,0 +1,82 @@
+package telemetry
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/switchyard-gw/switchyard/config"
+	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/gateway"
+)
+
+// okTransport answers every attempt at once, so the benchmark measures the
+// gateway and its hooks, not the network.
+type okTransport struct{}
+
+func (okTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 200, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+}
+
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+// BenchmarkRequestPath compares the cost of the hooks on the request path:
+// none, metrics only (no endpoint: the default), and tracing at 1% and 100%
+// into a no-op exporter behind the real batch processor.
+//
+//	go test -run '^$' -bench RequestPath -benchmem ./telemetry/
+func BenchmarkRequestPath(b *testing.B) {
+	for _, mode := range []struct {
+		name    string
+		tracing bool
+		ratio   float64
+	}{
+		{"hooks=nil", false, 0},
+		{"metrics", false, 0},
+		{"tracing=1%", true, 0.01},
+		{"tracing=100%", true, 1},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			var hooks gateway.Hooks
+			if mode.name != "hooks=nil" {
+				cfg := config.Default().Telemetry
+				cfg.Sampler, cfg.SamplerArg = "parentbased_traceidratio", mode.ratio
+				opt := Options{Config: cfg, Getenv: noEnv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+				if mode.tracing {
+					opt.SpanExporter = tracetest.NewNoopExporter()
+				}
+				tel, err := New(context.Background(), opt)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer tel.Shutdown(context.Background())
+				hooks = tel.Hooks()
+			}
+			gw, err := gateway.New(gateway.Options{Proxy: config.Default().Proxy, Hooks: hooks, Transport: okTransport{},
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				b.Fatal(err)
+			}
+			gw.SetHealthy("web", []discovery.Instance{{ID: "a", Address: "10.0.0.1:80"}, {ID: "b", Address: "10.0.0.2:80"}}, false)
+			gw.SetRoutes([]config.Route{{PathPrefix: "/api", Service: "web"}})
+			req := httptest.NewRequest("GET", "http://gw.example/api/items/1", nil)
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				clear(w.h)
+				gw.ServeHTTP(w, req)
+			}
+		})
+	}
+}

@@ -1,0 +1,203 @@
+package telemetry
+
+import (
+	"context"
+	"maps"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Metric names. Every label value comes from configuration or discovery
+// (route, service, instance, provider) or from a small fixed set (method,
+// status class, outcome, result): never from raw paths, unknown methods or
+// other client input.
+const (
+	MetricRequests        = "switchyard.requests"
+	MetricRequestDuration = "switchyard.request.duration"
+	MetricAttempts        = "switchyard.upstream.attempts"
+	MetricRetries         = "switchyard.upstream.retries"
+	MetricHealthy         = "switchyard.upstream.healthy_instances"
+	MetricRoutable        = "switchyard.instance.routable"
+	MetricProbeDuration   = "switchyard.health.probe.duration"
+	MetricTransitions     = "switchyard.health.transitions"
+	MetricDiscoverySucc   = "switchyard.discovery.last_success"
+	MetricDiscoveryErrors = "switchyard.discovery.errors"
+	MetricDiscoveryUpd    = "switchyard.discovery.updates"
+	MetricDroppedSpans    = "switchyard.telemetry.spans.dropped"
+)
+
+// durationBuckets are the HTTP semantic-convention buckets, in seconds.
+var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+// instruments holds every synchronous instrument and the cached attribute
+// sets that let the request path record without allocating.
+type instruments struct {
+	meter       metric.Meter
+	requests    metric.Int64Counter
+	duration    metric.Float64Histogram
+	attempts    metric.Int64Counter
+	retries     metric.Int64Counter
+	probe       metric.Float64Histogram
+	transitions metric.Int64Counter
+
+	reqSets     cowMap[reqKey, *reqOpts]
+	attemptSets cowMap[attemptKey, []metric.AddOption]
+	retrySets   cowMap[string, []metric.AddOption]
+	probeSets   cowMap[probeKey, []metric.RecordOption]
+}
+
+func newInstruments(m metric.Meter) (*instruments, error) {
+	in := &instruments{meter: m}
+	var err error
+	if in.requests, err = m.Int64Counter(MetricRequests,
+		metric.WithDescription("Requests answered, by route, service, method and status class."),
+		metric.WithUnit("{request}")); err != nil {
+		return nil, err
+	}
+	if in.duration, err = m.Float64Histogram(MetricRequestDuration,
+		metric.WithDescription("Time from routing to the end of the response, by route, service, method and status class."),
+		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		return nil, err
+	}
+	if in.attempts, err = m.Int64Counter(MetricAttempts,
+		metric.WithDescription("Upstream attempts, by service, instance and outcome."),
+		metric.WithUnit("{attempt}")); err != nil {
+		return nil, err
+	}
+	if in.retries, err = m.Int64Counter(MetricRetries,
+		metric.WithDescription("Upstream attempts after the first one of a request, by service."),
+		metric.WithUnit("{attempt}")); err != nil {
+		return nil, err
+	}
+	if in.probe, err = m.Float64Histogram(MetricProbeDuration,
+		metric.WithDescription("Health probe latency, by service, instance and result."),
+		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		return nil, err
+	}
+	if in.transitions, err = m.Int64Counter(MetricTransitions,
+		metric.WithDescription("Instances entering (state=routable) or leaving (state=unroutable) rotation."),
+		metric.WithUnit("{transition}")); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// Status classes of the requests metric. Status 0 (the client went away
+// before a status was written) is "canceled".
+var statusClasses = [...]string{"canceled", "1xx", "2xx", "3xx", "4xx", "5xx", "other"}
+
+func statusClass(status int) uint8 {
+	switch {
+	case status == 0:
+		return 0
+	case status >= 100 && status < 600:
+		return uint8(status / 100)
+	default:
+		return 6
+	}
+}
+
+type reqKey struct {
+	route, service string
+	method         uint8
+	class          uint8
+}
+
+type reqOpts struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
+// recordRequest counts one finished request. Allocation-free once the
+// label combination was seen.
+func (in *instruments) recordRequest(ctx context.Context, route, service string, method, class uint8, seconds float64) {
+	o := in.reqSets.get(reqKey{route, service, method, class}, func(k reqKey) *reqOpts {
+		set := attribute.NewSet(
+			attribute.String("route", k.route),
+			attribute.String("service", k.service),
+			attribute.String("method", methods[k.method]),
+			attribute.String("status_class", statusClasses[k.class]),
+		)
+		return &reqOpts{add: []metric.AddOption{metric.WithAttributeSet(set)}, rec: []metric.RecordOption{metric.WithAttributeSet(set)}}
+	})
+	in.requests.Add(ctx, 1, o.add...)
+	in.duration.Record(ctx, seconds, o.rec...)
+}
+
+// Attempt outcomes.
+const (
+	outcomeOK        uint8 = iota // a response below 500
+	outcome5xx                    // the instance answered 5xx
+	outcomeDialError              // connecting failed, nothing was sent
+	outcomeTimeout
+	outcomeCanceled // the client went away
+	outcomeError    // any other transport error
+)
+
+var outcomes = [...]string{"ok", "5xx", "dial_error", "timeout", "canceled", "error"}
+
+type attemptKey struct {
+	service, instance string
+	outcome           uint8
+}
+
+func (in *instruments) recordAttempt(ctx context.Context, service, instance string, n int, outcome uint8) {
+	o := in.attemptSets.get(attemptKey{service, instance, outcome}, func(k attemptKey) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("service", k.service),
+			attribute.String("instance", k.instance),
+			attribute.String("outcome", outcomes[k.outcome]),
+		))}
+	})
+	in.attempts.Add(ctx, 1, o...)
+	if n > 0 {
+		r := in.retrySets.get(service, func(s string) []metric.AddOption {
+			return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("service", s)))}
+		})
+		in.retries.Add(ctx, 1, r...)
+	}
+}
+
+// observeDroppedSpans exports the dropped-span count.
+func (in *instruments) observeDroppedSpans(c *spanCounter) error {
+	_, err := in.meter.Int64ObservableCounter(MetricDroppedSpans,
+		metric.WithDescription("Spans dropped because the export queue was full or the export failed."),
+		metric.WithUnit("{span}"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(c.dropped.Load())
+			return nil
+		}))
+	return err
+}
+
+// cowMap is a copy-on-write map: lock-free reads, rare writes under a
+// mutex. Keys are bounded (configuration and discovery values), so entries
+// are never removed.
+type cowMap[K comparable, V any] struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[K]V]
+}
+
+func (c *cowMap[K, V]) get(k K, newV func(K) V) V {
+	if m := c.m.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := map[K]V{}
+	if old := c.m.Load(); old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+		next = maps.Clone(*old)
+	}
+	v := newV(k)
+	next[k] = v
+	c.m.Store(&next)
+	return v
+}

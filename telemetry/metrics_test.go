@@ -1,0 +1,149 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-gw/switchyard/config"
+	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/health"
+)
+
+func TestMetricsTellTheStoryWithBoundedLabels(t *testing.T) {
+	b := newBackend(t)
+	r := newRig(t, rigOpts{noTracing: true, instances: []discovery.Instance{{ID: "dead", Address: deadAddr(t)}, {ID: "live", Address: b.addr()}}})
+	for range 3 {
+		r.do(t, "GET", "/api/users/12345", "x", nil)
+	}
+	r.do(t, "PURGE", "/api/cache", "y", nil)
+	r.do(t, "GET", "/secret/raw/path", "z", nil)
+
+	m := scrape(t, r.tel)
+	wantSeries(t, m, "switchyard_requests_total", `route="/api"`, `service="web"`, `method="GET"`, `status_class="2xx"`)
+	wantSeries(t, m, "switchyard_requests_total", `route="/api"`, `method="_OTHER"`, `status_class="2xx"`)
+	wantSeries(t, m, "switchyard_requests_total", `route=""`, `service=""`, `status_class="4xx"`)
+	wantSeries(t, m, "switchyard_request_duration_seconds_bucket", `route="/api"`, `service="web"`, `le="0.005"`)
+	wantSeries(t, m, "switchyard_upstream_attempts_total", `service="web"`, `instance="dead"`, `outcome="dial_error"`)
+	wantSeries(t, m, "switchyard_upstream_attempts_total", `service="web"`, `instance="live"`, `outcome="ok"`)
+	wantSeries(t, m, "switchyard_upstream_retries_total", `service="web"`)
+	for _, leak := range []string{"users/12345", "secret", "PURGE"} {
+		if strings.Contains(m, leak) {
+			t.Errorf("client input %q leaked into a label:\n%s", leak, grepLines(m, "switchyard_"))
+		}
+	}
+}
+
+func TestHealthAndDiscoveryMetrics(t *testing.T) {
+	r := newRig(t, rigOpts{noTracing: true})
+	tel := r.tel
+	tel.ProbeHook()("web", "web-1", 3*time.Millisecond, nil)
+	tel.ProbeHook()("web", "web-2", time.Second, errors.New("connection refused"))
+	tel.TransitionHook()("web", "web-2", false, "probe: 2 consecutive failures")
+	err := tel.ObserveHealth(func() []health.ServiceStatus {
+		return []health.ServiceStatus{{Name: "web", Healthy: 1, Instances: []health.InstanceStatus{
+			{ID: "web-1", Routable: true}, {ID: "web-2", Routable: false},
+		}}}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	static := discovery.NewStatic(discovery.Snapshot{Services: []discovery.Service{{Name: "web", Instances: []discovery.Instance{{ID: "web-1", Address: "127.0.0.1:1"}}}}})
+	src, err := tel.ObserveDiscovery(static)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan discovery.Snapshot, 4)
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, func(s discovery.Snapshot) { got <- s }) }()
+	<-got
+	static.Set(discovery.Snapshot{Services: []discovery.Service{{Name: "web", Instances: []discovery.Instance{{ID: "web-2", Address: "127.0.0.1:2"}}}}})
+	<-got
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run: %v", err)
+	}
+
+	m := scrape(t, tel)
+	wantSeries(t, m, "switchyard_health_probe_duration_seconds_count", `service="web"`, `instance="web-1"`, `result="ok"`)
+	wantSeries(t, m, "switchyard_health_probe_duration_seconds_count", `instance="web-2"`, `result="fail"`)
+	wantSeries(t, m, "switchyard_health_transitions_total", `instance="web-2"`, `state="unroutable"`)
+	wantSeries(t, m, "switchyard_upstream_healthy_instances", `service="web"`)
+	wantSeries(t, m, "switchyard_instance_routable", `service="web"`, `instance="web-1"`, "} 1")
+	wantSeries(t, m, "switchyard_instance_routable", `instance="web-2"`, "} 0")
+	wantSeries(t, m, "switchyard_discovery_updates_total", `provider="static"`, "} 2")
+	wantSeries(t, m, "switchyard_discovery_last_success_seconds", `provider="static"`)
+	wantSeries(t, m, "switchyard_discovery_errors_total", `provider="static"`, "} 0")
+	if logs := r.logs.String(); !strings.Contains(logs, "added=[web/web-2]") || !strings.Contains(logs, "removed=[web/web-1]") {
+		t.Errorf("discovery change not logged:\n%s", logs)
+	}
+}
+
+// failingSource reports an error streak through Status, as a registry
+// source does while it keeps its last good snapshot.
+type failingSource struct {
+	discovery.Static
+	since time.Time
+}
+
+func (f *failingSource) Status() discovery.Status {
+	return discovery.Status{Provider: "consul", LastError: "connection refused", ErrorSince: f.since}
+}
+
+func TestDiscoveryErrorStreaksAreCounted(t *testing.T) {
+	r := newRig(t, rigOpts{noTracing: true})
+	f := &failingSource{since: time.Unix(100, 0)}
+	if _, err := r.tel.ObserveDiscovery(f); err != nil {
+		t.Fatal(err)
+	}
+	wantSeries(t, scrape(t, r.tel), "switchyard_discovery_errors_total", `provider="consul"`, "} 1")
+	// The same streak is one error, a new one another.
+	wantSeries(t, scrape(t, r.tel), "switchyard_discovery_errors_total", `provider="consul"`, "} 1")
+	f.since = time.Unix(200, 0)
+	wantSeries(t, scrape(t, r.tel), "switchyard_discovery_errors_total", `provider="consul"`, "} 2")
+}
+
+func TestNoEndpointMeansNoExporterAndNoNoise(t *testing.T) {
+	var logs syncBuffer
+	tel, err := New(context.Background(), Options{Config: config.Default().Telemetry, Getenv: noEnv, Logger: newTextLogger(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tel.Tracing() {
+		t.Error("tracing is on without an endpoint")
+	}
+	if h := tel.Hooks(); h.Request == nil || h.Attempt == nil {
+		t.Error("metrics hooks missing without an endpoint")
+	}
+	if tel.MetricsHandler() == nil {
+		t.Error("no /metrics handler without an endpoint")
+	}
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if logs.String() != "" {
+		t.Errorf("telemetry without an endpoint logged:\n%s", logs.String())
+	}
+}
+
+func TestDisabledTelemetryLeavesEveryHookNil(t *testing.T) {
+	cfg := config.Default().Telemetry
+	cfg.Endpoint = "http://127.0.0.1:4317"
+	env := map[string]string{"OTEL_SDK_DISABLED": "true"}
+	tel, err := New(context.Background(), Options{Config: cfg, Getenv: func(k string) string { return env[k] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := tel.Hooks()
+	if h.Request != nil || h.Attempt != nil || tel.ProbeHook() != nil || tel.TransitionHook() != nil || tel.MetricsHandler() != nil || tel.Tracing() {
+		t.Errorf("disabled telemetry still hooks in: %+v", h)
+	}
+	if err := tel.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,318 @@
+// Package telemetry observes every hop of a request with OpenTelemetry:
+// a server span per request and a client span per upstream attempt, metrics
+// exported for Prometheus (and over OTLP when an endpoint is configured),
+// and an opt-in JSON access log.
+//
+// It plugs into the gateway through gateway.Hooks and into the health
+// checker through its OnProbe/OnTransition callbacks; it never sits in the
+// request path otherwise. Export happens off the request path: spans go to
+// a batch processor whose queue drops (and counts) when full, so a slow or
+// dead collector costs dropped spans, never latency.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	promclient "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-gw/switchyard/config"
+)
+
+// ScopeName is the instrumentation scope of every span and metric.
+const ScopeName = "github.com/switchyard-gw/switchyard"
+
+// Options configure New. Only Config is required.
+type Options struct {
+	Config config.Telemetry
+	// AccessLog enables the JSON access log (log.access), written to
+	// AccessWriter (nil: os.Stdout).
+	AccessLog    bool
+	AccessWriter io.Writer
+	Logger       *slog.Logger // nil: slog.Default()
+	// Getenv reads the OTEL_* variables; nil: os.Getenv. The OTLP
+	// exporters read their own variables (headers, TLS, timeouts) from the
+	// process environment.
+	Getenv func(string) string
+	// SpanExporter, when set, replaces the OTLP trace exporter and turns
+	// tracing on whatever the endpoint (tests, benchmarks).
+	SpanExporter sdktrace.SpanExporter
+	// MaxQueueSize overrides the span queue size (0: OTEL_BSP_MAX_QUEUE_SIZE
+	// or 2048).
+	MaxQueueSize int
+	// BatchTimeout overrides how long spans wait before export (0: the
+	// SDK default, 5s, or OTEL_BSP_SCHEDULE_DELAY).
+	BatchTimeout time.Duration
+}
+
+// Telemetry owns the tracer and meter providers. Its hooks are safe for
+// concurrent use. Create one with New and stop it with Shutdown.
+type Telemetry struct {
+	log    *slog.Logger
+	set    settings
+	access *slog.Logger // nil: access log off
+
+	tp     *sdktrace.TracerProvider // nil: tracing off
+	tracer trace.Tracer
+	prop   propagation.TextMapPropagator
+	spans  *spanCounter // nil: tracing off
+	names  cowMap[nameKey, string]
+	// Span start options, made once: options passed one by one would be
+	// boxed and put in a fresh slice on every request.
+	serverOpts, newRootOpts, clientOpts []trace.SpanStartOption
+
+	mp      *sdkmetric.MeterProvider // nil: metrics off
+	pusher  *metricPusher            // nil: no OTLP metrics
+	inst    *instruments
+	metrics http.Handler
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New builds the providers and exporters that the settings (config keys
+// and OTEL_* variables) ask for. With no endpoint there is no trace
+// exporter and nothing is logged about it; metrics are still served at
+// MetricsHandler. With telemetry disabled every hook is nil.
+func New(ctx context.Context, opt Options) (*Telemetry, error) {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Getenv == nil {
+		opt.Getenv = os.Getenv
+	}
+	set, err := resolve(opt.Config, opt.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	if opt.MaxQueueSize > 0 {
+		set.maxQueue = opt.MaxQueueSize
+	}
+	t := &Telemetry{log: opt.Logger, set: set}
+	if opt.AccessLog {
+		w := opt.AccessWriter
+		if w == nil {
+			w = os.Stdout
+		}
+		t.access = slog.New(slog.NewJSONHandler(w, nil))
+	}
+	if set.disabled {
+		return t, nil
+	}
+
+	res, err := resource.New(ctx,
+		resource.WithAttributes(semconv.ServiceName(opt.Config.ServiceName)),
+		resource.WithFromEnv(), // OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME win
+		resource.WithTelemetrySDK(),
+	)
+	if err != nil {
+		// A malformed OTEL_RESOURCE_ATTRIBUTES still yields the rest.
+		t.log.Warn("telemetry: resource attributes", "error", err)
+	}
+
+	if err := t.startMetrics(ctx, res, opt.Getenv); err != nil {
+		return nil, err
+	}
+	if opt.SpanExporter != nil || set.tracesEndpoint != "" {
+		if err := t.startTracing(ctx, res, opt); err != nil {
+			_ = t.Shutdown(ctx) // stops what startMetrics started
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, opt Options) error {
+	exp := opt.SpanExporter
+	if exp == nil {
+		var err error
+		if exp, err = newSpanExporter(ctx, t.set); err != nil {
+			return fmt.Errorf("telemetry: trace exporter: %w", err)
+		}
+	}
+	sampler, err := newSampler(t.set.sampler, t.set.samplerArg)
+	if err != nil {
+		return err
+	}
+	t.spans = &spanCounter{limit: int64(t.set.maxQueue), log: t.log}
+	bspOpts := []sdktrace.BatchSpanProcessorOption{sdktrace.WithMaxQueueSize(t.set.maxQueue)}
+	if opt.BatchTimeout > 0 {
+		bspOpts = append(bspOpts, sdktrace.WithBatchTimeout(opt.BatchTimeout))
+	}
+	bsp := sdktrace.NewBatchSpanProcessor(&countingExporter{SpanExporter: exp, c: t.spans}, bspOpts...)
+	t.tp = sdktrace.NewTracerProvider(
+		sdktrace.WithResource(res),
+		sdktrace.WithSampler(sampler),
+		sdktrace.WithSpanProcessor(newBoundedProcessor(bsp, t.spans)),
+	)
+	t.tracer = t.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
+	t.serverOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
+	t.newRootOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithNewRoot()}
+	t.clientOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+	t.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	if t.set.tracesEndpoint != "" && opt.SpanExporter == nil {
+		t.log.Info("telemetry: exporting traces", "endpoint", t.set.tracesEndpoint, "protocol", t.set.tracesProtocol,
+			"sampler", t.set.sampler, "sampler_arg", t.set.samplerArg)
+	}
+	if t.inst != nil {
+		return t.inst.observeDroppedSpans(t.spans)
+	}
+	return nil
+}
+
+// newSpanExporter builds the OTLP exporter. An endpoint from OTEL_* is left
+// to the exporter, which reads it along with the other OTEL_EXPORTER_OTLP_*
+// variables; one from telemetry.endpoint is passed explicitly (for
+// http/protobuf as a base URL, like OTEL_EXPORTER_OTLP_ENDPOINT).
+func newSpanExporter(ctx context.Context, s settings) (sdktrace.SpanExporter, error) {
+	if s.tracesProtocol == ProtocolHTTP {
+		var opts []otlptracehttp.Option
+		if !s.tracesFromEnv {
+			opts = append(opts, otlptracehttp.WithEndpointURL(joinPath(s.tracesEndpoint, "/v1/traces")))
+		}
+		return otlptracehttp.New(ctx, opts...)
+	}
+	var opts []otlptracegrpc.Option
+	if !s.tracesFromEnv {
+		opts = append(opts, otlptracegrpc.WithEndpointURL(s.tracesEndpoint))
+	}
+	return otlptracegrpc.New(ctx, opts...)
+}
+
+func newMetricExporter(ctx context.Context, s settings) (sdkmetric.Exporter, error) {
+	if s.metricsProtocol == ProtocolHTTP {
+		var opts []otlpmetrichttp.Option
+		if !s.metricsFromEnv {
+			opts = append(opts, otlpmetrichttp.WithEndpointURL(joinPath(s.metricsEndpoint, "/v1/metrics")))
+		}
+		return otlpmetrichttp.New(ctx, opts...)
+	}
+	var opts []otlpmetricgrpc.Option
+	if !s.metricsFromEnv {
+		opts = append(opts, otlpmetricgrpc.WithEndpointURL(s.metricsEndpoint))
+	}
+	return otlpmetricgrpc.New(ctx, opts...)
+}
+
+func joinPath(base, p string) string { return strings.TrimRight(base, "/") + p }
+
+// startMetrics sets up the meter provider with a Prometheus exporter on a
+// private registry (served by MetricsHandler) and, with an endpoint, pushes
+// what that reader collects over OTLP too (see metricPusher).
+func (t *Telemetry) startMetrics(ctx context.Context, res *resource.Resource, getenv func(string) string) error {
+	reg := promclient.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	prom, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+	if err != nil {
+		return fmt.Errorf("telemetry: prometheus exporter: %w", err)
+	}
+	opts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(prom)}
+	if getenv("OTEL_METRICS_EXEMPLAR_FILTER") == "" {
+		// Exemplars cost every sampled request a reservoir offer, and the
+		// Prometheus text format at /metrics cannot show them.
+		opts = append(opts, sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter))
+	}
+	var otlp sdkmetric.Exporter
+	if t.set.metricsEndpoint != "" {
+		if otlp, err = newMetricExporter(ctx, t.set); err != nil {
+			return fmt.Errorf("telemetry: metric exporter: %w", err)
+		}
+	}
+	t.mp = sdkmetric.NewMeterProvider(opts...)
+	if otlp != nil {
+		t.pusher = newMetricPusher(prom.Reader, &quietMetricExporter{Exporter: otlp, log: t.log}, getenv)
+	}
+	t.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{t.log}})
+	t.inst, err = newInstruments(t.mp.Meter(ScopeName, metric.WithSchemaURL(semconv.SchemaURL)))
+	if err != nil {
+		return fmt.Errorf("telemetry: instruments: %w", err)
+	}
+	return nil
+}
+
+// Tracing reports whether spans are recorded and exported.
+func (t *Telemetry) Tracing() bool { return t.tp != nil }
+
+// MetricsHandler serves the Prometheus exposition of every switchyard
+// metric; nil when telemetry is disabled.
+func (t *Telemetry) MetricsHandler() http.Handler { return t.metrics }
+
+// DroppedSpans returns the number of spans dropped so far because the
+// queue was full or the export failed.
+func (t *Telemetry) DroppedSpans() int64 {
+	if t.spans == nil {
+		return 0
+	}
+	return t.spans.dropped.Load()
+}
+
+// ForceFlush exports every span ended so far (tests, benchmarks).
+func (t *Telemetry) ForceFlush(ctx context.Context) error {
+	if t.tp == nil {
+		return nil
+	}
+	return t.tp.ForceFlush(ctx)
+}
+
+// Shutdown flushes pending spans and metrics and stops the exporters,
+// giving up at ctx's deadline. Later calls return the first result.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	t.shutdownOnce.Do(func() {
+		var wg sync.WaitGroup
+		var terr, merr error
+		if t.tp != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); terr = t.tp.Shutdown(ctx) }()
+		}
+		if t.mp != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if t.pusher != nil {
+					merr = t.pusher.shutdown(ctx)
+				}
+				merr = errors.Join(merr, t.mp.Shutdown(ctx))
+			}()
+		}
+		wg.Wait()
+		if terr != nil {
+			terr = fmt.Errorf("flushing spans: %w", terr)
+		}
+		if merr != nil {
+			merr = fmt.Errorf("flushing metrics: %w", merr)
+		}
+		t.shutdownErr = errors.Join(terr, merr)
+		if n := t.DroppedSpans(); n > 0 {
+			t.log.Warn("telemetry: spans dropped since start", "count", n)
+		}
+	})
+	return t.shutdownErr
+}
+
+// slogPrinter adapts promhttp's error log to slog.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) { p.l.Warn("metrics: " + fmt.Sprint(v...)) }
