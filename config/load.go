@@ -33,7 +33,7 @@ func Load(path string) (*Config, error) {
 			return nil, err
 		}
 	}
-	setDefaults(v, "", reflect.ValueOf(def))
+	setDefaults(v, def)
 
 	if path == "" {
 		path = os.Getenv(EnvPrefix + "_CONFIG")
@@ -148,8 +148,9 @@ func cleanDecodeError(err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// setDefaults registers every leaf of def under its mapstructure key path.
-func setDefaults(v *viper.Viper, prefix string, rv reflect.Value) {
+// leaves calls fn for every leaf field of rv (a struct) with its
+// mapstructure key path; nested structs are walked, lists are leaves.
+func leaves(prefix string, rv reflect.Value, fn func(key string, v reflect.Value)) {
 	rt := rv.Type()
 	for i := 0; i < rt.NumField(); i++ {
 		f := rt.Field(i)
@@ -160,41 +161,29 @@ func setDefaults(v *viper.Viper, prefix string, rv reflect.Value) {
 		if prefix != "" {
 			key = prefix + "." + key
 		}
-		fv := rv.Field(i)
-		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
-			setDefaults(v, key, fv)
+		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+			leaves(key, rv.Field(i), fn)
 			continue
 		}
-		if f.Type.Kind() == reflect.Slice {
-			continue // lists have no default; env binding suffices
-		}
-		v.SetDefault(key, fv.Interface())
+		fn(key, rv.Field(i))
 	}
+}
+
+// setDefaults registers every leaf of def under its key path. Lists have no
+// default; their environment binding suffices.
+func setDefaults(v *viper.Viper, def Config) {
+	leaves("", reflect.ValueOf(def), func(key string, fv reflect.Value) {
+		if fv.Kind() != reflect.Slice {
+			v.SetDefault(key, fv.Interface())
+		}
+	})
 }
 
 // Keys lists every configuration key path that can be set from the
 // environment, in declaration order (services and routes as whole lists).
 func Keys() []string {
 	var out []string
-	var walk func(prefix string, t reflect.Type)
-	walk = func(prefix string, t reflect.Type) {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			key := f.Tag.Get("mapstructure")
-			if key == "" {
-				continue
-			}
-			if prefix != "" {
-				key = prefix + "." + key
-			}
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)) {
-				walk(key, f.Type)
-				continue
-			}
-			out = append(out, key)
-		}
-	}
-	walk("", reflect.TypeOf(Config{}))
+	leaves("", reflect.ValueOf(Config{}), func(key string, _ reflect.Value) { out = append(out, key) })
 	return out
 }
 
