@@ -299,3 +299,55 @@ func newHTTPBackend(t *testing.T, h http.HandlerFunc) string {
 	t.Cleanup(s.Close)
 	return hostport(s)
 }
+
+func TestFlappingProbeChangesStateAtMostOncePerRiseAndFallIntervals(t *testing.T) {
+	noLeaks(t)
+	var probes atomic.Int32
+	flap := newHTTPBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			if probes.Add(1)%2 == 0 { // pass, fail, pass, fail, ...
+				w.WriteHeader(http.StatusInternalServerError)
+			}
+			return
+		}
+		io.WriteString(w, "flap")
+	})
+	steady := okBackend(t, "steady")
+	const rise, fall = 2, 2
+	g := start(t, func(c *config.Config) {
+		c.Health.Interval = 20 * time.Millisecond
+		c.Health.HealthyThreshold, c.Health.UnhealthyThreshold = rise, fall
+	}, flap, hostport(steady))
+	waitFor(t, 10*time.Second, "40 probes of the flapping instance", func() bool { return probes.Load() >= 40 })
+	n := int(probes.Load())
+	transitions := transitionsOf(t, g, flap)
+	if transitions < 1 {
+		t.Fatalf("no transition counted for %s: the first pass must be one", flap)
+	}
+	if limit := n/(rise+fall) + 1; transitions > limit {
+		t.Fatalf("%d transitions in %d probes, want at most %d", transitions, n, limit)
+	}
+	t.Logf("%d probes, %d transitions", n, transitions)
+	g.stillServes(t, "/", "ok steady")
+}
+
+// transitionsOf sums switchyard_health_transitions_total for one instance
+// from the gateway's /metrics.
+func transitionsOf(t *testing.T, g *gateway, instance string) int {
+	t.Helper()
+	resp, err := g.client.Get(g.admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	total := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "switchyard_health_transitions_total{") && strings.Contains(line, `instance="`+instance+`"`) {
+			var v float64
+			fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+			total += int(v)
+		}
+	}
+	return total
+}

@@ -2,10 +2,20 @@ package faults
 
 import (
 	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -255,25 +265,59 @@ func isTimeout(err error) bool {
 }
 
 func TestHTTP2RapidResetDoesNotGrowGoroutines(t *testing.T) {
-	noLeaks(t)
-	release := make(chan struct{})
-	slowAddr := newHTTPBackend(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/health" {
-			return
-		}
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
-	defer close(release)
-	g := start(t, func(c *config.Config) { c.Server.H2C = true }, slowAddr)
+	for _, mode := range []string{"h2c", "tls"} {
+		t.Run(mode, func(t *testing.T) {
+			noLeaks(t)
+			release := make(chan struct{})
+			slowAddr := newHTTPBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/health" {
+					return
+				}
+				select {
+				case <-release:
+				case <-r.Context().Done():
+				}
+			})
+			defer close(release)
+			var certFile, keyFile string
+			if mode == "tls" {
+				certFile, keyFile = selfSignedCert(t)
+			}
+			g := start(t, func(c *config.Config) {
+				c.Server.H2C = mode == "h2c"
+				c.Server.TLSCertFile, c.Server.TLSKeyFile = certFile, keyFile
+			}, slowAddr)
 
-	conn, err := net.Dial("tcp", g.proxyAddr())
-	if err != nil {
-		t.Fatal(err)
+			var conn net.Conn
+			var err error
+			if mode == "tls" {
+				conn, err = tls.Dial("tcp", g.proxyAddr(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+				if err == nil && conn.(*tls.Conn).ConnectionState().NegotiatedProtocol != "h2" {
+					t.Fatal("TLS listener did not negotiate h2")
+				}
+			} else {
+				conn, err = net.Dial("tcp", g.proxyAddr())
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			before, peak := rapidReset(t, conn, 2000)
+			if growth := peak - before; growth > 500 {
+				t.Fatalf("goroutines grew by %d while 2000 streams were opened and reset", growth)
+			}
+			conn.Close()
+			t.Logf("goroutines: %d before, peak %d during 2000 rapid resets", before, peak)
+			if mode == "h2c" {
+				g.stillServes(t, "/health", "")
+			}
+		})
 	}
-	defer conn.Close()
+}
+
+// rapidReset opens and immediately resets streams on an HTTP/2 connection
+// and returns the goroutine count before and the peak during.
+func rapidReset(t *testing.T, conn net.Conn, streams uint32) (before, peak int) {
 	io.WriteString(conn, http2.ClientPreface)
 	fr := http2.NewFramer(conn, conn)
 	fr.WriteSettings()
@@ -290,9 +334,8 @@ func TestHTTP2RapidResetDoesNotGrowGoroutines(t *testing.T) {
 		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 	}
 	block := []byte(hb.String())
-	before := runtime.NumGoroutine()
-	peak := before
-	const streams = 2000
+	before = runtime.NumGoroutine()
+	peak = before
 	for i := uint32(0); i < streams; i++ {
 		id := 2*i + 1
 		if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true}); err != nil {
@@ -302,18 +345,36 @@ func TestHTTP2RapidResetDoesNotGrowGoroutines(t *testing.T) {
 			break
 		}
 		if i%100 == 0 {
-			if n := runtime.NumGoroutine(); n > peak {
-				peak = n
-			}
+			peak = max(peak, runtime.NumGoroutine())
 		}
 	}
-	if growth := peak - before; growth > 500 {
-		t.Fatalf("goroutines grew by %d while %d streams were opened and reset", growth, streams)
+	return before, peak
+}
+
+// selfSignedCert writes a throwaway certificate for 127.0.0.1.
+func selfSignedCert(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
 	}
-	conn.Close()
-	t.Logf("goroutines: %d before, peak %d during %d rapid resets", before, peak, streams)
-	// The gateway still serves HTTP/1.1 and h2c.
-	g.stillServes(t, "/health", "")
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "switchyard test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	return certFile, keyFile
 }
 
 type hbWriter struct{ b *strings.Builder }
