@@ -33,6 +33,8 @@ type Config struct {
 // Admin configures the admin listener (/healthz, /readyz, /api/v1/services).
 type Admin struct {
 	Listen string `mapstructure:"listen"`
+	// Pprof serves Go's profiler under /debug/pprof/ on the admin listener.
+	Pprof bool `mapstructure:"pprof"`
 }
 
 // Health holds active-probe settings. At the top level they are the defaults
