@@ -20,7 +20,11 @@ import (
 func TestBackendThatNeverAnswersGets504AndItsConnectionIsClosed(t *testing.T) {
 	noLeaks(t)
 	closed := make(chan struct{}, 1)
-	hung := newRawBackend(t, func(c net.Conn, _ *http.Request) {
+	hung := newRawBackend(t, func(c net.Conn, req *http.Request) {
+		if req.URL.Path == "/ok" {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+			return
+		}
 		io.Copy(io.Discard, c) // never answer; returns when the gateway closes
 		closed <- struct{}{}
 	})
@@ -37,6 +41,7 @@ func TestBackendThatNeverAnswersGets504AndItsConnectionIsClosed(t *testing.T) {
 	if n := hung.requests.Load(); n != 1 {
 		t.Fatalf("hung backend saw %d requests, want 1 (a timeout is not retried)", n)
 	}
+	g.stillServes(t, "/ok", "ok")
 }
 
 func TestTruncatedResponseReachesTheClientAsAnAbruptClose(t *testing.T) {
