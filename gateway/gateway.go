@@ -411,17 +411,20 @@ func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error
 }
 
 // bufferPool recycles the buffers ReverseProxy copies bodies with: a free
-// list that never allocates on Put (a sync.Pool of slices would).
+// list that never allocates on Put (a sync.Pool of slices would). Buffers
+// are 8 KiB, as nginx's proxy buffers: larger ones cost memory per
+// concurrent request and buy little, since reads return what the socket
+// has. At most 128 idle buffers (1 MiB) are kept.
 type bufferPool struct{ free chan []byte }
 
-func newBufferPool() *bufferPool { return &bufferPool{free: make(chan []byte, 1024)} }
+func newBufferPool() *bufferPool { return &bufferPool{free: make(chan []byte, 128)} }
 
 func (p *bufferPool) Get() []byte {
 	select {
 	case b := <-p.free:
 		return b
 	default:
-		return make([]byte, 32<<10)
+		return make([]byte, 8<<10)
 	}
 }
 

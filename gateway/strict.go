@@ -3,9 +3,7 @@ package gateway
 import (
 	"bytes"
 	"net"
-	"net/textproto"
 	"strconv"
-	"strings"
 	"sync"
 )
 
@@ -154,7 +152,7 @@ func (c *strictConn) line(part []byte) bool {
 	full := part
 	if len(c.buf) > 0 {
 		full = append(c.buf, part...)
-		c.buf = nil
+		c.buf = c.buf[:0]
 	}
 	switch c.state {
 	case sChunkLine:
@@ -202,64 +200,68 @@ func (c *strictConn) line(part []byte) bool {
 	if string(full) != "\r\n" && string(full) != "\n" {
 		return true
 	}
-	head := c.head
-	c.head = nil
-	return c.judge(head)
+	ok := c.judge(c.head)
+	c.head = c.head[:0] // keep the capacity for the next request
+	return ok
 }
 
-// judge validates a complete request head and sets up body framing.
+// judge validates a complete request head and sets up body framing. It
+// works on the bytes as they are, without allocating.
 func (c *strictConn) judge(head []byte) bool {
-	lines := strings.Split(string(head), "\n")
-	var te, cl []string
+	var te, cl []byte
+	nTE, nCL := 0, 0
 	upgrade, connUpgrade := false, false
-	for i, l := range lines[:len(lines)-1] {
-		if !strings.HasSuffix(l, "\r") {
+	first := true
+	for len(head) > 0 {
+		j := bytes.IndexByte(head, '\n')
+		line := head[:j+1]
+		head = head[j+1:]
+		if len(line) < 2 || line[len(line)-2] != '\r' {
 			return false // bare LF line ending
 		}
-		l = strings.TrimSuffix(l, "\r")
-		if i == 0 || l == "" {
+		line = line[:len(line)-2]
+		if first || len(line) == 0 {
+			first = false
 			continue
 		}
-		if l[0] == ' ' || l[0] == '\t' {
+		if line[0] == ' ' || line[0] == '\t' {
 			return false // obsolete line folding
 		}
-		name, value, ok := strings.Cut(l, ":")
-		if !ok || strings.ContainsAny(name, " \t") {
+		k := bytes.IndexByte(line, ':')
+		if k <= 0 || bytes.ContainsAny(line[:k], " \t") {
 			return false // no colon, or white space before it
 		}
-		value = strings.TrimSpace(value)
-		switch textproto.CanonicalMIMEHeaderKey(name) {
-		case "Transfer-Encoding":
-			te = append(te, value)
-		case "Content-Length":
-			cl = append(cl, value)
-		case "Upgrade":
+		name, value := line[:k], bytes.TrimSpace(line[k+1:])
+		switch {
+		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+			te, nTE = value, nTE+1
+		case bytes.EqualFold(name, []byte("Content-Length")):
+			if nCL > 0 && !bytes.Equal(cl, value) {
+				return false // two different lengths
+			}
+			cl, nCL = value, nCL+1
+		case bytes.EqualFold(name, []byte("Upgrade")):
 			// h2c upgrades are refused (never forwarded), so the
 			// connection stays HTTP/1 and stays checked.
-			upgrade = value != "" && !strings.EqualFold(value, "h2c")
-		case "Connection":
-			for _, tok := range strings.Split(value, ",") {
-				connUpgrade = connUpgrade || strings.EqualFold(strings.TrimSpace(tok), "upgrade")
+			upgrade = len(value) > 0 && !bytes.EqualFold(value, []byte("h2c"))
+		case bytes.EqualFold(name, []byte("Connection")):
+			for _, tok := range bytes.Split(value, []byte(",")) {
+				connUpgrade = connUpgrade || bytes.EqualFold(bytes.TrimSpace(tok), []byte("upgrade"))
 			}
 		}
 	}
 	switch {
-	case len(te) > 0 && len(cl) > 0:
+	case nTE > 0 && nCL > 0:
 		return false // both: the classic smuggling vector
-	case len(te) > 0:
-		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
+	case nTE > 0:
+		if nTE != 1 || !bytes.EqualFold(te, []byte("chunked")) {
 			return false // only a single "chunked" is unambiguous
 		}
 		c.state = sChunkLine
-	case len(cl) > 0:
-		n, err := strconv.ParseInt(cl[0], 10, 64)
-		if err != nil || n < 0 {
+	case nCL > 0:
+		n, ok := parseLength(cl)
+		if !ok {
 			return false
-		}
-		for _, v := range cl[1:] {
-			if v != cl[0] {
-				return false
-			}
 		}
 		if n > 0 {
 			c.state, c.left = sBody, n
@@ -269,4 +271,19 @@ func (c *strictConn) judge(head []byte) bool {
 		c.state = sPass // what follows belongs to the upgraded protocol
 	}
 	return true
+}
+
+// parseLength parses a Content-Length value: decimal digits only.
+func parseLength(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(d-'0')
+	}
+	return n, true
 }

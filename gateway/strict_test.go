@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -120,4 +121,51 @@ func TestStrictFramingSurvivesByteAtATimeDelivery(t *testing.T) {
 	if got := fmt.Sprint(seen()); got != fmt.Sprint([]string{`POST /a "abc"`, `GET /b ""`}) {
 		t.Fatalf("handler saw %v", got)
 	}
+}
+
+// chunkConn replays data in reads of at most n bytes.
+type chunkConn struct {
+	net.Conn
+	data []byte
+	n    int
+}
+
+func (c *chunkConn) Read(p []byte) (int, error) {
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	k := min(len(p), c.n, len(c.data))
+	copy(p, c.data[:k])
+	c.data = c.data[k:]
+	return k, nil
+}
+
+// FuzzStrictFraming feeds arbitrary bytes, split arbitrarily, through the
+// framing checker: it must never panic, and what it passes on is a prefix
+// of the input followed by at most the poison bytes.
+func FuzzStrictFraming(f *testing.F) {
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 3)
+	f.Add([]byte("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"), 1)
+	f.Add([]byte("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc"), 7)
+	f.Fuzz(func(t *testing.T, data []byte, n int) {
+		if n <= 0 || n > 1<<16 {
+			n = 1
+		}
+		c := &strictConn{Conn: &chunkConn{data: append([]byte(nil), data...), n: n}}
+		var out []byte
+		buf := make([]byte, 512)
+		for i := 0; i < 10*len(data)+10; i++ {
+			k, err := c.Read(buf)
+			out = append(out, buf[:k]...)
+			if err != nil {
+				break
+			}
+		}
+		for _, poison := range []string{"", "\x00\r\n\r\n", "zz\r\n"} {
+			if p := bytes.TrimSuffix(out, []byte(poison)); len(p) <= len(data) && bytes.Equal(p, data[:len(p)]) {
+				return
+			}
+		}
+		t.Fatalf("output %q is not a prefix of the input %q plus poison", out, data)
+	})
 }
