@@ -51,8 +51,33 @@ func newH1Transport(dialTimeout, respHeaderTimeout, idleTimeout time.Duration, m
 type h1Conn struct {
 	net.Conn
 	addr   string
-	br     *bufio.Reader
+	br     *bufio.Reader // reads through limitedConn
 	idleAt time.Time
+	left   int64 // bytes the response head may still take; <0: no limit
+}
+
+// maxResponseHead bounds an upstream's response head, as net/http's
+// Transport does by default.
+const maxResponseHead = 1 << 20
+
+var errResponseHeadTooLarge = errors.New("upstream response headers exceed 1 MiB")
+
+// limitedConn enforces h1Conn.left on reads.
+type limitedConn struct{ c *h1Conn }
+
+func (l limitedConn) Read(p []byte) (int, error) {
+	c := l.c
+	if c.left == 0 {
+		return 0, errResponseHeadTooLarge
+	}
+	if c.left > 0 && int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.Conn.Read(p)
+	if c.left > 0 {
+		c.left -= int64(n)
+	}
+	return n, err
 }
 
 // aLongTimeAgo is a deadline that has passed: setting it aborts pending I/O.
@@ -128,7 +153,9 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 	if err != nil {
 		return nil, false, err
 	}
-	return &h1Conn{Conn: nc, addr: addr, br: bufio.NewReaderSize(nc, 2048)}, false, nil
+	c := &h1Conn{Conn: nc, addr: addr, left: -1}
+	c.br = bufio.NewReaderSize(limitedConn{c}, 2048)
+	return c, false, nil
 }
 
 // put keeps c for reuse, or closes it when the pool is full or shut.
@@ -195,6 +222,7 @@ func (t *h1Transport) exchange(c *h1Conn, req *http.Request) (*http.Response, er
 	if t.respHeaderTimeout > 0 {
 		c.SetReadDeadline(time.Now().Add(t.respHeaderTimeout))
 	}
+	c.left = maxResponseHead
 	var resp *http.Response
 	// Wait for the first byte apart, so that a connection closed before
 	// answering anything shows as io.EOF (ReadResponse would say
@@ -221,6 +249,7 @@ func (t *h1Transport) exchange(c *h1Conn, req *http.Request) (*http.Response, er
 			break
 		}
 	}
+	c.left = -1
 	if t.respHeaderTimeout > 0 {
 		c.SetReadDeadline(time.Time{})
 	}

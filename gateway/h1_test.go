@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -185,5 +186,34 @@ func TestH1SendsRequestsWithBodiesThroughTheFallback(t *testing.T) {
 	resp.Body.Close()
 	if string(b) != "POST payload" {
 		t.Fatalf("got %q", b)
+	}
+}
+
+func TestH1RejectsAnEndlessResponseHead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		http.ReadRequest(bufio.NewReader(c))
+		io.WriteString(c, "HTTP/1.1 200 OK\r\n")
+		line := "X-Junk: " + strings.Repeat("j", 1000) + "\r\n"
+		for range 2000 { // 2 MB of headers
+			if _, err := io.WriteString(c, line); err != nil {
+				return
+			}
+		}
+		io.Copy(io.Discard, c) // until the gateway gives up and closes
+	}()
+	tr := newTestH1(t)
+	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
+	if _, err := tr.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "exceed") {
+		t.Fatalf("RoundTrip error = %v, want the response head limit", err)
 	}
 }

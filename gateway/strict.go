@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"net"
 	"strconv"
-	"sync"
 )
 
 // StrictListener wraps a listener so that every HTTP/1 request on its
@@ -44,11 +43,11 @@ const (
 // through unchecked up to net/http's own limit, which answers 431.
 const maxFramingLine = 1 << 20
 
-// strictConn checks framing on the bytes net/http reads. Read is called by
-// one goroutine at a time (net/http's connection reader).
+// strictConn checks framing on the bytes net/http reads. net/http never
+// calls Read concurrently (its connection reader serialises the handler's
+// body reads and its background read), so the state needs no lock.
 type strictConn struct {
 	net.Conn
-	mu       sync.Mutex
 	state    int
 	buf      []byte // partial line
 	head     []byte // complete lines of the current request head
@@ -59,8 +58,6 @@ type strictConn struct {
 }
 
 func (c *strictConn) Read(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if len(c.pending) > 0 {
 		n := copy(p, c.pending)
 		c.pending = c.pending[n:]
