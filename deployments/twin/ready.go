@@ -19,55 +19,6 @@ const (
 	pollInterval       = 50 * time.Millisecond
 )
 
-// jaegerConfig is the Jaeger v2 all-in-one configuration reduced to what
-// the compose topology uses: OTLP in (gRPC and HTTP), in-memory storage,
-// the UI and query API, and a health check. Every listener is on the
-// loopback address at the port the twin chose for it. Jaeger does not
-// trace itself (it would send to localhost:4317).
-const jaegerConfig = `service:
-  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: []
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    resource:
-      service.name: jaeger
-    metrics:
-      level: none
-    logs:
-      level: info
-extensions:
-  healthcheckv2:
-    use_v2: true
-    http:
-      endpoint: %[1]s
-  jaeger_query:
-    enable_tracing: false
-    storage:
-      traces: mem
-    http:
-      endpoint: %[2]s
-    grpc:
-      endpoint: %[3]s
-  jaeger_storage:
-    backends:
-      mem:
-        memory:
-          max_traces: 100000
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: %[4]s
-      http:
-        endpoint: %[5]s
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: mem
-`
-
 // readyCheck returns nil once s is ready, or an error saying what is not
 // ready yet.
 type readyCheck func(ctx context.Context) error

@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/switchyard-gw/switchyard/internal/jaegerconf"
 )
 
 // stopGrace is how long a process may take to exit after SIGTERM before
@@ -203,7 +205,7 @@ func (t *Topology) plan(ctx context.Context, root string, planned []*service) er
 		case programJaeger:
 			cfg := filepath.Join(t.Dir, p.name+".yaml")
 			addr := func(n int) string { return t.Addr(p.name, n) }
-			body := fmt.Sprintf(jaegerConfig, addr(14269), addr(16686), addr(16685), addr(4317), addr(4318))
+			body := jaegerconf.Config(jaegerconf.Addrs{Health: addr(14269), QueryHTTP: addr(16686), QueryGRPC: addr(16685), OTLPGRPC: addr(4317), OTLPHTTP: addr(4318)}, "info")
 			if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
 				return err
 			}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchyard-gw/switchyard/internal/jaegerconf"
 )
 
 // Jaeger is a real Jaeger (v2, all-in-one) with in-memory storage, OTLP
@@ -24,55 +26,6 @@ type Jaeger struct {
 	QueryURL string
 	Proc     *Process
 }
-
-// jaegerConfig is an all-in-one configuration reduced to what tests use:
-// OTLP in, memory storage, query API, health check. Every listener is on
-// loopback at a port chosen by the test, so two Jaegers never collide, and
-// Jaeger's own metrics endpoint and self-tracing are off.
-const jaegerConfig = `service:
-  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
-  pipelines:
-    traces:
-      receivers: [otlp]
-      processors: []
-      exporters: [jaeger_storage_exporter]
-  telemetry:
-    resource:
-      service.name: jaeger
-    metrics:
-      level: none
-    logs:
-      level: warn
-extensions:
-  healthcheckv2:
-    use_v2: true
-    http:
-      endpoint: 127.0.0.1:%[1]d
-  jaeger_query:
-    # Jaeger would trace itself to localhost:4317, someone else's port.
-    enable_tracing: false
-    storage:
-      traces: mem
-    http:
-      endpoint: 127.0.0.1:%[2]d
-    grpc:
-      endpoint: 127.0.0.1:%[3]d
-  jaeger_storage:
-    backends:
-      mem:
-        memory:
-          max_traces: 100000
-receivers:
-  otlp:
-    protocols:
-      grpc:
-        endpoint: 127.0.0.1:%[4]d
-      http:
-        endpoint: 127.0.0.1:%[5]d
-exporters:
-  jaeger_storage_exporter:
-    trace_storage: mem
-`
 
 // StartJaeger starts Jaeger and waits until it is healthy and its query API
 // and OTLP receivers answer. It is killed by PID at cleanup. A port taken
@@ -97,7 +50,13 @@ func StartJaeger(t testing.TB) *Jaeger {
 func startJaeger(t testing.TB, bin string, try int) (*Jaeger, error) {
 	health, qhttp, qgrpc, ogrpc, ohttp := FreePort(t), FreePort(t), FreePort(t), FreePort(t), FreePort(t)
 	cfg := filepath.Join(t.TempDir(), fmt.Sprintf("jaeger-%d.yaml", try))
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, jaegerConfig, health, qhttp, qgrpc, ogrpc, ohttp), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(jaegerconf.Config(jaegerconf.Addrs{
+		Health:    fmt.Sprintf("127.0.0.1:%d", health),
+		QueryHTTP: fmt.Sprintf("127.0.0.1:%d", qhttp),
+		QueryGRPC: fmt.Sprintf("127.0.0.1:%d", qgrpc),
+		OTLPGRPC:  fmt.Sprintf("127.0.0.1:%d", ogrpc),
+		OTLPHTTP:  fmt.Sprintf("127.0.0.1:%d", ohttp),
+	}, "warn")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	p := Start(t, nil, bin, "--config", "file:"+cfg)
