@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -32,10 +33,12 @@ func testConfig(t *testing.T, addrs ...string) *config.Config {
 	return &c
 }
 
-// startApp runs the gateway until the test ends.
+// startApp runs the gateway until the test ends, logging to the test's
+// output.
 func startApp(t *testing.T, cfg *config.Config) *App {
 	t.Helper()
-	a, err := New(cfg, nil, nil)
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a, err := New(cfg, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

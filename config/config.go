@@ -111,6 +111,41 @@ func (o *HealthOverride) Apply(base Health) Health {
 	return base
 }
 
+// Over returns an override with the fields set in o taking precedence over
+// those in under; the fields neither sets stay unset. Neither argument is
+// modified; nil means "sets nothing".
+func (o *HealthOverride) Over(under *HealthOverride) *HealthOverride {
+	if o == nil {
+		return under
+	}
+	if under == nil {
+		return o
+	}
+	m := *under
+	if o.Path != nil {
+		m.Path = o.Path
+	}
+	if o.Interval != nil {
+		m.Interval = o.Interval
+	}
+	if o.Timeout != nil {
+		m.Timeout = o.Timeout
+	}
+	if o.HealthyThreshold != nil {
+		m.HealthyThreshold = o.HealthyThreshold
+	}
+	if o.UnhealthyThreshold != nil {
+		m.UnhealthyThreshold = o.UnhealthyThreshold
+	}
+	if o.ExpectedStatus != nil {
+		m.ExpectedStatus = o.ExpectedStatus
+	}
+	if o.Jitter != nil {
+		m.Jitter = o.Jitter
+	}
+	return &m
+}
+
 // Service is a statically configured service. With the consul provider its
 // instances come from Consul and Instances must be empty.
 type Service struct {

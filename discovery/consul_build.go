@@ -158,35 +158,7 @@ func parseTags(prefix, name string, tags []string) (consulTags, []string) {
 // nil when neither sets anything. The result shares pointers with its
 // arguments, which are never modified.
 func mergeHealth(file, tags *config.HealthOverride) *config.HealthOverride {
-	if file == nil {
-		return tags
-	}
-	if tags == nil {
-		return file
-	}
-	m := *tags
-	if file.Path != nil {
-		m.Path = file.Path
-	}
-	if file.Interval != nil {
-		m.Interval = file.Interval
-	}
-	if file.Timeout != nil {
-		m.Timeout = file.Timeout
-	}
-	if file.HealthyThreshold != nil {
-		m.HealthyThreshold = file.HealthyThreshold
-	}
-	if file.UnhealthyThreshold != nil {
-		m.UnhealthyThreshold = file.UnhealthyThreshold
-	}
-	if file.ExpectedStatus != nil {
-		m.ExpectedStatus = file.ExpectedStatus
-	}
-	if file.Jitter != nil {
-		m.Jitter = file.Jitter
-	}
-	return &m
+	return file.Over(tags)
 }
 
 // buildService assembles one service of a snapshot. Only opted-in services
