@@ -207,6 +207,10 @@ func (t *h1Transport) exchange(c *h1Conn, req *http.Request) (*http.Response, er
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// The deadline goes first: set after the abort below, it could undo it.
+	if t.respHeaderTimeout > 0 {
+		c.SetReadDeadline(time.Now().Add(t.respHeaderTimeout))
+	}
 	// Abort blocked I/O when the client goes away.
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
 	bp := t.bufs.Get().(*[]byte)
@@ -218,9 +222,6 @@ func (t *h1Transport) exchange(c *h1Conn, req *http.Request) (*http.Response, er
 	if err != nil {
 		stop()
 		return nil, err
-	}
-	if t.respHeaderTimeout > 0 {
-		c.SetReadDeadline(time.Now().Add(t.respHeaderTimeout))
 	}
 	c.left = maxResponseHead
 	var resp *http.Response
@@ -252,6 +253,9 @@ func (t *h1Transport) exchange(c *h1Conn, req *http.Request) (*http.Response, er
 	c.left = -1
 	if t.respHeaderTimeout > 0 {
 		c.SetReadDeadline(time.Time{})
+		if ctx.Err() != nil {
+			c.SetDeadline(aLongTimeAgo) // the abort raced with the line above
+		}
 	}
 	reusable := !resp.Close && !req.Close && resp.ProtoAtLeast(1, 1)
 	b := &h1Body{rc: resp.Body, t: t, c: c, stop: stop, reusable: reusable}
