@@ -205,19 +205,25 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}()
 	proxySrv.TLSConfig = a.tls
-	serve := func(srv *http.Server, ln net.Listener, tls bool) {
-		var err error
-		if tls {
-			err = srv.ServeTLS(ln, "", "") // certificate loaded by New
-		} else {
-			err = srv.Serve(ln)
-		}
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	// Cleartext connections go through the gateway's HTTP/1 fast path,
+	// which hands anything unusual to proxySrv; TLS (with HTTP/2 by ALPN)
+	// is net/http's alone.
+	var proxy interface {
+		Shutdown(context.Context) error
+		Close() error
+	} = proxySrv
+	serveProxy := func() error { return proxySrv.ServeTLS(a.proxyLn, "", "") } // certificate loaded by New
+	if a.tls == nil {
+		fast := &gateway.Server{Handler: a.gw, Fallback: proxySrv, Logger: a.log}
+		proxy, serveProxy = fast, func() error { return fast.Serve(a.proxyLn) }
+	}
+	serve := func(run func() error) {
+		if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}
-	go serve(proxySrv, a.proxyLn, a.cfg.Server.TLSCertFile != "")
-	go serve(adminSrv, a.adminLn, false)
+	go serve(serveProxy)
+	go serve(func() error { return adminSrv.Serve(a.adminLn) })
 	if a.configPath != "" {
 		wg.Add(1)
 		go func() { defer wg.Done(); a.watchConfig(runCtx) }()
@@ -232,9 +238,9 @@ func (a *App) Run(ctx context.Context) error {
 	a.log.Info("shutting down", "drain_timeout", a.cfg.ShutdownTimeout)
 	sctx, scancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer scancel()
-	if e := proxySrv.Shutdown(sctx); e != nil {
+	if e := proxy.Shutdown(sctx); e != nil {
 		a.log.Warn("drain incomplete", "error", e)
-		proxySrv.Close()
+		proxy.Close()
 	}
 	adminSrv.Close()
 	cancel()
