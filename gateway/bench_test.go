@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -55,6 +57,68 @@ func runProxyBench(b *testing.B, h http.Handler) {
 		h.ServeHTTP(w, req)
 		if w.Code != 200 {
 			b.Fatalf("status %d", w.Code)
+		}
+	}
+}
+
+// BenchmarkServed sends requests over one keep-alive connection through a
+// listening server in front of the gateway: the fast path (Server) and, for
+// reference, net/http's server alone. Client, gateway and backend share the
+// process, so allocs/op counts all three; the difference between the two
+// is the server side.
+func BenchmarkServed(b *testing.B) {
+	be := benchBackend(b)
+	g, err := New(Options{Proxy: testProxyConfig()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g.SetRoutes(defaultRoute())
+	g.SetHealthy("web", []discovery.Instance{{ID: "1", Address: addr(be)}}, false)
+	b.Run("server=fast", func(b *testing.B) {
+		ln := benchListen(b)
+		s := &Server{Handler: g, Fallback: &http.Server{Handler: g}}
+		go s.Serve(ln)
+		defer s.Close()
+		runServedBench(b, ln.Addr().String())
+	})
+	b.Run("server=net/http", func(b *testing.B) {
+		ln := benchListen(b)
+		s := &http.Server{Handler: g}
+		go s.Serve(ln)
+		defer s.Close()
+		runServedBench(b, ln.Addr().String())
+	})
+}
+
+func benchListen(b *testing.B) net.Listener {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ln
+}
+
+func runServedBench(b *testing.B, addr string) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	req := []byte("GET /bench HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\n\r\n")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			b.Fatalf("status %d", resp.StatusCode)
 		}
 	}
 }
