@@ -274,12 +274,18 @@ func (s *Server) serveConn(c *serverConn) {
 		maxHead = http.DefaultMaxHeaderBytes
 	}
 	deadline := false // a read deadline is set
+	var idleArmed time.Time
 	for {
 		if br.Buffered() == 0 {
-			// Idle until the next request starts.
+			// Idle until the next request starts. The idle deadline is
+			// re-armed at most once a second: on a busy connection it
+			// would otherwise cost a timer update per request, and an
+			// idle timeout a second shorter is no one's concern.
 			if f.IdleTimeout > 0 {
-				c.SetReadDeadline(time.Now().Add(f.IdleTimeout))
-				deadline = true
+				if now := time.Now(); now.Sub(idleArmed) >= time.Second {
+					c.SetReadDeadline(now.Add(f.IdleTimeout))
+					idleArmed, deadline = now, true
+				}
 			} else if deadline {
 				c.SetReadDeadline(time.Time{})
 				deadline = false
@@ -294,6 +300,7 @@ func (s *Server) serveConn(c *serverConn) {
 		head, ok := peekHead(br)
 		if !ok {
 			// The head is still coming: give it ReadHeaderTimeout.
+			idleArmed = time.Time{}
 			if f.ReadHeaderTimeout > 0 {
 				c.SetReadDeadline(time.Now().Add(f.ReadHeaderTimeout))
 				deadline = true
