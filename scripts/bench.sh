@@ -103,6 +103,14 @@ caddy_version() {
   "$1" build-info 2>/dev/null | awk '$1 == "mod" && $2 == "github.com/caddyserver/caddy/v2" { print $3 }'
 }
 
+# caddy_static says whether the caddy at $1 was built with CGO_ENABLED=0
+# and -trimpath; an older install from before these flags is rebuilt.
+caddy_static() {
+  local settings
+  settings=$(go version -m "$1" 2>/dev/null) || return 1
+  grep -q 'CGO_ENABLED=0' <<<"$settings" && grep -q -- '-trimpath=true' <<<"$settings"
+}
+
 # disable_unit undoes the "enable" of a unit that a package we just installed
 # turned on, so that nothing starts it at the next boot either. systemctl
 # enable/disable also work while systemd is not running (containers).
@@ -134,13 +142,14 @@ install_tools() {
     stop_packaged_nginx
   fi
   # `caddy version` says "unknown" for a `go install`ed caddy; its build
-  # info has the module version.
-  if [ "$(caddy_version "$TOOLS_BIN/caddy")" = "$CADDY_VERSION" ]; then
+  # info has the module version. Caddy is built as its releases are (and
+  # as Switchyard is below): CGO_ENABLED=0, -trimpath, -ldflags="-s -w".
+  if [ "$(caddy_version "$TOOLS_BIN/caddy")" = "$CADDY_VERSION" ] && caddy_static "$TOOLS_BIN/caddy"; then
     :
   else
     log "building caddy $CADDY_VERSION into $TOOLS_BIN (once; a few minutes on 2 cores)"
     mkdir -p "$TOOLS_BIN"
-    GOBIN=$TOOLS_BIN go install "github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION" ||
+    CGO_ENABLED=0 GOBIN=$TOOLS_BIN go install -trimpath -ldflags="-s -w" "github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION" ||
       log "warning: caddy $CADDY_VERSION could not be built; its rows will be missing"
   fi
 }
@@ -163,9 +172,15 @@ install_tools
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/switchyard-bench-bin.XXXXXX")
 log "building switchyard and the bench programs into $tmp"
-go build -o "$tmp/switchyard" ./cmd/switchyard
+# Switchyard is built the way deployments/Dockerfile ships it: static
+# (CGO_ENABLED=0, so no libc or ld.so is mapped into it), -trimpath and
+# -ldflags="-s -w". The Go proxies it is compared with are built the same
+# way (plainproxy here, Caddy in install_tools), so that no proxy's RSS or
+# start-up carries a build mode the others do not. The backends, the OTLP
+# sink and the harness are not measured.
+CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$tmp/switchyard" ./cmd/switchyard
+CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$tmp/plainproxy" ./bench/plainproxy
 go build -o "$tmp/backend" ./bench/backend
-go build -o "$tmp/plainproxy" ./bench/plainproxy
 go build -o "$tmp/otlpsink" ./bench/otlpsink
 go build -o "$tmp/harness" ./bench/harness
 

@@ -305,7 +305,14 @@ func (b *bench) build(ctx context.Context) error {
 		"otlpsink":   "./bench/otlpsink",
 	} {
 		fmt.Fprintln(os.Stderr, "harness: building", pkg)
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(b.bin, name), pkg)
+		args := []string{"build", "-o", filepath.Join(b.bin, name)}
+		if name == "switchyard" || name == "plainproxy" {
+			// The proxies are built as shipped (deployments/Dockerfile),
+			// as scripts/bench.sh does.
+			args = append(args, "-trimpath", "-ldflags=-s -w")
+		}
+		cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("building %s: %w", pkg, err)

@@ -221,7 +221,8 @@ func renderReport(in reportInput) string {
 		"each run starts the proxy afresh, checks that it balances over all 3 backends, loads it for %s unmeasured, "+
 		"then measures %s with `wrk -t%d -c N --latency` (p50/p99 exact from wrk's histogram); %s. "+
 		"Backends: 3 Go servers (GOMAXPROCS=1, 4-byte body, keep-alive). One worker per proxy: nginx `worker_processes 1`, "+
-		"HAProxy `nbthread 1`, GOMAXPROCS=1 for Caddy, httputil and Switchyard; round-robin with upstream keep-alive everywhere; "+
+		"HAProxy `nbthread 1`, GOMAXPROCS=1 for Caddy, httputil and Switchyard, all three built as shipped "+
+		"(static, `CGO_ENABLED=0 -trimpath -ldflags=\"-s -w\"`); round-robin with upstream keep-alive everywhere; "+
 		"X-Forwarded-For/-Host/-Proto added by every proxy. Switchyard: static config, probes on (defaults), tracing off; "+
 		"switchyard+otel1%%: the same with OTLP http/protobuf traces to a local sink, `traceidratio` 0.01.\n",
 		in.cfg.rounds, strings.Join(r.names, ", "), in.cfg.warmup, in.cfg.duration, in.cfg.wrkThreads, pin)

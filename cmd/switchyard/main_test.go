@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
@@ -63,5 +68,31 @@ func TestCheckConfigAcceptsTheExampleConfig(t *testing.T) {
 	code, out := runBinary(t, nil, "--check-config", "--config", example)
 	if code != 0 || !strings.Contains(out, "configuration ok") {
 		t.Fatalf("exit %d: %s", code, out)
+	}
+}
+
+// Heap profiling is off unless admin.pprof is on (main), so the profile
+// served with it on must still be sampled. Its text form names twice the
+// sampling rate in the header: "@ heap/1048576" at the default 512 KiB,
+// "@ heap/0" with profiling off.
+func TestAdminPprofServesASampledHeapProfile(t *testing.T) {
+	admin := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	testenv.Start(t, []string{
+		"SWITCHYARD_CONFIG=", "SWITCHYARD_BACKENDS=127.0.0.1:9", "SWITCHYARD_LISTEN=127.0.0.1:0",
+		"SWITCHYARD_ADMIN_LISTEN=" + admin, "SWITCHYARD_ADMIN_PPROF=true",
+	}, testenv.BuildBinary(t, "./cmd/switchyard"))
+	var header string
+	testenv.WaitFor(t, 10*time.Second, "the admin listener", func() bool {
+		resp, err := http.Get("http://" + admin + "/debug/pprof/heap?debug=1")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		header, _ = bufio.NewReader(resp.Body).ReadString('\n')
+		return resp.StatusCode == http.StatusOK
+	})
+	_, rate, ok := strings.Cut(strings.TrimSpace(header), "@ heap/")
+	if n, err := strconv.Atoi(rate); !ok || err != nil || n <= 0 {
+		t.Fatalf("heap profile header %q: want a positive sampling rate after @ heap/", header)
 	}
 }
