@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -41,13 +42,14 @@ func (t *Telemetry) Hooks() gateway.Hooks {
 	return gateway.Hooks{Request: t.request, Attempt: t.attempt}
 }
 
-// reqState is what telemetry knows about one request. It is created by the
-// Request hook and used by the Attempt hook and the end func, which the
-// gateway calls in that order from the request's goroutine: no locking.
+// reqState is what telemetry knows about one request that is sampled or
+// access-logged (other requests need none). It is created by the Request
+// hook and used by the Attempt hook and the end func, which the gateway
+// calls in that order from the request's goroutine: no locking.
 type reqState struct {
 	t        *Telemetry
 	ctx      context.Context // the context handed back to the gateway
-	r        *http.Request   // the incoming request; nil unless the span records or the access log is on
+	r        *http.Request   // the incoming request
 	start    time.Time
 	route    string
 	service  string
@@ -61,6 +63,8 @@ type stateKey struct{}
 
 // request is the gateway's Request hook.
 func (t *Telemetry) request(r *http.Request, route, service string) (context.Context, func(int)) {
+	// The closures below capture only variables that are never assigned
+	// again, so each holds copies: one allocation, not one per variable.
 	start, method := time.Now(), methodIndex(r.Method)
 	if t.tp == nil && t.access == nil {
 		// Metrics only: no per-request state, one closure.
@@ -69,23 +73,32 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 			t.inst.recordRequest(ctx, route, service, method, statusClass(status), time.Since(start).Seconds())
 		}
 	}
-	st := &reqState{t: t, ctx: r.Context(), start: start, route: route, service: service, method: method}
+	ctx, span := r.Context(), trace.Span(nil) // span nil: tracing off
 	if t.tp != nil {
-		st.ctx, st.span = t.startServer(st.ctx, r, st)
+		sctx, s := t.startServer(ctx, r, method, route)
+		if t.access == nil && !s.IsRecording() {
+			// Unsampled, no access log: nothing for the Attempt hook to
+			// fill in, so one closure and no state.
+			return sctx, func(status int) {
+				elapsed := time.Since(start)
+				s.End()
+				if t.inst != nil {
+					t.inst.recordRequest(sctx, route, service, method, statusClass(status), elapsed.Seconds())
+				}
+			}
+		}
+		ctx, span = sctx, s
 	}
-	// The Attempt hook needs the state for the server span's attributes
-	// and for the access log; an unsampled request without access log
-	// saves the context value.
-	if t.access != nil || (st.span != nil && st.span.IsRecording()) {
-		st.r = r
-		st.ctx = context.WithValue(st.ctx, stateKey{}, st)
-	}
+	// Sampled, or the access log is on: the Attempt hook fills in the
+	// state for the server span's attributes and for the access log.
+	st := &reqState{t: t, r: r, start: start, route: route, service: service, method: method, span: span}
+	st.ctx = context.WithValue(ctx, stateKey{}, st)
 	return st.ctx, st.end
 }
 
 // startServer continues (or, untrusted, links) the incoming trace and
 // starts the server span.
-func (t *Telemetry) startServer(ctx context.Context, r *http.Request, st *reqState) (context.Context, trace.Span) {
+func (t *Telemetry) startServer(ctx context.Context, r *http.Request, method uint8, route string) (context.Context, trace.Span) {
 	o := t.serverOpts
 	if t.set.trustParent {
 		ctx = t.prop.Extract(ctx, headerCarrier(r.Header))
@@ -100,7 +113,7 @@ func (t *Telemetry) startServer(ctx context.Context, r *http.Request, st *reqSta
 	}
 	// Attributes are set once, at the end: one call into the span instead
 	// of two, and none for a span that is not sampled.
-	return t.tracer.Start(ctx, t.serverSpanName(st.method, st.route), o...)
+	return t.tracer.Start(ctx, t.serverSpanName(method, route), o...)
 }
 
 // serverSpanName is "<METHOD> <route>", "HTTP <route>" for a method outside
@@ -124,8 +137,32 @@ type nameKey struct {
 	route  string
 }
 
-func serverAttrs(r *http.Request, st *reqState, status int) []attribute.KeyValue {
-	a := make([]attribute.KeyValue, 0, 14)
+// maxSpanAttrs is the most attributes serverAttrs or clientAttrs return.
+const maxSpanAttrs = 14
+
+// attrPool recycles the attribute slices that spans are ended with: the SDK
+// span copies what SetAttributes is given, so a slice can be reused as soon
+// as the call returns. Safe for concurrent use; the zero value is ready.
+type attrPool struct{ p sync.Pool }
+
+// get returns an empty slice with room for maxSpanAttrs attributes.
+func (p *attrPool) get() *[]attribute.KeyValue {
+	if b, ok := p.p.Get().(*[]attribute.KeyValue); ok {
+		return b
+	}
+	b := make([]attribute.KeyValue, 0, maxSpanAttrs)
+	return &b
+}
+
+// put returns b, now holding a, to the pool. a must not be used after.
+func (p *attrPool) put(b *[]attribute.KeyValue, a []attribute.KeyValue) {
+	clear(a) // keep no request strings alive in the pool
+	*b = a[:0]
+	p.p.Put(b)
+}
+
+// serverAttrs appends the server span's attributes to a.
+func serverAttrs(a []attribute.KeyValue, r *http.Request, st *reqState, status int) []attribute.KeyValue {
 	a = append(a, semconv.HTTPRequestMethodKey.String(methods[st.method]))
 	if st.method == methodOther {
 		a = append(a, semconv.HTTPRequestMethodOriginal(r.Method))
@@ -173,7 +210,10 @@ func (st *reqState) end(status int) {
 	elapsed := time.Since(st.start)
 	if st.span != nil {
 		if st.span.IsRecording() {
-			st.span.SetAttributes(serverAttrs(st.r, st, status)...)
+			b := t.attrs.get()
+			a := serverAttrs(*b, st.r, st, status)
+			st.span.SetAttributes(a...)
+			t.attrs.put(b, a)
 			if status >= 500 {
 				st.span.SetStatus(codes.Error, "")
 			}
@@ -211,7 +251,8 @@ func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) func(int, erro
 		}
 		// An untrusted or earlier tracestate must not travel with our
 		// traceparent; the propagator sets it again from the span.
-		req.Header.Del("Tracestate")
+		// The key is canonical already: no Header.Del.
+		delete(req.Header, "Tracestate")
 		t.prop.Inject(sctx, headerCarrier(req.Header))
 	}
 	return func(status int, err error) { t.attemptDone(ctx, req, a, span, status, err) }
@@ -224,8 +265,8 @@ func clientSpanName(method string) string {
 	return "HTTP"
 }
 
-func clientAttrs(req *http.Request, a gateway.Attempt, status int, outcome uint8) []attribute.KeyValue {
-	attrs := make([]attribute.KeyValue, 0, 14)
+// clientAttrs appends a client span's attributes to attrs.
+func clientAttrs(attrs []attribute.KeyValue, req *http.Request, a gateway.Attempt, status int, outcome uint8) []attribute.KeyValue {
 	m := methodIndex(req.Method)
 	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(methods[m]))
 	if m == methodOther {
@@ -265,7 +306,10 @@ func clientAttrs(req *http.Request, a gateway.Attempt, status int, outcome uint8
 func (t *Telemetry) attemptDone(ctx context.Context, req *http.Request, a gateway.Attempt, span trace.Span, status int, err error) {
 	outcome := attemptOutcome(status, err)
 	if span != nil {
-		span.SetAttributes(clientAttrs(req, a, status, outcome)...)
+		b := t.attrs.get()
+		attrs := clientAttrs(*b, req, a, status, outcome)
+		span.SetAttributes(attrs...)
+		t.attrs.put(b, attrs)
 		switch {
 		case err != nil:
 			span.RecordError(err)

@@ -80,6 +80,7 @@ type Telemetry struct {
 	prop   propagation.TextMapPropagator
 	spans  *spanCounter // nil: tracing off
 	names  cowMap[nameKey, string]
+	attrs  attrPool
 	// Span start options, made once: options passed one by one would be
 	// boxed and put in a fresh slice on every request.
 	serverOpts, newRootOpts, clientOpts []trace.SpanStartOption
