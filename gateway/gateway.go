@@ -242,16 +242,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	clean := cleanPath(r.URL.Path)
 	rt := g.table.Load().match(r.Host, clean)
 	var end func(int)
+	ctx := r.Context()
 	if g.hooks.Request != nil {
-		var ctx context.Context
 		var routeName, svcName string
 		if rt != nil {
 			routeName, svcName = rt.name, rt.svc.name
 		}
 		ctx, end = g.hooks.Request(r, routeName, svcName)
-		if ctx != r.Context() {
-			r = r.WithContext(ctx)
-		}
 	}
 	if rt == nil {
 		g.finish(end, writeError(w, http.StatusNotFound, "no route for this host and path"))
@@ -279,7 +276,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Time{})
 	}
-	r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
+	// One copy of the request carries the hook's context and the state.
+	r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
 	g.proxy.ServeHTTP(w, r)
 	g.finish(end, st.status)
 }
