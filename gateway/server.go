@@ -250,9 +250,61 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// readBufSize is the fast path's read buffer: a request head that does not
-// fit goes to net/http, which reads heads up to MaxHeaderBytes.
-const readBufSize = 4096
+// headReader is the fast path's read buffer. It starts at 2 KiB, which
+// holds most request heads, and grows to 8 KiB for a longer one (shrinking
+// back once it is empty); a head longer than that goes to net/http, which
+// reads heads up to MaxHeaderBytes. An idle connection keeps 2 KiB.
+type headReader struct {
+	c     net.Conn
+	buf   []byte
+	small []byte // the initial buffer, kept for shrinking back
+	r, w  int
+}
+
+const (
+	headBufInit = 2 << 10
+	headBufMax  = 8 << 10
+)
+
+var errHeadBufFull = errors.New("request head exceeds the fast path's buffer")
+
+func newHeadReader(c net.Conn) *headReader {
+	b := make([]byte, headBufInit)
+	return &headReader{c: c, buf: b, small: b}
+}
+
+func (b *headReader) buffered() []byte { return b.buf[b.r:b.w] }
+
+func (b *headReader) discard(n int) {
+	b.r += n
+	if b.r == b.w {
+		b.r, b.w = 0, 0
+		b.buf = b.small
+	}
+}
+
+// fill reads once more into the buffer, growing it when full. Bytes read
+// with an error are kept; the error comes back on the next call.
+func (b *headReader) fill() error {
+	if b.r > 0 {
+		b.w = copy(b.buf, b.buf[b.r:b.w])
+		b.r = 0
+	}
+	if b.w == len(b.buf) {
+		if len(b.buf) >= headBufMax {
+			return errHeadBufFull
+		}
+		nb := make([]byte, headBufMax)
+		copy(nb, b.buf[:b.w])
+		b.buf = nb
+	}
+	n, err := b.c.Read(b.buf[b.w:])
+	b.w += n
+	if n > 0 {
+		return nil
+	}
+	return err
+}
 
 var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 
@@ -267,7 +319,7 @@ func (s *Server) serveConn(c *serverConn) {
 	}()
 	c.remote = c.RemoteAddr().String()
 	c.ctx = context.WithValue(context.WithValue(context.Background(), http.ServerContextKey, s.Fallback), http.LocalAddrContextKey, c.LocalAddr())
-	br := bufio.NewReaderSize(c.Conn, readBufSize)
+	hr := newHeadReader(c.Conn)
 	f := s.Fallback
 	maxHead := f.MaxHeaderBytes
 	if maxHead <= 0 {
@@ -276,7 +328,7 @@ func (s *Server) serveConn(c *serverConn) {
 	deadline := false // a read deadline is set
 	var idleArmed time.Time
 	for {
-		if br.Buffered() == 0 {
+		if len(hr.buffered()) == 0 {
 			// Idle until the next request starts. The idle deadline is
 			// re-armed at most once a second: on a busy connection it
 			// would otherwise cost a timer update per request, and an
@@ -290,14 +342,16 @@ func (s *Server) serveConn(c *serverConn) {
 				c.SetReadDeadline(time.Time{})
 				deadline = false
 			}
-			if _, err := br.Peek(1); err != nil {
-				return
+			for len(hr.buffered()) == 0 {
+				if err := hr.fill(); err != nil {
+					return
+				}
 			}
 		}
 		if !c.state.CompareAndSwap(connIdle, connActive) {
 			return // shut down while idle
 		}
-		head, ok := peekHead(br)
+		head, ok := findHead(hr.buffered())
 		if !ok {
 			// The head is still coming: give it ReadHeaderTimeout.
 			idleArmed = time.Time{}
@@ -309,16 +363,13 @@ func (s *Server) serveConn(c *serverConn) {
 				deadline = false
 			}
 			for !ok {
-				if br.Buffered() == readBufSize {
-					break // too large for the fast path
-				}
-				if _, err := br.Peek(br.Buffered() + 1); err != nil {
-					if br.Buffered() == 0 {
+				if err := hr.fill(); err != nil {
+					if err != errHeadBufFull && len(hr.buffered()) == 0 {
 						return
 					}
-					break // let net/http answer what it can
+					break // too large for the fast path, or cut short: net/http answers
 				}
-				head, ok = peekHead(br)
+				head, ok = findHead(hr.buffered())
 			}
 		}
 		var req *http.Request
@@ -326,10 +377,10 @@ func (s *Server) serveConn(c *serverConn) {
 			req = c.parse(head)
 		}
 		if req == nil {
-			handed = s.handOver(c, br, deadline)
+			handed = s.handOver(c, hr.buffered(), deadline)
 			return
 		}
-		br.Discard(len(head))
+		hr.discard(len(head))
 		if f.WriteTimeout > 0 {
 			c.SetWriteDeadline(time.Now().Add(f.WriteTimeout))
 		}
@@ -364,24 +415,18 @@ func (s *Server) serveOne(w *response, req *http.Request) {
 	s.Handler.ServeHTTP(w, req)
 }
 
-// handOver gives c to Fallback with what br holds. It reports whether
-// Fallback took it.
-func (s *Server) handOver(c *serverConn, br *bufio.Reader, deadline bool) bool {
+// handOver gives c to Fallback with the bytes already read. It reports
+// whether Fallback took it.
+func (s *Server) handOver(c *serverConn, buffered []byte, deadline bool) bool {
 	if deadline {
 		c.SetReadDeadline(time.Time{}) // net/http sets its own
 	}
-	pc := &prefixConn{Conn: c.Conn}
-	if n := br.Buffered(); n > 0 {
-		b, _ := br.Peek(n)
-		pc.buf = bytes.Clone(b)
-	}
-	return s.handoff.give(pc)
+	return s.handoff.give(&prefixConn{Conn: c.Conn, buf: bytes.Clone(buffered)})
 }
 
-// peekHead returns the buffered request head, through its blank line, if
-// it is complete.
-func peekHead(br *bufio.Reader) ([]byte, bool) {
-	b, _ := br.Peek(br.Buffered())
+// findHead returns the request head at the start of b, through its blank
+// line, if it is complete.
+func findHead(b []byte) ([]byte, bool) {
 	i := bytes.Index(b, []byte("\r\n\r\n"))
 	if i < 0 {
 		return nil, false

@@ -163,6 +163,20 @@ func TestServerAnswersSimpleRequestsOnTheFastPathWithKeepAlive(t *testing.T) {
 	}
 }
 
+func TestServerGrowsItsBufferForALongerHeadAndShrinksBack(t *testing.T) {
+	s := startServer(t, http.HandlerFunc(testHandler), nil)
+	c := dialRaw(t, s.addr)
+	long := "GET /long HTTP/1.1\r\nHost: h\r\nCookie: " + strings.Repeat("c", 3*headBufInit) + "\r\n\r\n"
+	for i, raw := range []string{long, "GET /1 HTTP/1.1\r\nHost: h\r\n\r\n", long + long} {
+		c.send(raw)
+		for range strings.Count(raw, "GET ") {
+			if resp, _ := c.read("GET"); resp.StatusCode != 200 || resp.Header.Get("X-Path") != "fast" {
+				t.Fatalf("request %d: %d from %s", i, resp.StatusCode, resp.Header.Get("X-Path"))
+			}
+		}
+	}
+}
+
 func TestServerAnswersPipelinedRequestsInOrderAcrossTheHandOver(t *testing.T) {
 	s := startServer(t, http.HandlerFunc(testHandler), nil)
 	c := dialRaw(t, s.addr)
@@ -182,7 +196,7 @@ func TestServerAnswersPipelinedRequestsInOrderAcrossTheHandOver(t *testing.T) {
 
 func TestServerHandsOverWhatTheFastPathDoesNotHandle(t *testing.T) {
 	s := startServer(t, http.HandlerFunc(testHandler), &http.Server{MaxHeaderBytes: 64 << 10})
-	long := strings.Repeat("v", 5000)
+	long := strings.Repeat("v", headBufMax)
 	for _, tc := range []struct {
 		name, raw string
 		status    int
