@@ -144,6 +144,7 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 		}
 		t.idle[addr] = list
 		t.mu.Unlock()
+		c.br = getReader(c)
 		return c, true, nil
 	}
 	t.idle[addr] = list
@@ -154,12 +155,30 @@ func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, erro
 		return nil, false, err
 	}
 	c := &h1Conn{Conn: nc, addr: addr, left: -1}
-	c.br = bufio.NewReaderSize(limitedConn{c}, 2048)
+	c.br = getReader(c)
 	return c, false, nil
 }
 
-// put keeps c for reuse, or closes it when the pool is full or shut.
+// readers recycles upstream read buffers: a connection holds one only
+// while an exchange uses it, not while it waits in the pool.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 2048) }}
+
+func getReader(c *h1Conn) *bufio.Reader {
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(limitedConn{c})
+	return br
+}
+
+// put keeps c for reuse, or closes it when the pool is full or shut, or
+// when the upstream sent more than its response.
 func (t *h1Transport) put(c *h1Conn) {
+	if c.br.Buffered() > 0 {
+		c.Close()
+		return
+	}
+	c.br.Reset(nil)
+	readers.Put(c.br)
+	c.br = nil
 	c.idleAt = time.Now()
 	t.mu.Lock()
 	if t.closed || len(t.idle[c.addr]) >= t.maxIdle {
