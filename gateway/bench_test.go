@@ -27,7 +27,8 @@ func benchBackend(b *testing.B) *httptest.Server {
 	return s
 }
 
-func BenchmarkProxy(b *testing.B) {
+// benchGateway is a gateway routing everything to one benchBackend.
+func benchGateway(b *testing.B) *Gateway {
 	be := benchBackend(b)
 	g, err := New(Options{Proxy: testProxyConfig()})
 	if err != nil {
@@ -35,8 +36,10 @@ func BenchmarkProxy(b *testing.B) {
 	}
 	g.SetRoutes(defaultRoute())
 	g.SetHealthy("web", []discovery.Instance{{ID: "1", Address: addr(be)}}, false)
-	runProxyBench(b, g)
+	return g
 }
+
+func BenchmarkProxy(b *testing.B) { runProxyBench(b, benchGateway(b)) }
 
 func BenchmarkBareReverseProxy(b *testing.B) {
 	be := benchBackend(b)
@@ -67,13 +70,7 @@ func runProxyBench(b *testing.B, h http.Handler) {
 // process, so allocs/op counts all three; the difference between the two
 // is the server side.
 func BenchmarkServed(b *testing.B) {
-	be := benchBackend(b)
-	g, err := New(Options{Proxy: testProxyConfig()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	g.SetRoutes(defaultRoute())
-	g.SetHealthy("web", []discovery.Instance{{ID: "1", Address: addr(be)}}, false)
+	g := benchGateway(b)
 	b.Run("server=fast", func(b *testing.B) {
 		ln := benchListen(b)
 		s := &Server{Handler: g, Fallback: &http.Server{Handler: g}}

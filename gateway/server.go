@@ -562,28 +562,19 @@ func (c *serverConn) parse(head []byte) *http.Request {
 	return r.WithContext(c.ctx)
 }
 
-// knownMethod returns the standard method m names, or "".
+// knownMethod returns the standard method m names, or "". CONNECT is not
+// among them: net/http handles it.
 func knownMethod(m []byte) string {
-	switch string(m) {
-	case http.MethodGet:
-		return http.MethodGet
-	case http.MethodHead:
-		return http.MethodHead
-	case http.MethodPost:
-		return http.MethodPost
-	case http.MethodPut:
-		return http.MethodPut
-	case http.MethodDelete:
-		return http.MethodDelete
-	case http.MethodOptions:
-		return http.MethodOptions
-	case http.MethodPatch:
-		return http.MethodPatch
-	case http.MethodTrace:
-		return http.MethodTrace
+	for _, k := range fastMethods {
+		if string(m) == k {
+			return k
+		}
 	}
 	return ""
 }
+
+var fastMethods = [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodDelete, http.MethodOptions, http.MethodPatch, http.MethodTrace}
 
 // plainPath reports whether p needs no unescaping and escapes to itself,
 // so that url.URL{Path: p} is what url.ParseRequestURI would build.

@@ -138,6 +138,15 @@ func (r *rawConn) read(method string) (*http.Response, string) {
 	return resp, string(b)
 }
 
+// stillServes checks that the connection answers another request.
+func (r *rawConn) stillServes(after string) {
+	r.t.Helper()
+	r.send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+	if _, body := r.read("GET"); body != `GET /1 h ""` {
+		r.t.Fatalf("after %s, the next response is %q", after, body)
+	}
+}
+
 // closed reports whether the server closed the connection (EOF, nothing
 // more to read).
 func (r *rawConn) closed() bool {
@@ -245,10 +254,7 @@ func TestServerFramesResponsesAsNetHTTPWould(t *testing.T) {
 		if !reflect.DeepEqual(resp.TransferEncoding, []string{"chunked"}) || body != "one,two" {
 			t.Fatalf("TE %v, body %q", resp.TransferEncoding, body)
 		}
-		c.send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n") // still usable
-		if _, body := c.read("GET"); body != `GET /1 h ""` {
-			t.Fatalf("next response %q", body)
-		}
+		c.stillServes("a chunked response")
 	})
 	t.Run("declared trailers follow the body", func(t *testing.T) {
 		c := dialRaw(t, s.addr)
@@ -265,20 +271,15 @@ func TestServerFramesResponsesAsNetHTTPWould(t *testing.T) {
 		if resp.ContentLength != int64(len(`HEAD /x h ""`)) || body != "" {
 			t.Fatalf("Content-Length %d, body %q", resp.ContentLength, body)
 		}
-		c.send("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
-		if _, body := c.read("GET"); body != `GET /1 h ""` {
-			t.Fatalf("next response %q: the HEAD response carried a body", body)
-		}
+		c.stillServes("a HEAD response")
 	})
 	t.Run("204 has no body", func(t *testing.T) {
 		c := dialRaw(t, s.addr)
-		c.send("GET /nocontent HTTP/1.1\r\nHost: h\r\n\r\nGET /1 HTTP/1.1\r\nHost: h\r\n\r\n")
+		c.send("GET /nocontent HTTP/1.1\r\nHost: h\r\n\r\n")
 		if resp, _ := c.read("GET"); resp.StatusCode != 204 || resp.Header.Get("Content-Length") != "" {
 			t.Fatalf("%d %v", resp.StatusCode, resp.Header)
 		}
-		if _, body := c.read("GET"); body != `GET /1 h ""` {
-			t.Fatalf("next response %q", body)
-		}
+		c.stillServes("a 204")
 	})
 	t.Run("HTTP/1.0 without a length ends with the connection", func(t *testing.T) {
 		c := dialRaw(t, s.addr)
