@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -300,8 +299,6 @@ func (b *headReader) fill() error {
 	}
 	return err
 }
-
-var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 
 func (s *Server) serveConn(c *serverConn) {
 	handed := false

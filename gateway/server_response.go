@@ -6,11 +6,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
+
+// writers are the response buffers, held from the head to the end of a
+// response only.
+var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 
 // response is the fast path's http.ResponseWriter. The status line and
 // headers are written at the first body write, flush or the handler's end,
