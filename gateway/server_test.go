@@ -462,3 +462,28 @@ func FuzzServerParse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, head string) { checkParse(t, head) })
 }
+
+func TestServerFlushSendsWhatWasWrittenAtOnce(t *testing.T) {
+	next := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		<-next // the client must have read "first" by now
+		io.WriteString(w, "second")
+	})
+	s := startServer(t, h, nil)
+	c := dialRaw(t, s.addr)
+	c.send("GET /sse HTTP/1.1\r\nHost: h\r\n\r\n")
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("first"))
+	if _, err := io.ReadFull(resp.Body, buf); err != nil || string(buf) != "first" {
+		t.Fatalf("read %q, %v before the handler finished", buf, err)
+	}
+	close(next)
+	if rest, err := io.ReadAll(resp.Body); err != nil || string(rest) != "second" {
+		t.Fatalf("then %q, %v", rest, err)
+	}
+}
