@@ -255,6 +255,10 @@ func (t *h1Transport) exchange(c *h1Conn, req *http.Request) (*http.Response, er
 		return nil, err
 	}
 	for {
+		var ok bool
+		if resp, ok = readResponseHead(c.br, req); ok {
+			break
+		}
 		resp, err = http.ReadResponse(c.br, req)
 		if err != nil {
 			stop()
