@@ -320,7 +320,7 @@ func (t *Telemetry) attemptDone(ctx context.Context, req *http.Request, a gatewa
 		span.End()
 	}
 	if t.inst != nil {
-		t.inst.recordAttempt(ctx, a.Upstream.Service, a.Upstream.ID, a.N, outcome)
+		t.inst.recordAttempt(a.Upstream.Service, a.Upstream.ID, a.N, outcome)
 	}
 }
 

@@ -32,27 +32,38 @@ const (
 // durationBuckets are the HTTP semantic-convention buckets, in seconds.
 var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
-// instruments holds every synchronous instrument and the cached attribute
-// sets that let the request path record without allocating.
+// instruments holds every instrument and the cached attribute sets that
+// let the request path record without allocating. The per-request counters
+// (requests, attempts, retries) are kept here as atomic counts per label
+// set and observed when metrics are collected: recording them through the
+// SDK on every request costs it an attribute-set check each time.
 type instruments struct {
 	meter       metric.Meter
-	requests    metric.Int64Counter
+	requests    metric.Int64ObservableCounter
 	duration    metric.Float64Histogram
-	attempts    metric.Int64Counter
-	retries     metric.Int64Counter
+	attempts    metric.Int64ObservableCounter
+	retries     metric.Int64ObservableCounter
 	probe       metric.Float64Histogram
 	transitions metric.Int64Counter
 
 	reqSets     cowMap[reqKey, *reqOpts]
-	attemptSets cowMap[attemptKey, []metric.AddOption]
-	retrySets   cowMap[string, []metric.AddOption]
+	attemptSets cowMap[attemptKey, *count]
+	retrySets   cowMap[string, *count]
 	probeSets   cowMap[probeKey, []metric.RecordOption]
 }
+
+// count is a counter's value for one label set.
+type count struct {
+	n   atomic.Int64
+	set metric.ObserveOption
+}
+
+func newCount(set attribute.Set) *count { return &count{set: metric.WithAttributeSet(set)} }
 
 func newInstruments(m metric.Meter) (*instruments, error) {
 	in := &instruments{meter: m}
 	var err error
-	if in.requests, err = m.Int64Counter(MetricRequests,
+	if in.requests, err = m.Int64ObservableCounter(MetricRequests,
 		metric.WithDescription("Requests answered, by route, service, method and status class."),
 		metric.WithUnit("{request}")); err != nil {
 		return nil, err
@@ -62,12 +73,12 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
 		return nil, err
 	}
-	if in.attempts, err = m.Int64Counter(MetricAttempts,
+	if in.attempts, err = m.Int64ObservableCounter(MetricAttempts,
 		metric.WithDescription("Upstream attempts, by service, instance and outcome."),
 		metric.WithUnit("{attempt}")); err != nil {
 		return nil, err
 	}
-	if in.retries, err = m.Int64Counter(MetricRetries,
+	if in.retries, err = m.Int64ObservableCounter(MetricRetries,
 		metric.WithDescription("Upstream attempts after the first one of a request, by service."),
 		metric.WithUnit("{attempt}")); err != nil {
 		return nil, err
@@ -80,6 +91,9 @@ func newInstruments(m metric.Meter) (*instruments, error) {
 	if in.transitions, err = m.Int64Counter(MetricTransitions,
 		metric.WithDescription("Instances entering (state=routable) or leaving (state=unroutable) rotation."),
 		metric.WithUnit("{transition}")); err != nil {
+		return nil, err
+	}
+	if _, err = m.RegisterCallback(in.observeCounts, in.requests, in.attempts, in.retries); err != nil {
 		return nil, err
 	}
 	return in, nil
@@ -107,7 +121,7 @@ type reqKey struct {
 }
 
 type reqOpts struct {
-	add []metric.AddOption
+	count
 	rec []metric.RecordOption
 }
 
@@ -121,9 +135,11 @@ func (in *instruments) recordRequest(ctx context.Context, route, service string,
 			attribute.String("method", methods[k.method]),
 			attribute.String("status_class", statusClasses[k.class]),
 		)
-		return &reqOpts{add: []metric.AddOption{metric.WithAttributeSet(set)}, rec: []metric.RecordOption{metric.WithAttributeSet(set)}}
+		o := &reqOpts{rec: []metric.RecordOption{metric.WithAttributeSet(set)}}
+		o.set = metric.WithAttributeSet(set)
+		return o
 	})
-	in.requests.Add(ctx, 1, o.add...)
+	o.n.Add(1)
 	in.duration.Record(ctx, seconds, o.rec...)
 }
 
@@ -144,21 +160,28 @@ type attemptKey struct {
 	outcome           uint8
 }
 
-func (in *instruments) recordAttempt(ctx context.Context, service, instance string, n int, outcome uint8) {
-	o := in.attemptSets.get(attemptKey{service, instance, outcome}, func(k attemptKey) []metric.AddOption {
-		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
+func (in *instruments) recordAttempt(service, instance string, n int, outcome uint8) {
+	in.attemptSets.get(attemptKey{service, instance, outcome}, func(k attemptKey) *count {
+		return newCount(attribute.NewSet(
 			attribute.String("service", k.service),
 			attribute.String("instance", k.instance),
 			attribute.String("outcome", outcomes[k.outcome]),
-		))}
-	})
-	in.attempts.Add(ctx, 1, o...)
+		))
+	}).n.Add(1)
 	if n > 0 {
-		r := in.retrySets.get(service, func(s string) []metric.AddOption {
-			return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.String("service", s)))}
-		})
-		in.retries.Add(ctx, 1, r...)
+		in.retrySets.get(service, func(s string) *count {
+			return newCount(attribute.NewSet(attribute.String("service", s)))
+		}).n.Add(1)
 	}
+}
+
+// observeCounts reports the per-request counters when metrics are
+// collected.
+func (in *instruments) observeCounts(_ context.Context, o metric.Observer) error {
+	in.reqSets.each(func(v *reqOpts) { o.ObserveInt64(in.requests, v.n.Load(), v.set) })
+	in.attemptSets.each(func(v *count) { o.ObserveInt64(in.attempts, v.n.Load(), v.set) })
+	in.retrySets.each(func(v *count) { o.ObserveInt64(in.retries, v.n.Load(), v.set) })
+	return nil
 }
 
 // observeDroppedSpans exports the dropped-span count.
@@ -179,6 +202,15 @@ func (in *instruments) observeDroppedSpans(c *spanCounter) error {
 type cowMap[K comparable, V any] struct {
 	mu sync.Mutex
 	m  atomic.Pointer[map[K]V]
+}
+
+// each calls f with every value.
+func (c *cowMap[K, V]) each(f func(V)) {
+	if m := c.m.Load(); m != nil {
+		for _, v := range *m {
+			f(v)
+		}
+	}
 }
 
 func (c *cowMap[K, V]) get(k K, newV func(K) V) V {
