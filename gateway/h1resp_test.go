@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -51,10 +50,7 @@ func checkResponseHead(t *testing.T, method, raw string) bool {
 	}
 	gotBody, gotErr := io.ReadAll(fast.Body)
 	wantBody, wantErr := io.ReadAll(want.Body)
-	for _, f := range []struct {
-		name      string
-		got, want any
-	}{
+	agree(t, method+" "+raw, []field{
 		{"Status", fast.Status, want.Status},
 		{"StatusCode", fast.StatusCode, want.StatusCode},
 		{"Proto", fast.Proto, want.Proto},
@@ -65,11 +61,7 @@ func checkResponseHead(t *testing.T, method, raw string) bool {
 		{"body", string(gotBody), string(wantBody)},
 		{"body error", errors.Is(gotErr, io.ErrUnexpectedEOF), errors.Is(wantErr, io.ErrUnexpectedEOF)},
 		{"no body", fast.Body == http.NoBody, want.Body == http.NoBody},
-	} {
-		if !reflect.DeepEqual(f.got, f.want) {
-			t.Fatalf("%s %q: %s = %#v, net/http says %#v", method, raw, f.name, f.got, f.want)
-		}
-	}
+	})
 	return true
 }
 

@@ -423,10 +423,7 @@ func checkParse(t *testing.T, head string) {
 	if want.Body != http.NoBody && want.ContentLength != 0 {
 		t.Fatalf("fast path accepted %q, which has a body", head)
 	}
-	for _, f := range []struct {
-		name      string
-		got, want any
-	}{
+	agree(t, head, []field{
 		{"Method", got.Method, want.Method},
 		{"URL", *got.URL, *want.URL},
 		{"Proto", got.Proto, want.Proto},
@@ -436,9 +433,20 @@ func checkParse(t *testing.T, head string) {
 		{"Close", got.Close, want.Close},
 		{"RequestURI", got.RequestURI, want.RequestURI},
 		{"ContentLength", got.ContentLength, want.ContentLength},
-	} {
+	})
+}
+
+// field is one value a fast-path parser and net/http must agree on.
+type field struct {
+	name      string
+	got, want any
+}
+
+func agree(t *testing.T, input string, fields []field) {
+	t.Helper()
+	for _, f := range fields {
 		if !reflect.DeepEqual(f.got, f.want) {
-			t.Fatalf("%q: %s = %#v, net/http says %#v", head, f.name, f.got, f.want)
+			t.Fatalf("%q: %s = %#v, net/http says %#v", input, f.name, f.got, f.want)
 		}
 	}
 }
