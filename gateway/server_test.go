@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,9 +11,10 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 // pathOf tells which side served a request: the fast path or net/http.
@@ -58,8 +58,7 @@ func testHandler(w http.ResponseWriter, r *http.Request) {
 type testServer struct {
 	*Server
 	addr string
-	logs *bytes.Buffer
-	mu   *sync.Mutex
+	logs *testenv.SyncBuffer
 	done chan error
 }
 
@@ -73,10 +72,10 @@ func startServer(t *testing.T, h http.Handler, fallback *http.Server) *testServe
 		fallback = &http.Server{}
 	}
 	fallback.Handler = h
-	logs, mu := &bytes.Buffer{}, &sync.Mutex{}
+	logs := &testenv.SyncBuffer{}
 	s := &testServer{
-		Server: &Server{Handler: h, Fallback: fallback, Logger: slog.New(slog.NewTextHandler(lockedWriter{logs, mu}, nil))},
-		addr:   ln.Addr().String(), logs: logs, mu: mu, done: make(chan error, 1),
+		Server: &Server{Handler: h, Fallback: fallback, Logger: slog.New(slog.NewTextHandler(logs, nil))},
+		addr:   ln.Addr().String(), logs: logs, done: make(chan error, 1),
 	}
 	go func() { s.done <- s.Serve(StrictListener(ln)) }()
 	t.Cleanup(func() {
@@ -86,17 +85,6 @@ func startServer(t *testing.T, h http.Handler, fallback *http.Server) *testServe
 		}
 	})
 	return s
-}
-
-type lockedWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // rawConn is a client connection that writes raw bytes and reads responses.
@@ -328,9 +316,7 @@ func TestServerRecoversFromAPanickingHandler(t *testing.T) {
 	if !c.closed() {
 		t.Fatal("connection still open after the handler panicked")
 	}
-	s.mu.Lock()
 	logs := s.logs.String()
-	s.mu.Unlock()
 	if !strings.Contains(logs, "boom") || !strings.Contains(logs, "server_test.go") {
 		t.Fatalf("panic not logged with its stack:\n%s", logs)
 	}
