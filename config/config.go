@@ -87,27 +87,13 @@ func (o *HealthOverride) Apply(base Health) Health {
 	if o == nil {
 		return base
 	}
-	if o.Path != nil {
-		base.Path = *o.Path
-	}
-	if o.Interval != nil {
-		base.Interval = *o.Interval
-	}
-	if o.Timeout != nil {
-		base.Timeout = *o.Timeout
-	}
-	if o.HealthyThreshold != nil {
-		base.HealthyThreshold = *o.HealthyThreshold
-	}
-	if o.UnhealthyThreshold != nil {
-		base.UnhealthyThreshold = *o.UnhealthyThreshold
-	}
-	if o.ExpectedStatus != nil {
-		base.ExpectedStatus = *o.ExpectedStatus
-	}
-	if o.Jitter != nil {
-		base.Jitter = *o.Jitter
-	}
+	setFrom(&base.Path, o.Path)
+	setFrom(&base.Interval, o.Interval)
+	setFrom(&base.Timeout, o.Timeout)
+	setFrom(&base.HealthyThreshold, o.HealthyThreshold)
+	setFrom(&base.UnhealthyThreshold, o.UnhealthyThreshold)
+	setFrom(&base.ExpectedStatus, o.ExpectedStatus)
+	setFrom(&base.Jitter, o.Jitter)
 	return base
 }
 
@@ -122,28 +108,28 @@ func (o *HealthOverride) Over(under *HealthOverride) *HealthOverride {
 		return o
 	}
 	m := *under
-	if o.Path != nil {
-		m.Path = o.Path
-	}
-	if o.Interval != nil {
-		m.Interval = o.Interval
-	}
-	if o.Timeout != nil {
-		m.Timeout = o.Timeout
-	}
-	if o.HealthyThreshold != nil {
-		m.HealthyThreshold = o.HealthyThreshold
-	}
-	if o.UnhealthyThreshold != nil {
-		m.UnhealthyThreshold = o.UnhealthyThreshold
-	}
-	if o.ExpectedStatus != nil {
-		m.ExpectedStatus = o.ExpectedStatus
-	}
-	if o.Jitter != nil {
-		m.Jitter = o.Jitter
-	}
+	prefer(&m.Path, o.Path)
+	prefer(&m.Interval, o.Interval)
+	prefer(&m.Timeout, o.Timeout)
+	prefer(&m.HealthyThreshold, o.HealthyThreshold)
+	prefer(&m.UnhealthyThreshold, o.UnhealthyThreshold)
+	prefer(&m.ExpectedStatus, o.ExpectedStatus)
+	prefer(&m.Jitter, o.Jitter)
 	return &m
+}
+
+// setFrom sets *dst to *v when v is set.
+func setFrom[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// prefer points *dst at v when v is set.
+func prefer[T any](dst **T, v *T) {
+	if v != nil {
+		*dst = v
+	}
 }
 
 // Service is a statically configured service. With the consul provider its
