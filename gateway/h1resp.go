@@ -70,30 +70,18 @@ func parseResponseHead(head []byte, req *http.Request) (*http.Response, bool) {
 		status = string(line[9:])
 	}
 
-	n := bytes.Count(rest, []byte("\n")) - 1
-	if n < 0 {
+	f, ok := newFields(rest)
+	if !ok {
 		return nil, false
 	}
-	h := make(http.Header, n)
-	vals := make([]string, 0, n)
 	cl := int64(-1)
 	var connClose, keepAlive bool
 	for len(rest) > 2 {
-		eol := bytes.IndexByte(rest, '\n')
-		if eol < 1 || rest[eol-1] != '\r' {
+		key, value, next, ok := nextField(rest)
+		if !ok {
 			return nil, false
 		}
-		line := rest[:eol-1]
-		rest = rest[eol+1:]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return nil, false
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		if !validFieldName(name) || !validFieldValue(value) {
-			return nil, false
-		}
-		key := canonicalKey(name)
+		rest = next
 		switch key {
 		case "Transfer-Encoding", "Trailer":
 			return nil, false
@@ -107,18 +95,10 @@ func parseResponseHead(head []byte, req *http.Request) (*http.Response, bool) {
 			connClose = connClose || hasToken(value, "close")
 			keepAlive = keepAlive || hasToken(value, "keep-alive")
 		}
-		vals = append(vals, string(value))
-		if vv, ok := h[key]; ok {
-			h[key] = append(vv, vals[len(vals)-1])
-		} else {
-			h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
-		}
+		f.add(key, value)
 	}
-	if hp := h["Pragma"]; len(hp) > 0 && hp[0] == "no-cache" {
-		if _, ok := h["Cache-Control"]; !ok {
-			h["Cache-Control"] = []string{"no-cache"}
-		}
-	}
+	h := f.h
+	fixPragma(h)
 	closing := connClose || (minor == 0 && !keepAlive)
 	if connClose {
 		delete(h, "Connection")

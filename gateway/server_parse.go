@@ -48,32 +48,19 @@ func (c *serverConn) parse(head []byte) *http.Request {
 		}
 	}
 
-	// Header lines: count first, so that values share one backing array.
-	n := bytes.Count(rest, []byte("\n")) - 1
-	if n < 0 {
+	f, ok := newFields(rest)
+	if !ok {
 		return nil
 	}
-	h := make(http.Header, n)
-	vals := make([]string, 0, n)
 	var host string
 	hosts := 0
-	var connClose, keepAlive, pragmaNoCache bool
+	var connClose, keepAlive bool
 	for len(rest) > 2 {
-		eol := bytes.IndexByte(rest, '\n')
-		if eol < 1 || rest[eol-1] != '\r' {
+		key, value, next, ok := nextField(rest)
+		if !ok {
 			return nil
 		}
-		line := rest[:eol-1]
-		rest = rest[eol+1:]
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			return nil
-		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		if !validFieldName(name) || !validFieldValue(value) {
-			return nil
-		}
-		key := canonicalKey(name)
+		rest = next
 		switch key {
 		case "Host":
 			hosts++
@@ -88,24 +75,14 @@ func (c *serverConn) parse(head []byte) *http.Request {
 		case "Connection":
 			connClose = connClose || hasToken(value, "close")
 			keepAlive = keepAlive || hasToken(value, "keep-alive")
-		case "Pragma":
-			pragmaNoCache = string(value) == "no-cache"
 		}
-		vals = append(vals, string(value))
-		if vv, ok := h[key]; ok {
-			h[key] = append(vv, vals[len(vals)-1])
-		} else {
-			h[key] = vals[len(vals)-1 : len(vals) : len(vals)]
-		}
+		f.add(key, value)
 	}
 	if hosts > 1 || (minor == 1 && hosts == 0) || !httpguts.ValidHostHeader(host) {
 		return nil
 	}
-	if minor == 0 && pragmaNoCache {
-		if _, ok := h["Cache-Control"]; !ok {
-			h["Cache-Control"] = []string{"no-cache"}
-		}
-	}
+	h := f.h
+	fixPragma(h)
 
 	uri := string(target)
 	u := &url.URL{}
@@ -174,88 +151,4 @@ var pathSafe = func() (t [256]bool) {
 		t[c] = true
 	}
 	return t
-}()
-
-func trimOWS(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
-}
-
-func validFieldName(b []byte) bool {
-	for _, c := range b {
-		if !httpguts.IsTokenRune(rune(c)) {
-			return false
-		}
-	}
-	return len(b) > 0
-}
-
-// validFieldValue: visible ASCII, obs-text, space and tab; no CTLs.
-func validFieldValue(b []byte) bool {
-	for _, c := range b {
-		if (c < ' ' && c != '\t') || c == 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
-// hasToken reports whether the comma-separated list v holds tok.
-func hasToken(v []byte, tok string) bool {
-	for len(v) > 0 {
-		var t []byte
-		t, v, _ = bytes.Cut(v, []byte(","))
-		if strings.EqualFold(string(trimOWS(t)), tok) {
-			return true
-		}
-	}
-	return false
-}
-
-// canonicalKey returns the canonical form of a header name; common names
-// come from a table and cost no allocation.
-func canonicalKey(name []byte) string {
-	var buf [64]byte
-	if len(name) > len(buf) {
-		return http.CanonicalHeaderKey(string(name))
-	}
-	k := buf[:len(name)]
-	upper := true
-	for i, c := range name {
-		switch {
-		case upper && 'a' <= c && c <= 'z':
-			c -= 'a' - 'A'
-		case !upper && 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		k[i] = c
-		upper = c == '-'
-	}
-	if s, ok := commonKeys[string(k)]; ok {
-		return s
-	}
-	return string(k)
-}
-
-var commonKeys = func() map[string]string {
-	m := map[string]string{}
-	for _, k := range []string{
-		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
-		"Authorization", "Cache-Control", "Connection", "Content-Length", "Content-Type",
-		"Cookie", "Date", "Dnt", "Etag", "Expect", "Forwarded", "From", "Host",
-		"If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
-		"Origin", "Pragma", "Priority", "Range", "Referer", "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile",
-		"Sec-Ch-Ua-Platform", "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site",
-		"Sec-Fetch-User", "Te", "Traceparent", "Tracestate", "Baggage", "Transfer-Encoding",
-		"Upgrade", "Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For",
-		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
-	} {
-		m[k] = k
-	}
-	return m
 }()

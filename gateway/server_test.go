@@ -378,6 +378,8 @@ var parseHeads = []string{
 	"GET //double//slash HTTP/1.1\r\nHost: h\r\nforwarded:  for=1.2.3.4 \r\n\r\n",
 	"GET / HTTP/1.0\r\n\r\n",
 	"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\nPragma: no-cache\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: h\r\nPragma: no-cache\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: h\r\nPragma: x\r\nPragma: no-cache\r\n\r\n",
 	"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
 	"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: h\r\nX-Tab:\tv\tw\t\r\nX-Empty:\r\n\r\n",

@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Header fields of a request or response head, parsed in place for the
+// fast path (server_parse.go) and the upstream transport (h1resp.go), with
+// net/http's rules: what is not plainly valid is refused and left to it.
+
+// fields builds an http.Header whose values share one backing array.
+type fields struct {
+	h    http.Header
+	vals []string
+}
+
+// newFields sizes the header for the field lines in rest, which ends with
+// the head's blank line.
+func newFields(rest []byte) (fields, bool) {
+	n := bytes.Count(rest, []byte("\n")) - 1
+	if n < 0 {
+		return fields{}, false
+	}
+	return fields{h: make(http.Header, n), vals: make([]string, 0, n)}, true
+}
+
+func (f *fields) add(key string, value []byte) {
+	f.vals = append(f.vals, string(value))
+	if vv, ok := f.h[key]; ok {
+		f.h[key] = append(vv, f.vals[len(f.vals)-1])
+	} else {
+		f.h[key] = f.vals[len(f.vals)-1 : len(f.vals) : len(f.vals)]
+	}
+}
+
+// nextField splits the first field line off rest: its canonical name, its
+// value without surrounding white space, and what follows. ok is false for
+// a line net/http might read differently.
+func nextField(rest []byte) (key string, value, next []byte, ok bool) {
+	eol := bytes.IndexByte(rest, '\n')
+	if eol < 1 || rest[eol-1] != '\r' {
+		return "", nil, nil, false
+	}
+	line := rest[:eol-1]
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return "", nil, nil, false
+	}
+	name, value := line[:colon], trimOWS(line[colon+1:])
+	if !validFieldName(name) || !validFieldValue(value) {
+		return "", nil, nil, false
+	}
+	return canonicalKey(name), value, rest[eol+1:], true
+}
+
+// fixPragma adds "Cache-Control: no-cache" when the first Pragma is
+// "no-cache" and no Cache-Control is set, as net/http does to every request
+// and response it reads, whatever the protocol version.
+func fixPragma(h http.Header) {
+	if hp := h["Pragma"]; len(hp) > 0 && hp[0] == "no-cache" {
+		if _, ok := h["Cache-Control"]; !ok {
+			h["Cache-Control"] = []string{"no-cache"}
+		}
+	}
+}
+
+func trimOWS(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func validFieldName(b []byte) bool {
+	for _, c := range b {
+		if !httpguts.IsTokenRune(rune(c)) {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// validFieldValue: visible ASCII, obs-text, space and tab; no CTLs.
+func validFieldValue(b []byte) bool {
+	for _, c := range b {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// hasToken reports whether the comma-separated list v holds tok.
+func hasToken(v []byte, tok string) bool {
+	for len(v) > 0 {
+		var t []byte
+		t, v, _ = bytes.Cut(v, []byte(","))
+		if strings.EqualFold(string(trimOWS(t)), tok) {
+			return true
+		}
+	}
+	return false
+}
+
+// canonicalKey returns the canonical form of a header name; common names
+// come from a table and cost no allocation.
+func canonicalKey(name []byte) string {
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return http.CanonicalHeaderKey(string(name))
+	}
+	k := buf[:len(name)]
+	upper := true
+	for i, c := range name {
+		switch {
+		case upper && 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		case !upper && 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		k[i] = c
+		upper = c == '-'
+	}
+	if s, ok := commonKeys[string(k)]; ok {
+		return s
+	}
+	return string(k)
+}
+
+var commonKeys = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range []string{
+		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
+		"Authorization", "Cache-Control", "Connection", "Content-Length", "Content-Type",
+		"Cookie", "Date", "Dnt", "Etag", "Expect", "Forwarded", "From", "Host",
+		"If-Match", "If-Modified-Since", "If-None-Match", "If-Range", "If-Unmodified-Since",
+		"Origin", "Pragma", "Priority", "Range", "Referer", "Sec-Ch-Ua", "Sec-Ch-Ua-Mobile",
+		"Sec-Ch-Ua-Platform", "Sec-Fetch-Dest", "Sec-Fetch-Mode", "Sec-Fetch-Site",
+		"Sec-Fetch-User", "Te", "Traceparent", "Tracestate", "Baggage", "Transfer-Encoding",
+		"Upgrade", "Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For",
+		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
+	} {
+		m[k] = k
+	}
+	return m
+}()
