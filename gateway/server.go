@@ -39,6 +39,7 @@ type Server struct {
 	Logger   *slog.Logger // nil: slog.Default()
 
 	once    sync.Once
+	baseCtx context.Context // what every request's context derives from
 	handoff *handoffListener
 	closing atomic.Bool
 
@@ -70,6 +71,7 @@ func (s *Server) init() {
 	s.once.Do(func() {
 		s.handoff = &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})}
 		s.conns = map[*serverConn]struct{}{}
+		s.baseCtx = context.WithValue(context.Background(), http.ServerContextKey, s.Fallback)
 		if s.Logger == nil {
 			s.Logger = slog.Default()
 		}
@@ -310,7 +312,7 @@ func (s *Server) serveConn(c *serverConn) {
 		s.untrack(c)
 	}()
 	c.remote = c.RemoteAddr().String()
-	c.ctx = context.WithValue(context.WithValue(context.Background(), http.ServerContextKey, s.Fallback), http.LocalAddrContextKey, c.LocalAddr())
+	c.ctx = context.WithValue(s.baseCtx, http.LocalAddrContextKey, c.LocalAddr())
 	hr := newHeadReader(c.Conn)
 	f := s.Fallback
 	maxHead := f.MaxHeaderBytes

@@ -32,9 +32,12 @@ type response struct {
 	wrote   bool  // the final status was set
 	headOut bool  // status line and headers are written
 	chunked bool
-	noBody  bool // HEAD, 1xx, 204 or 304
-	close   bool // close the connection after this response
-	aborted bool // the handler panicked
+	// trailers are the declared trailer names (the Trailer header at the
+	// head), sent after a chunked body.
+	trailers []string
+	noBody   bool // HEAD, 1xx, 204 or 304
+	close    bool // close the connection after this response
+	aborted  bool // the handler panicked
 }
 
 func (w *response) Header() http.Header { return w.header }
@@ -102,19 +105,21 @@ func (w *response) writeHead(final bool) {
 			}
 		}
 	}
-	extra := [3]string{}
+	framing := "" // a framing header the handler did not set
 	switch {
 	case w.noBody || w.cl >= 0:
 	case final && len(trailers) == 0:
 		w.cl = 0
-		extra[0] = "Content-Length: 0\r\n"
+		framing = "Content-Length: 0\r\n"
 	case w.req.ProtoMinor == 1:
 		w.chunked = true
-		extra[0] = "Transfer-Encoding: chunked\r\n"
+		framing = "Transfer-Encoding: chunked\r\n"
 	default:
 		w.close = true // HTTP/1.0 and no length: the end of the body is the close
 	}
-	if !w.chunked {
+	if w.chunked {
+		w.trailers = trailers
+	} else {
 		delete(h, "Trailer")
 		trailers = nil
 	}
@@ -131,9 +136,7 @@ func (w *response) writeHead(final bool) {
 	case w.req.ProtoMinor == 0:
 		h["Connection"] = []string{"keep-alive"}
 	}
-	if _, ok := h["Date"]; !ok {
-		extra[1] = "Date: " + httpDate() + "\r\n"
-	}
+	_, hasDate := h["Date"]
 
 	bw := w.writer()
 	writeStatusLine(bw, code)
@@ -143,8 +146,12 @@ func (w *response) writeHead(final bool) {
 		}
 		writeField(bw, k, vv)
 	}
-	bw.WriteString(extra[0])
-	bw.WriteString(extra[1])
+	bw.WriteString(framing)
+	if !hasDate {
+		bw.WriteString("Date: ")
+		bw.WriteString(httpDate())
+		bw.WriteString("\r\n")
+	}
 	bw.WriteString("\r\n")
 }
 
@@ -235,14 +242,9 @@ func (w *response) finish() bool {
 				writeField(w.bw, http.CanonicalHeaderKey(t), vv)
 			}
 		}
-		if v := w.header["Trailer"]; len(v) > 0 {
-			for _, list := range v {
-				for k := range strings.SplitSeq(list, ",") {
-					k = http.CanonicalHeaderKey(strings.TrimSpace(k))
-					if vv := w.header[k]; k != "" && len(vv) > 0 {
-						writeField(w.bw, k, vv)
-					}
-				}
+		for _, k := range w.trailers {
+			if vv := w.header[k]; len(vv) > 0 {
+				writeField(w.bw, k, vv)
 			}
 		}
 		w.bw.WriteString("\r\n")
