@@ -255,7 +255,7 @@ func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) func(int, erro
 		delete(req.Header, "Tracestate")
 		t.prop.Inject(sctx, headerCarrier(req.Header))
 	}
-	return func(status int, err error) { t.attemptDone(ctx, req, a, span, status, err) }
+	return func(status int, err error) { t.attemptDone(req, a, span, status, err) }
 }
 
 func clientSpanName(method string) string {
@@ -303,7 +303,7 @@ func clientAttrs(attrs []attribute.KeyValue, req *http.Request, a gateway.Attemp
 }
 
 // attemptDone ends an attempt: the client span, if any, and the metrics.
-func (t *Telemetry) attemptDone(ctx context.Context, req *http.Request, a gateway.Attempt, span trace.Span, status int, err error) {
+func (t *Telemetry) attemptDone(req *http.Request, a gateway.Attempt, span trace.Span, status int, err error) {
 	outcome := attemptOutcome(status, err)
 	if span != nil {
 		b := t.attrs.get()
