@@ -124,8 +124,8 @@ func (w *response) writeHead(final bool) {
 		trailers = nil
 	}
 	delete(h, "Transfer-Encoding")
-	if v := h["Connection"]; len(v) > 0 && hasToken([]byte(strings.Join(v, ",")), "close") {
-		w.close = true
+	for _, v := range h["Connection"] {
+		w.close = w.close || hasToken([]byte(v), "close")
 	}
 	if w.c.srv != nil && w.c.srv.closing.Load() {
 		w.close = true // shutting down: this is the connection's last response
