@@ -22,6 +22,7 @@ import (
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/h1"
 	"github.com/switchyard-gw/switchyard/health"
 )
 
@@ -83,7 +84,7 @@ type Gateway struct {
 	proxy      *httputil.ReverseProxy
 	ejector    Ejector
 	ejectAfter int32
-	h1         *h1Transport // nil when Options.Transport was given
+	wire       *h1.Transport // nil when Options.Transport was given
 	maxBody    int64
 	bodyTime   time.Duration
 
@@ -127,8 +128,14 @@ func New(opt Options) (*Gateway, error) {
 	base := opt.Transport
 	if base == nil {
 		c := opt.Proxy
-		g.h1 = newH1Transport(c.DialTimeout, c.ResponseHeaderTimeout, c.IdleConnTimeout, c.MaxIdleConnsPerHost, NewTransport(c))
-		base = g.h1
+		g.wire = h1.NewTransport(h1.TransportOptions{
+			DialTimeout:           c.DialTimeout,
+			ResponseHeaderTimeout: c.ResponseHeaderTimeout,
+			IdleTimeout:           c.IdleConnTimeout,
+			MaxIdlePerHost:        c.MaxIdleConnsPerHost,
+			Fallback:              NewTransport(c),
+		})
+		base = g.wire
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
@@ -170,10 +177,10 @@ func (g *Gateway) SetHealthy(name string, instances []discovery.Instance, panic 
 	}
 	next := newPool(name, instances, prev, panic, g.offset())
 	svc.pool.Store(next)
-	if g.h1 != nil {
+	if g.wire != nil {
 		for _, u := range prev {
 			if !contains(next.upstreams, u) {
-				g.h1.closeIdle(u.Address) // out of rotation: free its connections
+				g.wire.CloseIdle(u.Address) // out of rotation: free its connections
 			}
 		}
 	}
@@ -182,8 +189,8 @@ func (g *Gateway) SetHealthy(name string, instances []discovery.Instance, panic 
 // CloseIdleConnections closes the pooled upstream connections. Call it
 // after the server stopped serving.
 func (g *Gateway) CloseIdleConnections() {
-	if g.h1 != nil {
-		g.h1.close()
+	if g.wire != nil {
+		g.wire.Close()
 	}
 }
 

@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"bytes"
@@ -9,7 +9,7 @@ import (
 )
 
 // Header fields of a request or response head, parsed in place for the
-// fast path (server_parse.go) and the upstream transport (h1resp.go), with
+// fast path (server_parse.go) and the upstream transport (response.go), with
 // net/http's rules: what is not plainly valid is refused and left to it.
 
 // fields builds an http.Header whose values share one backing array.
@@ -107,6 +107,21 @@ func hasToken(v []byte, tok string) bool {
 		}
 	}
 	return false
+}
+
+// parseLength parses a Content-Length value: decimal digits only.
+func parseLength(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(d-'0')
+	}
+	return n, true
 }
 
 // canonicalKey returns the canonical form of a header name; common names

@@ -1,6 +1,7 @@
-package gateway
+package h1
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -42,6 +43,8 @@ type Server struct {
 	baseCtx context.Context // what every request's context derives from
 	handoff *handoffListener
 	closing atomic.Bool
+	writers sync.Pool // *bufio.Writer response buffers, held from a head to the end of its response
+	date    dateCache
 
 	mu    sync.Mutex
 	ln    net.Listener
@@ -72,6 +75,7 @@ func (s *Server) init() {
 		s.handoff = &handoffListener{ch: make(chan net.Conn), done: make(chan struct{})}
 		s.conns = map[*serverConn]struct{}{}
 		s.baseCtx = context.WithValue(context.Background(), http.ServerContextKey, s.Fallback)
+		s.writers.New = func() any { return bufio.NewWriterSize(nil, 4096) }
 		if s.Logger == nil {
 			s.Logger = slog.Default()
 		}

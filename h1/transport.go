@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"bufio"
@@ -12,78 +12,60 @@ import (
 	"time"
 )
 
-// h1Transport carries body-less HTTP/1.1 requests (the bulk of proxy
-// traffic) on pooled keep-alive connections, doing the whole exchange on the
-// calling goroutine. net/http's Transport hands every request to a writer
-// and a reader goroutine per connection; on a busy proxy those hand-offs
-// cost more than the exchange itself. Requests with a body, upgrades and
-// anything but plain http go to the fallback Transport, which handles
+// Transport carries body-less HTTP/1.1 requests (the bulk of proxy
+// traffic) on pooled keep-alive connections, doing the whole exchange on
+// the calling goroutine. net/http's Transport hands every request to a
+// writer and a reader goroutine per connection; on a busy proxy those
+// hand-offs cost more than the exchange itself. Requests with a body,
+// upgrades and anything but plain http go to Fallback, which handles
 // concurrent body writes, 100-continue and protocol switches.
-type h1Transport struct {
+//
+// Safe for concurrent use. Build it with NewTransport.
+type Transport struct {
 	dialer            net.Dialer
 	fallback          http.RoundTripper
 	respHeaderTimeout time.Duration
 	idleTimeout       time.Duration
 	maxIdle           int
 
-	bufs sync.Pool // *[]byte request buffers
+	bufs    sync.Pool // *[]byte request buffers
+	readers sync.Pool // *bufio.Reader, held by a connection only during an exchange
 
 	mu     sync.Mutex
-	idle   map[string][]*h1Conn // by address, most recently used last
+	idle   map[string][]*upConn // by address, most recently used last
 	closed bool
 }
 
-func newH1Transport(dialTimeout, respHeaderTimeout, idleTimeout time.Duration, maxIdle int, fallback http.RoundTripper) *h1Transport {
-	return &h1Transport{
-		dialer:            net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second},
-		fallback:          fallback,
-		respHeaderTimeout: respHeaderTimeout,
-		idleTimeout:       idleTimeout,
-		maxIdle:           maxIdle,
-		idle:              map[string][]*h1Conn{},
+// TransportOptions configure a Transport. Zero durations mean no limit.
+type TransportOptions struct {
+	DialTimeout           time.Duration
+	ResponseHeaderTimeout time.Duration // from the request written to the response head read
+	IdleTimeout           time.Duration // an idle pooled connection older than this is not reused
+	MaxIdlePerHost        int           // idle connections kept per upstream address
+	// Fallback carries what the fast exchange does not: requests with a
+	// body, upgrades, other schemes. Required.
+	Fallback http.RoundTripper
+}
+
+// NewTransport returns a Transport with an empty pool.
+func NewTransport(o TransportOptions) *Transport {
+	return &Transport{
+		dialer:            net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second},
+		fallback:          o.Fallback,
+		respHeaderTimeout: o.ResponseHeaderTimeout,
+		idleTimeout:       o.IdleTimeout,
+		maxIdle:           o.MaxIdlePerHost,
+		idle:              map[string][]*upConn{},
 		bufs:              sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }},
+		readers:           sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 2048) }},
 	}
-}
-
-// h1Conn is one pooled upstream connection. It keeps a small read buffer
-// only: requests are written from a shared pool of buffers, so an idle
-// connection costs 2 KiB, not the 8 KiB of a bufio reader and writer.
-type h1Conn struct {
-	net.Conn
-	addr   string
-	br     *bufio.Reader // reads through limitedConn
-	idleAt time.Time
-	left   int64 // bytes the response head may still take; <0: no limit
-}
-
-// maxResponseHead bounds an upstream's response head, as net/http's
-// Transport does by default.
-const maxResponseHead = 1 << 20
-
-var errResponseHeadTooLarge = errors.New("upstream response headers exceed 1 MiB")
-
-// limitedConn enforces h1Conn.left on reads.
-type limitedConn struct{ c *h1Conn }
-
-func (l limitedConn) Read(p []byte) (int, error) {
-	c := l.c
-	if c.left == 0 {
-		return 0, errResponseHeadTooLarge
-	}
-	if c.left > 0 && int64(len(p)) > c.left {
-		p = p[:c.left]
-	}
-	n, err := c.Conn.Read(p)
-	if c.left > 0 {
-		c.left -= int64(n)
-	}
-	return n, err
 }
 
 // aLongTimeAgo is a deadline that has passed: setting it aborts pending I/O.
 var aLongTimeAgo = time.Unix(1, 0)
 
-func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if (req.Body != nil && req.Body != http.NoBody) || req.URL.Scheme != "http" || req.Header.Get("Upgrade") != "" {
 		return t.fallback.RoundTrip(req)
 	}
@@ -128,100 +110,9 @@ func isConnReset(err error) bool {
 	return errors.As(err, &op) && (op.Op == "read" || op.Op == "write")
 }
 
-// get returns an idle connection to addr or dials a new one. A dial error
-// is the *net.OpError of the dialer, so callers recognise it.
-func (t *h1Transport) get(ctx context.Context, addr string) (*h1Conn, bool, error) {
-	now := time.Now()
-	t.mu.Lock()
-	list := t.idle[addr]
-	for len(list) > 0 {
-		c := list[len(list)-1]
-		list[len(list)-1] = nil
-		list = list[:len(list)-1]
-		if t.idleTimeout > 0 && now.Sub(c.idleAt) > t.idleTimeout {
-			go c.Close() // old: the upstream may have dropped it
-			continue
-		}
-		t.idle[addr] = list
-		t.mu.Unlock()
-		c.br = getReader(c)
-		return c, true, nil
-	}
-	t.idle[addr] = list
-	t.mu.Unlock()
-
-	nc, err := t.dialer.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, false, err
-	}
-	c := &h1Conn{Conn: nc, addr: addr, left: -1}
-	c.br = getReader(c)
-	return c, false, nil
-}
-
-// readers recycles upstream read buffers: a connection holds one only
-// while an exchange uses it, not while it waits in the pool.
-var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 2048) }}
-
-func getReader(c *h1Conn) *bufio.Reader {
-	br := readers.Get().(*bufio.Reader)
-	br.Reset(limitedConn{c})
-	return br
-}
-
-// put keeps c for reuse, or closes it when the pool is full or shut, or
-// when the upstream sent more than its response.
-func (t *h1Transport) put(c *h1Conn) {
-	if c.br.Buffered() > 0 {
-		c.Close()
-		return
-	}
-	c.br.Reset(nil)
-	readers.Put(c.br)
-	c.br = nil
-	c.idleAt = time.Now()
-	t.mu.Lock()
-	if t.closed || len(t.idle[c.addr]) >= t.maxIdle {
-		t.mu.Unlock()
-		c.Close()
-		return
-	}
-	t.idle[c.addr] = append(t.idle[c.addr], c)
-	t.mu.Unlock()
-}
-
-// closeIdle closes the idle connections to addr (it left rotation).
-func (t *h1Transport) closeIdle(addr string) {
-	t.mu.Lock()
-	list := t.idle[addr]
-	delete(t.idle, addr)
-	t.mu.Unlock()
-	for _, c := range list {
-		c.Close()
-	}
-}
-
-// close closes every idle connection and stops pooling. Connections in use
-// close when their exchange ends.
-func (t *h1Transport) close() {
-	t.mu.Lock()
-	t.closed = true
-	all := t.idle
-	t.idle = map[string][]*h1Conn{}
-	t.mu.Unlock()
-	for _, list := range all {
-		for _, c := range list {
-			c.Close()
-		}
-	}
-	if f, ok := t.fallback.(interface{ CloseIdleConnections() }); ok {
-		f.CloseIdleConnections()
-	}
-}
-
 // exchange writes req on c and reads the response head. The body is read by
 // the caller; c returns to the pool when the body ends cleanly.
-func (t *h1Transport) exchange(c *h1Conn, req *http.Request) (*http.Response, error) {
+func (t *Transport) exchange(c *upConn, req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -281,7 +172,7 @@ func (t *h1Transport) exchange(c *h1Conn, req *http.Request) (*http.Response, er
 		}
 	}
 	reusable := !resp.Close && !req.Close && resp.ProtoAtLeast(1, 1)
-	b := &h1Body{rc: resp.Body, t: t, c: c, stop: stop, reusable: reusable}
+	b := &pooledBody{rc: resp.Body, t: t, c: c, stop: stop, reusable: reusable}
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, nil
@@ -323,18 +214,18 @@ func appendRequest(b []byte, req *http.Request) []byte {
 	return append(b, "\r\n"...)
 }
 
-// h1Body hands the connection back to the pool once the body was read to
+// pooledBody hands the connection back to the pool once the body was read to
 // its end, or closes it when the body is abandoned or broken.
-type h1Body struct {
+type pooledBody struct {
 	rc       io.ReadCloser
-	t        *h1Transport
-	c        *h1Conn
+	t        *Transport
+	c        *upConn
 	stop     func() bool
 	reusable bool
 	done     bool
 }
 
-func (b *h1Body) Read(p []byte) (int, error) {
+func (b *pooledBody) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, io.EOF
 	}
@@ -347,14 +238,14 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *h1Body) Close() error {
+func (b *pooledBody) Close() error {
 	if !b.done {
 		b.finish(false)
 	}
 	return nil
 }
 
-func (b *h1Body) finish(clean bool) {
+func (b *pooledBody) finish(clean bool) {
 	b.done = true
 	// stop reports false when the client already went away and the
 	// deadline was set: the connection is no longer usable.
