@@ -47,7 +47,7 @@ func BenchmarkBareReverseProxy(b *testing.B) {
 	u, _ := url.Parse(be.URL)
 	rp := &httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() },
-		Transport: NewTransport(testProxyConfig()),
+		Transport: newFallback(testProxyConfig(), newDialer(testProxyConfig()).DialContext),
 	}
 	runProxyBench(b, rp)
 }

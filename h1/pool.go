@@ -65,7 +65,7 @@ func (t *Transport) get(ctx context.Context, addr string) (*upConn, bool, error)
 	t.idle[addr] = list
 	t.mu.Unlock()
 
-	nc, err := t.dialer.DialContext(ctx, "tcp", addr)
+	nc, err := t.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, false, err
 	}

@@ -119,9 +119,7 @@ func (w *response) writeHead(final bool) {
 		trailers = nil
 	}
 	delete(h, "Transfer-Encoding")
-	for _, v := range h["Connection"] {
-		w.close = w.close || hasToken([]byte(v), "close")
-	}
+	w.close = w.close || httpguts.HeaderValuesContainsToken(h["Connection"], "close")
 	if w.c.srv != nil && w.c.srv.closing.Load() {
 		w.close = true // shutting down: this is the connection's last response
 	}

@@ -242,9 +242,7 @@ func (c *strictConn) judge(head []byte) bool {
 			// connection stays HTTP/1 and stays checked.
 			upgrade = len(value) > 0 && !bytes.EqualFold(value, []byte("h2c"))
 		case bytes.EqualFold(name, []byte("Connection")):
-			for _, tok := range bytes.Split(value, []byte(",")) {
-				connUpgrade = connUpgrade || bytes.EqualFold(bytes.TrimSpace(tok), []byte("upgrade"))
-			}
+			connUpgrade = connUpgrade || hasToken(value, "upgrade")
 		}
 	}
 	switch {

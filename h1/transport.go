@@ -3,7 +3,7 @@ package h1
 import (
 	"bufio"
 	"context"
-	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,7 +22,7 @@ import (
 //
 // Safe for concurrent use. Build it with NewTransport.
 type Transport struct {
-	dialer            net.Dialer
+	dial              func(ctx context.Context, network, addr string) (net.Conn, error)
 	fallback          http.RoundTripper
 	respHeaderTimeout time.Duration
 	idleTimeout       time.Duration
@@ -38,7 +38,11 @@ type Transport struct {
 
 // TransportOptions configure a Transport. Zero durations mean no limit.
 type TransportOptions struct {
-	DialTimeout           time.Duration
+	// Dial connects to an upstream; share it with Fallback, so that both
+	// connect alike. Its errors must be *net.OpError with Op "dial", as
+	// net.Dialer's are (Classify tells them by that). Nil: a zero
+	// net.Dialer, bounded by the request's context only.
+	Dial                  func(ctx context.Context, network, addr string) (net.Conn, error)
 	ResponseHeaderTimeout time.Duration // from the request written to the response head read
 	IdleTimeout           time.Duration // an idle pooled connection older than this is not reused
 	MaxIdlePerHost        int           // idle connections kept per upstream address
@@ -49,8 +53,11 @@ type TransportOptions struct {
 
 // NewTransport returns a Transport with an empty pool.
 func NewTransport(o TransportOptions) *Transport {
+	if o.Dial == nil {
+		o.Dial = (&net.Dialer{}).DialContext
+	}
 	return &Transport{
-		dialer:            net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second},
+		dial:              o.Dial,
 		fallback:          o.Fallback,
 		respHeaderTimeout: o.ResponseHeaderTimeout,
 		idleTimeout:       o.IdleTimeout,
@@ -64,55 +71,31 @@ func NewTransport(o TransportOptions) *Transport {
 // aLongTimeAgo is a deadline that has passed: setting it aborts pending I/O.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// RoundTrip implements http.RoundTripper.
+// RoundTrip implements http.RoundTripper. It makes exactly one attempt:
+// a request that fails on a kept-alive connection the upstream had closed
+// returns an error wrapping ErrStaleConn, and sending it again is the
+// caller's decision, so that every attempt is the caller's to see.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if (req.Body != nil && req.Body != http.NoBody) || req.URL.Scheme != "http" || req.Header.Get("Upgrade") != "" {
 		return t.fallback.RoundTrip(req)
 	}
-	for {
-		c, reused, err := t.get(req.Context(), req.URL.Host)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := t.exchange(c, req)
-		if err == nil {
-			return resp, nil
-		}
-		c.Close()
-		// A kept-alive connection the upstream closed while idle fails at
-		// once with EOF or a reset and nothing read: send again on a new
-		// connection, as net/http does, for idempotent methods only.
-		if reused && req.Context().Err() == nil && idempotent(req.Method) && staleConnError(err) {
-			continue
-		}
+	c, reused, err := t.get(req.Context(), req.URL.Host)
+	if err != nil {
 		return nil, err
 	}
-}
-
-func idempotent(m string) bool {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-		return true
+	resp, err := t.exchange(c, req, reused)
+	if err != nil {
+		c.Close()
+		return nil, err
 	}
-	return false
-}
-
-func staleConnError(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return false
-	}
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isConnReset(err)
-}
-
-func isConnReset(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && (op.Op == "read" || op.Op == "write")
+	return resp, nil
 }
 
 // exchange writes req on c and reads the response head. The body is read by
-// the caller; c returns to the pool when the body ends cleanly.
-func (t *Transport) exchange(c *upConn, req *http.Request) (*http.Response, error) {
+// the caller; c returns to the pool when the body ends cleanly. A failure
+// before the first response byte on a reused connection wraps
+// ErrStaleConn.
+func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.Response, error) {
 	ctx := req.Context()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -131,7 +114,7 @@ func (t *Transport) exchange(c *upConn, req *http.Request) (*http.Response, erro
 	}
 	if err != nil {
 		stop()
-		return nil, err
+		return nil, t.firstByteError(ctx, err, reused)
 	}
 	c.left = maxResponseHead
 	var resp *http.Response
@@ -140,10 +123,7 @@ func (t *Transport) exchange(c *upConn, req *http.Request) (*http.Response, erro
 	// ErrUnexpectedEOF) and a stale keep-alive can be told apart.
 	if _, err := c.br.Peek(1); err != nil {
 		stop()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return nil, err
+		return nil, t.firstByteError(ctx, err, reused)
 	}
 	for {
 		var ok bool
@@ -179,6 +159,19 @@ func (t *Transport) exchange(c *upConn, req *http.Request) (*http.Response, erro
 	}
 	resp.Body = b
 	return resp, nil
+}
+
+// firstByteError is the error of an exchange that failed before any byte
+// of the response arrived: the context's when the caller went away,
+// wrapped in ErrStaleConn when a reused connection was found closed.
+func (t *Transport) firstByteError(ctx context.Context, err error, reused bool) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case reused && staleConnError(err):
+		return fmt.Errorf("%w: %w", ErrStaleConn, err)
+	}
+	return err
 }
 
 // appendRequest appends a body-less request in HTTP/1.1 wire form to b.

@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -32,7 +33,7 @@ func countingBackend(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomi
 // is a plain net/http Transport.
 func newTestTransport(t *testing.T, respHeaderTimeout time.Duration) *Transport {
 	tr := NewTransport(TransportOptions{
-		DialTimeout:           time.Second,
+		Dial:                  (&net.Dialer{Timeout: time.Second}).DialContext,
 		ResponseHeaderTimeout: respHeaderTimeout,
 		IdleTimeout:           time.Minute,
 		MaxIdlePerHost:        8,
@@ -119,16 +120,24 @@ func TestTransportDoesNotReuseAConnectionTheUpstreamWillClose(t *testing.T) {
 	}
 }
 
-func TestTransportRetriesOnceWhenAKeptConnectionWasClosedWhileIdle(t *testing.T) {
-	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+func TestTransportReportsAKeptConnectionClosedWhileIdleAsStaleAndSendsNothingAgain(t *testing.T) {
+	var served atomic.Int32
+	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) { served.Add(1); io.WriteString(w, "ok") })
 	tr := newTestTransport(t, 2*time.Second)
 	roundTrip(t, tr, "GET", be.URL+"/")
 	be.CloseClientConnections() // the upstream drops its idle keep-alives
-	if _, got, _ := roundTrip(t, tr, "GET", be.URL+"/"); got != "ok" {
-		t.Fatalf("got %q after the idle connection was closed", got)
+	req, _ := http.NewRequest("GET", be.URL+"/", nil)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, ErrStaleConn) || Classify(err) != OtherFailure {
+		t.Fatalf("RoundTrip on the closed connection: %v, want ErrStaleConn", err)
 	}
-	if n := conns.Load(); n != 2 {
-		t.Fatalf("%d connections, want 2", n)
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections after the stale one, want 1: the transport must not send again itself", n)
+	}
+	if _, got, _ := roundTrip(t, tr, "GET", be.URL+"/"); got != "ok" {
+		t.Fatalf("got %q on a new connection", got)
+	}
+	if n, m := conns.Load(), served.Load(); n != 2 || m != 2 {
+		t.Fatalf("%d connections, %d requests served; want 2 and 2", n, m)
 	}
 }
 
