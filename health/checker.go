@@ -5,19 +5,18 @@ package health
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/h1"
 )
 
 // Setter receives the routable instances of a service whenever that set
@@ -297,19 +296,25 @@ func (c *Checker) probe(ctx context.Context, addr string, set settings) error {
 	return nil
 }
 
-// probeError shortens transport errors to what an operator needs.
+// probeError shortens a transport error to what an operator needs, read
+// by h1.Classify and h1.Reason as the gateway reads its own: "timeout
+// after 2s", "connection refused", "no such host", "EOF". The error is
+// kept underneath for errors.Is.
 func probeError(err error, timeout time.Duration) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("timeout after %s", timeout)
+	if h1.Classify(err).Timeout() {
+		return &shortError{fmt.Sprintf("timeout after %s", timeout), err}
 	}
-	msg := err.Error()
-	for _, s := range []string{"connection refused", "connection reset by peer", "no such host", "EOF"} {
-		if strings.Contains(msg, s) {
-			return errors.New(s)
-		}
-	}
-	return err
+	return &shortError{h1.Reason(err), err}
 }
+
+// shortError says msg and wraps err.
+type shortError struct {
+	msg string
+	err error
+}
+
+func (e *shortError) Error() string { return e.msg }
+func (e *shortError) Unwrap() error { return e.err }
 
 func (c *Checker) record(ctx context.Context, service, id string, err error, latency time.Duration) {
 	c.mu.Lock()
