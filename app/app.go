@@ -79,7 +79,6 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 	}
 	checker := health.New(health.Options{
 		Defaults:      cfg.Health,
-		Merge:         cfg.Health.Merge,
 		AcceptWarning: cfg.Discovery.Consul.AcceptWarning,
 		Setter:        gw,
 		Logger:        log,

@@ -32,8 +32,10 @@ type Setter interface {
 
 // Options configure a Checker. Only Setter is required.
 type Options struct {
+	// Defaults are the global health settings. Defaults.Merge
+	// (config.MergeBoth when empty) is read here only: it decides which
+	// instances are probed at all, so it is fixed for the Checker's life.
 	Defaults      config.Health
-	Merge         string // config.MergeBoth (default), MergeProbe, MergeConsul
 	AcceptWarning bool
 	Setter        Setter
 	Logger        *slog.Logger // nil: slog.Default()
@@ -50,8 +52,9 @@ type Options struct {
 // Checker probes every instance it is told about and publishes the routable
 // set of each service. Safe for concurrent use.
 type Checker struct {
-	opt Options
-	log *slog.Logger
+	opt   Options
+	merge string // opt.Defaults.Merge as given to New
+	log   *slog.Logger
 
 	mu        sync.Mutex
 	ctx       context.Context // parent of all probers; set by Run
@@ -66,8 +69,9 @@ type Checker struct {
 
 // New returns a Checker. Call Run to start probing.
 func New(opt Options) *Checker {
-	if opt.Merge == "" {
-		opt.Merge = config.MergeBoth
+	merge := opt.Defaults.Merge
+	if merge == "" {
+		merge = config.MergeBoth
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -81,6 +85,7 @@ func New(opt Options) *Checker {
 	}
 	return &Checker{
 		opt:       opt,
+		merge:     merge,
 		log:       opt.Logger,
 		services:  map[string]map[string]*instanceState{},
 		published: map[string][]string{},
@@ -122,11 +127,10 @@ func (c *Checker) Update(snap discovery.Snapshot) {
 
 // SetDefaults replaces the global probe settings (configuration reload) and
 // re-applies them to every known instance; instances keep their state.
-// Merge policy and passive.consecutive_failures are fixed at New.
+// h.Merge is not read: the merge policy stays as given to New.
 func (c *Checker) SetDefaults(h config.Health) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	h.Merge = c.opt.Defaults.Merge
 	c.opt.Defaults = h
 	if c.started {
 		c.updateLocked(c.last)
@@ -158,7 +162,7 @@ func (c *Checker) updateLocked(snap discovery.Snapshot) {
 			switch {
 			case st == nil:
 				st = &instanceState{service: svc.Name, inst: in, set: set, probe: ProbeUnknown, since: time.Now()}
-				if c.opt.Merge == config.MergeConsul {
+				if c.merge == config.MergeConsul {
 					st.probe = ProbeDisabled
 				}
 				insts[in.ID] = st
@@ -170,7 +174,7 @@ func (c *Checker) updateLocked(snap discovery.Snapshot) {
 				// Same id, new endpoint: its history says nothing about the new one.
 				c.stopLocked(st)
 				*st = instanceState{service: svc.Name, inst: in, set: set, probe: ProbeUnknown, since: time.Now()}
-				if c.opt.Merge == config.MergeConsul {
+				if c.merge == config.MergeConsul {
 					st.probe = ProbeDisabled
 				}
 				c.startLocked(st)
@@ -335,7 +339,7 @@ func (c *Checker) record(ctx context.Context, service, id string, err error, lat
 
 // evalLocked recomputes st's verdict and reports whether routable changed.
 func (c *Checker) evalLocked(st *instanceState) bool {
-	routable, reason := verdict(st, c.opt.Merge, c.opt.AcceptWarning)
+	routable, reason := verdict(st, c.merge, c.opt.AcceptWarning)
 	st.reason = reason
 	if routable == st.routable {
 		return false
