@@ -26,7 +26,14 @@
 // The upstream side (Transport) carries body-less requests on pooled
 // keep-alive connections, parsing the common response head in place
 // (FuzzResponseHead compares it with http.ReadResponse) and leaving
-// everything else to its Fallback round tripper. StrictListener rejects
-// ambiguous request framing (Content-Length with Transfer-Encoding, bare
-// LF in chunking) before either server parses it (FuzzStrictFraming).
+// everything else to its Fallback round tripper. It makes one attempt per
+// RoundTrip and never sends a request again by itself: a pooled
+// connection found closed by the upstream is reported as ErrStaleConn,
+// and the caller decides, so the caller sees every attempt. Classify and
+// Reason read upstream errors (this Transport's, net/http's, a dialer's)
+// for everyone who branches on them.
+//
+// StrictListener rejects ambiguous request framing (Content-Length with
+// Transfer-Encoding, bare LF in chunking) before either server parses it
+// (FuzzStrictFraming).
 package h1
