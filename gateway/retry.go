@@ -29,8 +29,10 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var lastErr error
 	n := 0 // attempts made, re-sends on a stale connection included
 	for retry := 0; retry <= t.g.retries; retry++ {
-		u := st.pool.pick()
-		if retry > 0 {
+		var u *Upstream
+		if retry == 0 {
+			u = st.pool.pick()
+		} else {
 			u = st.pool.retryPick(st.tried)
 		}
 		if u == nil {

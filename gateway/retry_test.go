@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -126,4 +127,16 @@ func TestUpstreamErrorsBecomeStatuses(t *testing.T) {
 func dialTimeout() error {
 	_, err := (&net.Dialer{Timeout: time.Nanosecond}).Dial("tcp", "127.0.0.1:1")
 	return err
+}
+
+func TestARetryDoesNotMoveTheRoundRobinForTheNextRequest(t *testing.T) {
+	named := func(name string) *httptest.Server {
+		return backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })
+	}
+	_, front := setup(t, Options{}, deadAddr(t), addr(named("a")), addr(named("b")))
+	for i, want := range []string{"a", "a", "b"} { // dead->a (retry), a, b
+		if resp, body := get(t, front.URL+"/"); resp.StatusCode != 200 || body != want {
+			t.Fatalf("request %d: %d %q, want %q", i+1, resp.StatusCode, body, want)
+		}
+	}
 }
