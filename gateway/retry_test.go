@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -138,5 +139,45 @@ func TestARetryDoesNotMoveTheRoundRobinForTheNextRequest(t *testing.T) {
 		if resp, body := get(t, front.URL+"/"); resp.StatusCode != 200 || body != want {
 			t.Fatalf("request %d: %d %q, want %q", i+1, resp.StatusCode, body, want)
 		}
+	}
+}
+
+func TestAnUpgradeNeverRidesAPooledConnectionThatNetHTTPCouldSendAgainUnseen(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string // method and client address per request
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.RemoteAddr)
+		mu.Unlock()
+	})
+	_, front := setup(t, Options{}, addr(be))
+	send := func(method string, body io.Reader, upgrade bool) {
+		t.Helper()
+		req, _ := http.NewRequest(method, front.URL+"/", body)
+		if upgrade {
+			req.Header.Set("Connection", "Upgrade")
+			// Not websocket: net/http keeps those apart in a pool of
+			// their own, other protocols share the pool with the rest.
+			req.Header.Set("Upgrade", "example/1")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	send("POST", strings.NewReader("one"), false)
+	send("GET", nil, true)
+	send("POST", strings.NewReader("two"), false)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 3 {
+		t.Fatalf("backend saw %q, want 3 requests", seen)
+	}
+	addrOf := func(i int) string { return strings.Fields(seen[i])[1] }
+	if addrOf(1) == addrOf(0) || addrOf(2) != addrOf(0) {
+		t.Fatalf("backend saw %q: want the upgrade on a connection of its own and the bodies on one pooled connection", seen)
 	}
 }
