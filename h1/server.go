@@ -13,20 +13,10 @@ import (
 	"time"
 )
 
-// Server serves cleartext HTTP/1.x connections. The common request (no
-// body, no upgrade, no Expect, an origin-form target) is parsed once and
-// answered on the connection's goroutine, without net/http's per-request
-// machinery: its background read to notice a client going away, its
-// per-request contexts and deadlines. The first request on a connection
-// that is anything else, or that the fast path does not fully understand,
-// hands the connection, with every byte already read, to Fallback, which
-// serves it from then on. Malformed requests are thereby answered by
-// net/http exactly as before.
-//
-// What the fast path gives up: a client that closes its connection while
-// its request waits for the upstream is noticed when the response is
-// written, not before (the upstream wait is still bounded by
-// proxy.response_header_timeout).
+// Server serves cleartext HTTP/1.x connections: the common request on
+// the fast path, every other connection by Fallback (the package comment
+// says which is which and what the fast path gives up). Set the exported
+// fields before Serve; safe for concurrent use after.
 type Server struct {
 	// Handler serves fast-path requests.
 	Handler http.Handler
