@@ -21,6 +21,7 @@ import (
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
 	"github.com/switchyard-gw/switchyard/gateway"
+	"github.com/switchyard-gw/switchyard/h1"
 	"github.com/switchyard-gw/switchyard/health"
 )
 
@@ -78,7 +79,6 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 	}
 	checker := health.New(health.Options{
 		Defaults:      cfg.Health,
-		Merge:         cfg.Health.Merge,
 		AcceptWarning: cfg.Discovery.Consul.AcceptWarning,
 		Setter:        gw,
 		Logger:        log,
@@ -108,7 +108,7 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 		// Unambiguous HTTP/1 framing on cleartext connections. Over TLS
 		// net/http must see the *tls.Conn itself (for HTTP/2 by ALPN), so
 		// its own parser is the only check there.
-		a.proxyLn = gateway.StrictListener(a.proxyLn)
+		a.proxyLn = h1.StrictListener(a.proxyLn)
 	}
 	if a.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		a.proxyLn.Close()
@@ -214,7 +214,7 @@ func (a *App) Run(ctx context.Context) error {
 	} = proxySrv
 	serveProxy := func() error { return proxySrv.ServeTLS(a.proxyLn, "", "") } // certificate loaded by New
 	if a.tls == nil {
-		fast := &gateway.Server{Handler: a.gw, Fallback: proxySrv, Logger: a.log}
+		fast := &h1.Server{Handler: a.gw, Fallback: proxySrv, Logger: a.log}
 		proxy, serveProxy = fast, func() error { return fast.Serve(a.proxyLn) }
 	}
 	serve := func(run func() error) {

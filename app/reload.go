@@ -41,14 +41,13 @@ func (a *App) Reload(next *config.Config) error {
 		a.log.Error("configuration reload rejected; keeping the running configuration", "error", err)
 		return err
 	}
-	for _, k := range fixedKeysChanged(a.cfg, next) {
-		a.log.Warn("configuration key is not hot-reloadable; restart to apply", "key", k)
-	}
 	live := *a.live
 	live.Backends, live.Services, live.Routes = next.Backends, next.Services, next.Routes
-	merge, eject := live.Health.Merge, live.Health.Passive.ConsecutiveFailures
-	live.Health = next.Health
-	live.Health.Merge, live.Health.Passive.ConsecutiveFailures = merge, eject
+	health, fixed := reloadHealth(a.cfg.Health, next.Health)
+	live.Health = health
+	for _, k := range append(fixedKeysChanged(a.cfg, next), fixed...) {
+		a.log.Warn("configuration key is not hot-reloadable; restart to apply", "key", k)
+	}
 	a.live = &live
 
 	a.checker.SetDefaults(live.Health)
@@ -83,9 +82,25 @@ func fixedKeysChanged(cur, next *config.Config) []string {
 	check("telemetry", cur.Telemetry, next.Telemetry)
 	check("log", cur.Log, next.Log)
 	check("shutdown_timeout", cur.ShutdownTimeout, next.ShutdownTimeout)
-	check("health.merge", cur.Health.Merge, next.Health.Merge)
-	check("health.passive.consecutive_failures", cur.Health.Passive.ConsecutiveFailures, next.Health.Passive.ConsecutiveFailures)
 	return out
+}
+
+// reloadHealth returns the health settings a reload applies: next's, but
+// for the keys read only at start, which keep their value from started
+// and are named in fixed when next changes them. health.merge decides
+// which instances the checker probes at all; passive.consecutive_failures
+// is wired into the gateway's proxy at start. This is the one place that
+// says so.
+func reloadHealth(started, next config.Health) (live config.Health, fixed []string) {
+	if next.Merge != started.Merge {
+		fixed = append(fixed, "health.merge")
+		next.Merge = started.Merge
+	}
+	if next.Passive.ConsecutiveFailures != started.Passive.ConsecutiveFailures {
+		fixed = append(fixed, "health.passive.consecutive_failures")
+		next.Passive.ConsecutiveFailures = started.Passive.ConsecutiveFailures
+	}
+	return next, fixed
 }
 
 // watchConfig reloads on changes to the config file until ctx is done. It

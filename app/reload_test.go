@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -132,3 +133,33 @@ type syncBuf struct {
 
 func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
 func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func TestAReloadKeepsTheHealthKeysReadOnlyAtStart(t *testing.T) {
+	started := config.Default().Health
+	for _, tc := range []struct {
+		name  string
+		edit  func(h *config.Health)
+		fixed []string
+	}{
+		{"a new interval applies", func(h *config.Health) { h.Interval *= 2 }, nil},
+		{"a new merge policy is kept back", func(h *config.Health) { h.Merge = config.MergeConsul }, []string{"health.merge"}},
+		{"a new passive threshold is kept back", func(h *config.Health) { h.Passive.ConsecutiveFailures++ }, []string{"health.passive.consecutive_failures"}},
+		{"both are kept back while the rest applies", func(h *config.Health) {
+			h.Merge, h.Passive.ConsecutiveFailures, h.Interval = config.MergeProbe, 0, h.Interval*3
+		}, []string{"health.merge", "health.passive.consecutive_failures"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			next := started
+			tc.edit(&next)
+			live, fixed := reloadHealth(started, next)
+			if !reflect.DeepEqual(fixed, tc.fixed) {
+				t.Fatalf("fixed = %q, want %q", fixed, tc.fixed)
+			}
+			want := next
+			want.Merge, want.Passive.ConsecutiveFailures = started.Merge, started.Passive.ConsecutiveFailures
+			if !reflect.DeepEqual(live, want) {
+				t.Fatalf("live = %+v, want %+v", live, want)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/h1"
 )
 
 // The proxy benchmarks serve one request through the handler in-process
@@ -46,7 +47,7 @@ func BenchmarkBareReverseProxy(b *testing.B) {
 	u, _ := url.Parse(be.URL)
 	rp := &httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() },
-		Transport: NewTransport(testProxyConfig()),
+		Transport: newFallback(testProxyConfig(), newDialer(testProxyConfig()).DialContext),
 	}
 	runProxyBench(b, rp)
 }
@@ -73,7 +74,7 @@ func BenchmarkServed(b *testing.B) {
 	g := benchGateway(b)
 	b.Run("server=fast", func(b *testing.B) {
 		ln := benchListen(b)
-		s := &Server{Handler: g, Fallback: &http.Server{Handler: g}}
+		s := &h1.Server{Handler: g, Fallback: &http.Server{Handler: g}}
 		go s.Serve(ln)
 		defer s.Close()
 		runServedBench(b, ln.Addr().String())

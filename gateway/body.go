@@ -1,15 +1,10 @@
 package gateway
 
 import (
-	"errors"
 	"io"
-	"net"
 	"net/http"
-	"strings"
 	"time"
 )
-
-var errBodyTooLarge = errors.New("request body too large")
 
 // clientBody wraps the client's request body to enforce the size limit and
 // the read deadline, and to remember a read error as the client's fault.
@@ -76,30 +71,3 @@ func (b *clientBody) fail(err error) error {
 }
 
 func (b *clientBody) Close() error { return b.rc.Close() }
-
-// clientBodyStatus maps an error reading the client's body to a 4xx.
-func clientBodyStatus(err error) (int, string) {
-	var ne net.Error
-	switch {
-	case errors.Is(err, errBodyTooLarge):
-		return http.StatusRequestEntityTooLarge, "request body too large"
-	case errors.As(err, &ne) && ne.Timeout():
-		return http.StatusRequestTimeout, "request body not received in time"
-	}
-	return http.StatusBadRequest, "request body could not be read"
-}
-
-// isUpgrade reports whether r asks for a protocol upgrade (WebSocket).
-func isUpgrade(r *http.Request) bool {
-	if r.Header.Get("Upgrade") == "" {
-		return false
-	}
-	for _, v := range r.Header["Connection"] {
-		for _, tok := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), "upgrade") {
-				return true
-			}
-		}
-	}
-	return false
-}

@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/h1"
 	"github.com/switchyard-gw/switchyard/health"
 )
 
@@ -34,14 +34,16 @@ type Hooks struct {
 	Request func(r *http.Request, route, service string) (context.Context, func(status int))
 	// Attempt is called before each upstream attempt with the outgoing
 	// request (its headers may be modified, e.g. to inject trace context).
-	// It returns a func called with the attempt's outcome.
+	// It returns a func called with the attempt's outcome. Every sending
+	// that reached the wire is an attempt: retries on another instance and
+	// re-sends after a kept-alive connection turned out closed alike.
 	Attempt func(req *http.Request, a Attempt) func(status int, err error)
 }
 
 // Attempt describes one upstream attempt.
 type Attempt struct {
 	Upstream *Upstream
-	N        int  // 0 for the first attempt
+	N        int  // attempts before this one for the same request; 0 for the first
 	Healthy  int  // size of the healthy set at pick time
 	Panic    bool // the set holds every instance (health.panic_threshold)
 }
@@ -83,7 +85,7 @@ type Gateway struct {
 	proxy      *httputil.ReverseProxy
 	ejector    Ejector
 	ejectAfter int32
-	h1         *h1Transport // nil when Options.Transport was given
+	wire       *h1.Transport // nil when Options.Transport was given
 	maxBody    int64
 	bodyTime   time.Duration
 
@@ -126,9 +128,8 @@ func New(opt Options) (*Gateway, error) {
 
 	base := opt.Transport
 	if base == nil {
-		c := opt.Proxy
-		g.h1 = newH1Transport(c.DialTimeout, c.ResponseHeaderTimeout, c.IdleConnTimeout, c.MaxIdleConnsPerHost, NewTransport(c))
-		base = g.h1
+		g.wire = newUpstream(opt.Proxy)
+		base = g.wire
 	}
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
@@ -170,10 +171,10 @@ func (g *Gateway) SetHealthy(name string, instances []discovery.Instance, panic 
 	}
 	next := newPool(name, instances, prev, panic, g.offset())
 	svc.pool.Store(next)
-	if g.h1 != nil {
+	if g.wire != nil {
 		for _, u := range prev {
 			if !contains(next.upstreams, u) {
-				g.h1.closeIdle(u.Address) // out of rotation: free its connections
+				g.wire.CloseIdle(u.Address) // out of rotation: free its connections
 			}
 		}
 	}
@@ -182,8 +183,8 @@ func (g *Gateway) SetHealthy(name string, instances []discovery.Instance, panic 
 // CloseIdleConnections closes the pooled upstream connections. Call it
 // after the server stopped serving.
 func (g *Gateway) CloseIdleConnections() {
-	if g.h1 != nil {
-		g.h1.close()
+	if g.wire != nil {
+		g.wire.Close()
 	}
 }
 
@@ -288,124 +289,11 @@ func (g *Gateway) finish(end func(int), status int) {
 	}
 }
 
-// writeError answers a gateway-generated error in plain text.
-func writeError(w http.ResponseWriter, status int, msg string) int {
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, "%d %s: %s\n", status, http.StatusText(status), msg)
-	return status
-}
-
-// cleanPath normalises p the way it is both routed and forwarded: dot
-// segments resolved, repeated slashes folded, trailing slash kept.
-func cleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
-}
-
-// rewrite builds the outgoing request. Hop-by-hop and inbound forwarding
-// headers are already gone from pr.Out; the upstream host is set per attempt
-// by the transport.
-func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
-	st := pr.In.Context().Value(stateKey{}).(*reqState)
-	out := pr.Out
-	out.URL.Scheme = "http"
-	out.Host = pr.In.Host // pass the client's Host through, like Caddy and Traefik
-	p := st.path
-	if st.route.strip {
-		p = stripPrefix(st.route.prefix, p)
-	}
-	if p != pr.In.URL.Path {
-		out.URL.Path, out.URL.RawPath = p, ""
-	}
-	if strings.EqualFold(out.Header.Get("Upgrade"), "h2c") {
-		// h2c upgrades are for this hop only; never tunnel them upstream.
-		out.Header.Del("Upgrade")
-		out.Header.Del("Connection")
-		out.Header.Del("HTTP2-Settings")
-	}
-	trusted := g.trustedPeer(pr.In.RemoteAddr)
-	if trusted {
-		for _, h := range []string{"X-Forwarded-For", "Forwarded"} {
-			if v, ok := pr.In.Header[h]; ok && !hopByHop(pr.In.Header, h) {
-				out.Header[h] = v
-			}
-		}
-	}
-	pr.SetXForwarded()
-	if trusted {
-		for _, h := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
-			if v := pr.In.Header.Get(h); v != "" && !hopByHop(pr.In.Header, h) {
-				out.Header.Set(h, v)
-			}
-		}
-	}
-}
-
-// hopByHop reports whether the client listed name in its Connection header,
-// which makes it a hop-by-hop header that must not travel further.
-func hopByHop(h http.Header, name string) bool {
-	for _, v := range h["Connection"] {
-		for _, tok := range strings.Split(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), name) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (g *Gateway) trustedPeer(remote string) bool {
-	if len(g.trusted) == 0 {
-		return false
-	}
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return false
-	}
-	a := ap.Addr().Unmap()
-	for _, p := range g.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
 func (g *Gateway) modifyResponse(resp *http.Response) error {
 	if st, ok := resp.Request.Context().Value(stateKey{}).(*reqState); ok {
 		st.status = resp.StatusCode
 	}
 	return nil
-}
-
-// errorHandler is the one place where upstream errors become statuses.
-func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	st, _ := r.Context().Value(stateKey{}).(*reqState)
-	status, msg := classify(r.Context(), err)
-	if st != nil && st.bodyErr != nil {
-		status, msg = clientBodyStatus(st.bodyErr)
-	}
-	if status == 0 {
-		return // client went away: nothing to answer
-	}
-	if st != nil {
-		st.status = status
-		g.log.Debug("upstream error", "route", st.route.name, "service", st.route.svc.name, "attempts", len(st.tried), "error", err)
-	}
-	writeError(w, status, msg)
 }
 
 // bufferPool recycles the buffers ReverseProxy copies bodies with: a free

@@ -5,19 +5,18 @@ package health
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/h1"
 )
 
 // Setter receives the routable instances of a service whenever that set
@@ -33,8 +32,10 @@ type Setter interface {
 
 // Options configure a Checker. Only Setter is required.
 type Options struct {
+	// Defaults are the global health settings. Defaults.Merge
+	// (config.MergeBoth when empty) is read here only: it decides which
+	// instances are probed at all, so it is fixed for the Checker's life.
 	Defaults      config.Health
-	Merge         string // config.MergeBoth (default), MergeProbe, MergeConsul
 	AcceptWarning bool
 	Setter        Setter
 	Logger        *slog.Logger // nil: slog.Default()
@@ -51,8 +52,9 @@ type Options struct {
 // Checker probes every instance it is told about and publishes the routable
 // set of each service. Safe for concurrent use.
 type Checker struct {
-	opt Options
-	log *slog.Logger
+	opt   Options
+	merge string // opt.Defaults.Merge as given to New
+	log   *slog.Logger
 
 	mu        sync.Mutex
 	ctx       context.Context // parent of all probers; set by Run
@@ -67,8 +69,9 @@ type Checker struct {
 
 // New returns a Checker. Call Run to start probing.
 func New(opt Options) *Checker {
-	if opt.Merge == "" {
-		opt.Merge = config.MergeBoth
+	merge := opt.Defaults.Merge
+	if merge == "" {
+		merge = config.MergeBoth
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
@@ -82,6 +85,7 @@ func New(opt Options) *Checker {
 	}
 	return &Checker{
 		opt:       opt,
+		merge:     merge,
 		log:       opt.Logger,
 		services:  map[string]map[string]*instanceState{},
 		published: map[string][]string{},
@@ -123,11 +127,10 @@ func (c *Checker) Update(snap discovery.Snapshot) {
 
 // SetDefaults replaces the global probe settings (configuration reload) and
 // re-applies them to every known instance; instances keep their state.
-// Merge policy and passive.consecutive_failures are fixed at New.
+// h.Merge is not read: the merge policy stays as given to New.
 func (c *Checker) SetDefaults(h config.Health) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	h.Merge = c.opt.Defaults.Merge
 	c.opt.Defaults = h
 	if c.started {
 		c.updateLocked(c.last)
@@ -159,7 +162,7 @@ func (c *Checker) updateLocked(snap discovery.Snapshot) {
 			switch {
 			case st == nil:
 				st = &instanceState{service: svc.Name, inst: in, set: set, probe: ProbeUnknown, since: time.Now()}
-				if c.opt.Merge == config.MergeConsul {
+				if c.merge == config.MergeConsul {
 					st.probe = ProbeDisabled
 				}
 				insts[in.ID] = st
@@ -171,7 +174,7 @@ func (c *Checker) updateLocked(snap discovery.Snapshot) {
 				// Same id, new endpoint: its history says nothing about the new one.
 				c.stopLocked(st)
 				*st = instanceState{service: svc.Name, inst: in, set: set, probe: ProbeUnknown, since: time.Now()}
-				if c.opt.Merge == config.MergeConsul {
+				if c.merge == config.MergeConsul {
 					st.probe = ProbeDisabled
 				}
 				c.startLocked(st)
@@ -297,19 +300,25 @@ func (c *Checker) probe(ctx context.Context, addr string, set settings) error {
 	return nil
 }
 
-// probeError shortens transport errors to what an operator needs.
+// probeError shortens a transport error to what an operator needs, read
+// by h1.Classify and h1.Reason as the gateway reads its own: "timeout
+// after 2s", "connection refused", "no such host", "EOF". The error is
+// kept underneath for errors.Is.
 func probeError(err error, timeout time.Duration) error {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("timeout after %s", timeout)
+	if h1.Classify(err).Timeout() {
+		return &shortError{fmt.Sprintf("timeout after %s", timeout), err}
 	}
-	msg := err.Error()
-	for _, s := range []string{"connection refused", "connection reset by peer", "no such host", "EOF"} {
-		if strings.Contains(msg, s) {
-			return errors.New(s)
-		}
-	}
-	return err
+	return &shortError{h1.Reason(err), err}
 }
+
+// shortError says msg and wraps err.
+type shortError struct {
+	msg string
+	err error
+}
+
+func (e *shortError) Error() string { return e.msg }
+func (e *shortError) Unwrap() error { return e.err }
 
 func (c *Checker) record(ctx context.Context, service, id string, err error, latency time.Duration) {
 	c.mu.Lock()
@@ -330,7 +339,7 @@ func (c *Checker) record(ctx context.Context, service, id string, err error, lat
 
 // evalLocked recomputes st's verdict and reports whether routable changed.
 func (c *Checker) evalLocked(st *instanceState) bool {
-	routable, reason := verdict(st, c.opt.Merge, c.opt.AcceptWarning)
+	routable, reason := verdict(st, c.merge, c.opt.AcceptWarning)
 	st.reason = reason
 	if routable == st.routable {
 		return false

@@ -218,7 +218,7 @@ func TestShutdownDuringAProbeIsNotAFailure(t *testing.T) {
 
 func TestMergeConsulStartsNoProbes(t *testing.T) {
 	b := newFlippable(t)
-	c, rec := start(t, Options{Defaults: healthCfg(10*time.Millisecond, 1, 1), Merge: config.MergeConsul})
+	c, rec := start(t, Options{Defaults: withMerge(healthCfg(10*time.Millisecond, 1, 1), config.MergeConsul)})
 	c.Update(snapshot("web", discovery.Instance{ID: "a", Address: b.addr(), Registry: discovery.RegistryHealth{Status: discovery.StatusPassing}}))
 	if got := rec.healthy("web"); !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("healthy = %v, want [a] from consul alone", got)
@@ -233,4 +233,10 @@ func TestMergeConsulStartsNoProbes(t *testing.T) {
 	if n := b.probes.Load(); n != 0 {
 		t.Fatalf("%d probes sent with merge consul, want 0", n)
 	}
+}
+
+// withMerge returns h with merge policy m.
+func withMerge(h config.Health, m string) config.Health {
+	h.Merge = m
+	return h
 }

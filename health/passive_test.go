@@ -82,7 +82,7 @@ func TestPanicThresholdRoutesToEveryInstanceWhenTooFewAreHealthy(t *testing.T) {
 	h.PanicThreshold = 50
 	rec := &recorder{}
 	var panicked []bool
-	c := New(Options{Defaults: h, Merge: config.MergeConsul, Setter: setterFunc(func(s string, ins []discovery.Instance, p bool) {
+	c := New(Options{Defaults: withMerge(h, config.MergeConsul), Setter: setterFunc(func(s string, ins []discovery.Instance, p bool) {
 		rec.SetHealthy(s, ins, p)
 		panicked = append(panicked, p)
 	})})

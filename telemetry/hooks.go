@@ -2,7 +2,6 @@ package telemetry
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/http"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-gw/switchyard/gateway"
+	"github.com/switchyard-gw/switchyard/h1"
 )
 
 // Span attribute keys of our own (the rest are HTTP semantic conventions).
@@ -324,28 +324,23 @@ func (t *Telemetry) attemptDone(req *http.Request, a gateway.Attempt, span trace
 	}
 }
 
+// attemptOutcome names an attempt's outcome for metrics and spans; errors
+// are read by h1.Classify, as the gateway reads them.
 func attemptOutcome(status int, err error) uint8 {
-	if err == nil {
+	switch h1.Classify(err) {
+	case h1.NoFailure:
 		if status >= 500 {
 			return outcome5xx
 		}
 		return outcomeOK
-	}
-	var op *net.OpError
-	var ne net.Error
-	switch {
-	case errors.Is(err, context.Canceled):
+	case h1.Canceled:
 		return outcomeCanceled
-	case errors.As(err, &op) && op.Op == "dial":
-		if op.Timeout() {
-			return outcomeTimeout
-		}
+	case h1.DialFailed:
 		return outcomeDialError
-	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case h1.DialTimeout, h1.TimedOut:
 		return outcomeTimeout
-	default:
-		return outcomeError
 	}
+	return outcomeError
 }
 
 // Standard HTTP methods (semantic conventions); anything else is _OTHER.

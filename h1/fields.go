@@ -1,15 +1,14 @@
-package gateway
+package h1
 
 import (
 	"bytes"
 	"net/http"
-	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
 
 // Header fields of a request or response head, parsed in place for the
-// fast path (server_parse.go) and the upstream transport (h1resp.go), with
+// fast path (server_parse.go) and the upstream transport (response.go), with
 // net/http's rules: what is not plainly valid is refused and left to it.
 
 // fields builds an http.Header whose values share one backing array.
@@ -97,16 +96,52 @@ func validFieldValue(b []byte) bool {
 	return true
 }
 
-// hasToken reports whether the comma-separated list v holds tok.
+// hasToken reports whether the comma-separated list v holds tok, compared
+// as ASCII without case, as httpguts.HeaderValuesContainsToken does for
+// net/http: it is the fast path's and the framing guard's one reader of
+// Connection tokens, and must read them as net/http will.
 func hasToken(v []byte, tok string) bool {
 	for len(v) > 0 {
 		var t []byte
 		t, v, _ = bytes.Cut(v, []byte(","))
-		if strings.EqualFold(string(trimOWS(t)), tok) {
+		if tokenEqual(trimOWS(t), tok) {
 			return true
 		}
 	}
 	return false
+}
+
+// tokenEqual compares t with the lower-case ASCII token tok without case;
+// a non-ASCII byte never matches (strings.EqualFold would fold U+017F
+// "ſ" to "s" and U+212A "K" to "k", which net/http does not).
+func tokenEqual(t []byte, tok string) bool {
+	if len(t) != len(tok) {
+		return false
+	}
+	for i, c := range t {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != tok[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// parseLength parses a Content-Length value: decimal digits only.
+func parseLength(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, d := range b {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(d-'0')
+	}
+	return n, true
 }
 
 // canonicalKey returns the canonical form of a header name; common names

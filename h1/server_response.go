@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"bufio"
@@ -6,16 +6,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
-
-// writers are the response buffers, held from the head to the end of a
-// response only.
-var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) }}
 
 // response is the fast path's http.ResponseWriter. The status line and
 // headers are written at the first body write, flush or the handler's end,
@@ -23,7 +18,7 @@ var writers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4096) 
 type response struct {
 	c       *serverConn
 	req     *http.Request
-	bw      *bufio.Writer // from writers, between the head and finish
+	bw      *bufio.Writer // from Server.writers, between the head and finish
 	header  http.Header
 	status  int
 	cl      int64 // declared Content-Length; -1: none
@@ -72,7 +67,7 @@ func (w *response) writeInterim(code int) {
 
 func (w *response) writer() *bufio.Writer {
 	if w.bw == nil {
-		w.bw = writers.Get().(*bufio.Writer)
+		w.bw = w.c.srv.writers.Get().(*bufio.Writer)
 		w.bw.Reset(w.c.Conn)
 	}
 	return w.bw
@@ -124,9 +119,7 @@ func (w *response) writeHead(final bool) {
 		trailers = nil
 	}
 	delete(h, "Transfer-Encoding")
-	for _, v := range h["Connection"] {
-		w.close = w.close || hasToken([]byte(v), "close")
-	}
+	w.close = w.close || httpguts.HeaderValuesContainsToken(h["Connection"], "close")
 	if w.c.srv != nil && w.c.srv.closing.Load() {
 		w.close = true // shutting down: this is the connection's last response
 	}
@@ -149,7 +142,7 @@ func (w *response) writeHead(final bool) {
 	bw.WriteString(framing)
 	if !hasDate {
 		bw.WriteString("Date: ")
-		bw.WriteString(httpDate())
+		bw.WriteString(w.c.srv.date.now())
 		bw.WriteString("\r\n")
 	}
 	bw.WriteString("\r\n")
@@ -262,7 +255,7 @@ func (w *response) finish() bool {
 func (w *response) release() {
 	if w.bw != nil {
 		w.bw.Reset(nil)
-		writers.Put(w.bw)
+		w.c.srv.writers.Put(w.bw)
 		w.bw = nil
 	}
 }
@@ -308,21 +301,23 @@ func writeField(bw *bufio.Writer, k string, vv []string) {
 	}
 }
 
-// httpDate returns the current time in HTTP format, formatted once a second.
-func httpDate() string {
-	now := time.Now()
-	sec := now.Unix()
-	if d := dateCache.Load(); d != nil && d.sec == sec {
-		return d.s
-	}
-	d := &cachedDate{sec: sec, s: now.UTC().Format(http.TimeFormat)}
-	dateCache.Store(d)
-	return d.s
-}
+// dateCache formats the current time for the Date header once a second.
+// Safe for concurrent use; the zero value is ready.
+type dateCache struct{ p atomic.Pointer[cachedDate] }
 
 type cachedDate struct {
 	sec int64
 	s   string
 }
 
-var dateCache atomic.Pointer[cachedDate]
+// now returns the current time in HTTP format.
+func (c *dateCache) now() string {
+	now := time.Now()
+	sec := now.Unix()
+	if d := c.p.Load(); d != nil && d.sec == sec {
+		return d.s
+	}
+	d := &cachedDate{sec: sec, s: now.UTC().Format(http.TimeFormat)}
+	c.p.Store(d)
+	return d.s
+}

@@ -1,8 +1,9 @@
-package gateway
+package h1
 
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -28,9 +29,17 @@ func countingBackend(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomi
 	return s, &conns
 }
 
-func newTestH1(t *testing.T) *h1Transport {
-	tr := newH1Transport(time.Second, 2*time.Second, time.Minute, 8, NewTransport(testProxyConfig()))
-	t.Cleanup(tr.close)
+// newTestTransport returns a Transport with test timeouts; its fallback
+// is a plain net/http Transport.
+func newTestTransport(t *testing.T, respHeaderTimeout time.Duration) *Transport {
+	tr := NewTransport(TransportOptions{
+		Dial:                  (&net.Dialer{Timeout: time.Second}).DialContext,
+		ResponseHeaderTimeout: respHeaderTimeout,
+		IdleTimeout:           time.Minute,
+		MaxIdlePerHost:        8,
+		Fallback:              &http.Transport{Proxy: nil, DisableCompression: true},
+	})
+	t.Cleanup(tr.Close)
 	return tr
 }
 
@@ -49,7 +58,7 @@ func roundTrip(t *testing.T, tr http.RoundTripper, method, url string) (int, str
 	return resp.StatusCode, string(b), resp.Header
 }
 
-func TestH1ReusesOneConnectionForSequentialRequestsOfEveryBodyKind(t *testing.T) {
+func TestTransportReusesOneConnectionForSequentialRequestsOfEveryBodyKind(t *testing.T) {
 	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/chunked":
@@ -66,7 +75,7 @@ func TestH1ReusesOneConnectionForSequentialRequestsOfEveryBodyKind(t *testing.T)
 			io.WriteString(w, r.Method+" "+r.URL.RequestURI()+" host="+r.Host+" x="+r.Header.Get("X-Test"))
 		}
 	})
-	tr := newTestH1(t)
+	tr := newTestTransport(t, 2*time.Second)
 	req, _ := http.NewRequest("GET", be.URL+"/a?b=c", nil)
 	req.Host = "front.example"
 	req.Header.Set("X-Test", "1")
@@ -95,12 +104,12 @@ func TestH1ReusesOneConnectionForSequentialRequestsOfEveryBodyKind(t *testing.T)
 	}
 }
 
-func TestH1DoesNotReuseAConnectionTheUpstreamWillClose(t *testing.T) {
+func TestTransportDoesNotReuseAConnectionTheUpstreamWillClose(t *testing.T) {
 	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		io.WriteString(w, "bye")
 	})
-	tr := newTestH1(t)
+	tr := newTestTransport(t, 2*time.Second)
 	for range 3 {
 		if _, got, _ := roundTrip(t, tr, "GET", be.URL+"/"); got != "bye" {
 			t.Fatalf("got %q", got)
@@ -111,24 +120,32 @@ func TestH1DoesNotReuseAConnectionTheUpstreamWillClose(t *testing.T) {
 	}
 }
 
-func TestH1RetriesOnceWhenAKeptConnectionWasClosedWhileIdle(t *testing.T) {
-	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	tr := newTestH1(t)
+func TestTransportReportsAKeptConnectionClosedWhileIdleAsStaleAndSendsNothingAgain(t *testing.T) {
+	var served atomic.Int32
+	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) { served.Add(1); io.WriteString(w, "ok") })
+	tr := newTestTransport(t, 2*time.Second)
 	roundTrip(t, tr, "GET", be.URL+"/")
 	be.CloseClientConnections() // the upstream drops its idle keep-alives
-	if _, got, _ := roundTrip(t, tr, "GET", be.URL+"/"); got != "ok" {
-		t.Fatalf("got %q after the idle connection was closed", got)
+	req, _ := http.NewRequest("GET", be.URL+"/", nil)
+	if _, err := tr.RoundTrip(req); !errors.Is(err, ErrStaleConn) || Classify(err) != OtherFailure {
+		t.Fatalf("RoundTrip on the closed connection: %v, want ErrStaleConn", err)
 	}
-	if n := conns.Load(); n != 2 {
-		t.Fatalf("%d connections, want 2", n)
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections after the stale one, want 1: the transport must not send again itself", n)
+	}
+	if _, got, _ := roundTrip(t, tr, "GET", be.URL+"/"); got != "ok" {
+		t.Fatalf("got %q on a new connection", got)
+	}
+	if n, m := conns.Load(), served.Load(); n != 2 || m != 2 {
+		t.Fatalf("%d connections, %d requests served; want 2 and 2", n, m)
 	}
 }
 
-func TestH1AbandonedBodyClosesTheConnection(t *testing.T) {
+func TestTransportAbandonedBodyClosesTheConnection(t *testing.T) {
 	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, strings.Repeat("x", 100000))
 	})
-	tr := newTestH1(t)
+	tr := newTestTransport(t, 2*time.Second)
 	req, _ := http.NewRequest("GET", be.URL+"/", nil)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
@@ -142,7 +159,7 @@ func TestH1AbandonedBodyClosesTheConnection(t *testing.T) {
 	}
 }
 
-func TestH1ClientCancellationAbortsAWaitingExchange(t *testing.T) {
+func TestTransportClientCancellationAbortsAWaitingExchange(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	entered := make(chan struct{}, 1)
@@ -153,8 +170,7 @@ func TestH1ClientCancellationAbortsAWaitingExchange(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	})
-	tr := newH1Transport(time.Second, time.Hour, time.Minute, 8, NewTransport(testProxyConfig()))
-	defer tr.close()
+	tr := newTestTransport(t, time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", be.URL+"/", nil)
 	errc := make(chan error, 1)
@@ -171,12 +187,12 @@ func TestH1ClientCancellationAbortsAWaitingExchange(t *testing.T) {
 	}
 }
 
-func TestH1SendsRequestsWithBodiesThroughTheFallback(t *testing.T) {
+func TestTransportSendsRequestsWithBodiesThroughTheFallback(t *testing.T) {
 	be, _ := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "%s %s", r.Method, b)
 	})
-	tr := newTestH1(t)
+	tr := newTestTransport(t, 2*time.Second)
 	req, _ := http.NewRequest("POST", be.URL+"/", strings.NewReader("payload"))
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
@@ -189,7 +205,7 @@ func TestH1SendsRequestsWithBodiesThroughTheFallback(t *testing.T) {
 	}
 }
 
-func TestH1RejectsAnEndlessResponseHead(t *testing.T) {
+func TestTransportRejectsAnEndlessResponseHead(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +227,7 @@ func TestH1RejectsAnEndlessResponseHead(t *testing.T) {
 		}
 		io.Copy(io.Discard, c) // until the gateway gives up and closes
 	}()
-	tr := newTestH1(t)
+	tr := newTestTransport(t, 2*time.Second)
 	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
 	if _, err := tr.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "exceed") {
 		t.Fatalf("RoundTrip error = %v, want the response head limit", err)

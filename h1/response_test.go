@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"bufio"
@@ -33,6 +33,8 @@ var responseHeads = []struct{ method, raw string }{
 	{"GET", "HTTP/1.1 200 OK\r\nBad Name: v\r\nContent-Length: 0\r\n\r\n"},
 	{"GET", "HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n"},
 	{"GET", "HTTP/1.1 20x OK\r\nContent-Length: 0\r\n\r\n"},
+	{"GET", "HTTP/1.1 200 OK\r\nConnection: clo\u017fe\r\nContent-Length: 0\r\n\r\n"},
+	{"GET", "HTTP/1.0 200 OK\r\nConnection: \u212aeep-alive\r\nContent-Length: 0\r\n\r\n"},
 }
 
 // checkResponseHead compares readResponseHead with http.ReadResponse on

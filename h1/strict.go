@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"bytes"
@@ -242,9 +242,7 @@ func (c *strictConn) judge(head []byte) bool {
 			// connection stays HTTP/1 and stays checked.
 			upgrade = len(value) > 0 && !bytes.EqualFold(value, []byte("h2c"))
 		case bytes.EqualFold(name, []byte("Connection")):
-			for _, tok := range bytes.Split(value, []byte(",")) {
-				connUpgrade = connUpgrade || bytes.EqualFold(bytes.TrimSpace(tok), []byte("upgrade"))
-			}
+			connUpgrade = connUpgrade || hasToken(value, "upgrade")
 		}
 	}
 	switch {
@@ -268,19 +266,4 @@ func (c *strictConn) judge(head []byte) bool {
 		c.state = sPass // what follows belongs to the upgraded protocol
 	}
 	return true
-}
-
-// parseLength parses a Content-Length value: decimal digits only.
-func parseLength(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, d := range b {
-		if d < '0' || d > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(d-'0')
-	}
-	return n, true
 }

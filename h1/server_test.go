@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"bufio"
@@ -389,6 +389,8 @@ var parseHeads = []string{
 	"GET  / HTTP/1.1\r\nHost: h\r\n\r\n",
 	"GET / HTTP/1.1\r\nHost: h\r\nBad Name: v\r\n\r\n",
 	"GET /#frag HTTP/1.1\r\nHost: h\r\n\r\n",
+	"GET / HTTP/1.1\r\nHost: h\r\nConnection: clo\u017fe\r\n\r\n",
+	"GET / HTTP/1.0\r\nConnection: \u212aeep-alive\r\n\r\n",
 }
 
 // checkParse compares the fast path's parse of head with net/http's: the

@@ -1,4 +1,4 @@
-package gateway
+package h1
 
 import (
 	"bufio"
@@ -31,88 +31,37 @@ func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, bool
 	return resp, true
 }
 
+// parseResponseHead builds the response for a complete head of the common
+// kind (see readResponseHead), or reports false.
 func parseResponseHead(head []byte, req *http.Request) (*http.Response, bool) {
 	eol := bytes.IndexByte(head, '\n')
 	if eol < 1 || head[eol-1] != '\r' {
 		return nil, false
 	}
-	line, rest := head[:eol-1], head[eol+1:]
-	if len(line) < 12 || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') {
-		return nil, false
-	}
-	var proto string
-	minor := 1
-	switch string(line[:8]) {
-	case "HTTP/1.1":
-		proto = "HTTP/1.1"
-	case "HTTP/1.0":
-		proto, minor = "HTTP/1.0", 0
-	default:
-		return nil, false
-	}
-	code := 0
-	for _, d := range line[9:12] {
-		if d < '0' || d > '9' {
-			return nil, false
-		}
-		code = code*10 + int(d-'0')
-	}
-	if code < 200 {
-		return nil, false // interim responses loop in http.ReadResponse
-	}
-	for _, b := range line[9:] {
-		if (b < ' ' && b != '\t') || b == 0x7f {
-			return nil, false
-		}
-	}
-	status := "200 OK"
-	if string(line[9:]) != status {
-		status = string(line[9:])
-	}
-
-	f, ok := newFields(rest)
+	minor, code, status, ok := parseStatusLine(head[:eol-1])
 	if !ok {
 		return nil, false
 	}
-	cl := int64(-1)
-	var connClose, keepAlive bool
-	for len(rest) > 2 {
-		key, value, next, ok := nextField(rest)
-		if !ok {
-			return nil, false
-		}
-		rest = next
-		switch key {
-		case "Transfer-Encoding", "Trailer":
-			return nil, false
-		case "Content-Length":
-			v, ok := parseLength(value)
-			if !ok || cl >= 0 {
-				return nil, false // invalid or repeated: net/http's call
-			}
-			cl = v
-		case "Connection":
-			connClose = connClose || hasToken(value, "close")
-			keepAlive = keepAlive || hasToken(value, "keep-alive")
-		}
-		f.add(key, value)
+	h, cl, connClose, keepAlive, ok := parseResponseFields(head[eol+1:])
+	if !ok {
+		return nil, false
 	}
-	h := f.h
-	fixPragma(h)
-	closing := connClose || (minor == 0 && !keepAlive)
 	if connClose {
 		delete(h, "Connection")
 	}
 	resp := &http.Response{
 		Status:     status,
 		StatusCode: code,
-		Proto:      proto,
+		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: minor,
 		Header:     h,
 		Body:       http.NoBody,
-		Close:      closing,
+		Close:      connClose || (minor == 0 && !keepAlive),
 		Request:    req,
+	}
+	if minor == 0 {
+		resp.Proto = "HTTP/1.0"
 	}
 	switch {
 	case req.Method == http.MethodHead:
@@ -128,6 +77,75 @@ func parseResponseHead(head []byte, req *http.Request) (*http.Response, bool) {
 		resp.ContentLength = cl
 	}
 	return resp, true
+}
+
+// parseStatusLine reads "HTTP/1.x NNN reason" with a final status (2xx
+// and up) and no control characters.
+func parseStatusLine(line []byte) (minor, code int, status string, ok bool) {
+	if len(line) < 12 || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') {
+		return 0, 0, "", false
+	}
+	switch string(line[:8]) {
+	case "HTTP/1.1":
+		minor = 1
+	case "HTTP/1.0":
+	default:
+		return 0, 0, "", false
+	}
+	for _, d := range line[9:12] {
+		if d < '0' || d > '9' {
+			return 0, 0, "", false
+		}
+		code = code*10 + int(d-'0')
+	}
+	if code < 200 {
+		return 0, 0, "", false // interim responses loop in http.ReadResponse
+	}
+	for _, b := range line[9:] {
+		if (b < ' ' && b != '\t') || b == 0x7f {
+			return 0, 0, "", false
+		}
+	}
+	status = "200 OK"
+	if string(line[9:]) != status {
+		status = string(line[9:])
+	}
+	return minor, code, status, true
+}
+
+// parseResponseFields reads the field lines of a response head (rest ends
+// with the blank line). cl is the Content-Length, -1 when absent. It
+// declines Transfer-Encoding, Trailer, an invalid or repeated
+// Content-Length and any line net/http might read differently.
+func parseResponseFields(rest []byte) (h http.Header, cl int64, connClose, keepAlive, ok bool) {
+	f, ok := newFields(rest)
+	if !ok {
+		return nil, 0, false, false, false
+	}
+	cl = -1
+	for len(rest) > 2 {
+		key, value, next, ok := nextField(rest)
+		if !ok {
+			return nil, 0, false, false, false
+		}
+		rest = next
+		switch key {
+		case "Transfer-Encoding", "Trailer":
+			return nil, 0, false, false, false
+		case "Content-Length":
+			v, ok := parseLength(value)
+			if !ok || cl >= 0 {
+				return nil, 0, false, false, false // invalid or repeated: net/http's call
+			}
+			cl = v
+		case "Connection":
+			connClose = connClose || hasToken(value, "close")
+			keepAlive = keepAlive || hasToken(value, "keep-alive")
+		}
+		f.add(key, value)
+	}
+	fixPragma(f.h)
+	return f.h, cl, connClose, keepAlive, true
 }
 
 // lengthBody reads a Content-Length body; it ends with io.EOF together

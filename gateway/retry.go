@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/switchyard-gw/switchyard/h1"
+)
+
+// retryTransport picks the upstream for each attempt and sends a failed
+// request again when mayResend allows it: to the same instance when a
+// kept-alive connection turned out closed (h1.ErrStaleConn), to a
+// different one otherwise. Every attempt that reached the wire goes
+// through attempt, so the hooks see each one.
+type retryTransport struct {
+	g    *Gateway
+	base http.RoundTripper
+}
+
+func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	st := req.Context().Value(stateKey{}).(*reqState)
+	if req.Body != nil && req.Body != http.NoBody {
+		// The transport closes the body on a dial error; keep it usable.
+		st.body = &retryBody{rc: req.Body}
+		req.Body = st.body
+	}
+	var lastErr error
+	n := 0 // attempts made, re-sends on a stale connection included
+	for retry := 0; retry <= t.g.retries; retry++ {
+		var u *Upstream
+		if retry == 0 {
+			u = st.pool.pick()
+		} else {
+			u = st.pool.retryPick(st.tried)
+		}
+		if u == nil {
+			break // every healthy instance was tried
+		}
+		st.tried = append(st.tried, u)
+		for {
+			resp, err := t.attempt(req, st, u, n)
+			n++
+			if err == nil {
+				return resp, nil
+			}
+			lastErr = err
+			if !retryable(req, st, err) {
+				return nil, err
+			}
+			// The upstream closed an idle keep-alive: the same instance
+			// gets the request again on another connection, without
+			// spending a retry. Each such failure closes a pooled
+			// connection, so this ends at the latest with a new one.
+			if !errors.Is(err, h1.ErrStaleConn) {
+				break
+			}
+		}
+	}
+	if lastErr == nil {
+		lastErr = errNoUpstream
+	}
+	return nil, lastErr
+}
+
+// attempt sends req to u once, between the Attempt hook and its outcome,
+// and counts the outcome for passive health.
+func (t *retryTransport) attempt(req *http.Request, st *reqState, u *Upstream, n int) (*http.Response, error) {
+	// The outgoing request belongs to this proxy: set the host in place.
+	req.URL.Host = u.Address
+	var done func(int, error)
+	if h := t.g.hooks.Attempt; h != nil {
+		done = h(req, Attempt{Upstream: u, N: n, Healthy: len(st.pool.upstreams), Panic: st.pool.panic})
+	}
+	resp, err := t.base.RoundTrip(req)
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+	}
+	if done != nil {
+		done(status, err)
+	}
+	if t.g.ejectAfter > 0 && t.g.ejector != nil {
+		t.g.passive(req, st, u, status, err)
+	}
+	return resp, err
+}
+
+// retryable reports whether a failed attempt may be repeated: not when the
+// client went away or its body failed, otherwise as mayResend says.
+func retryable(req *http.Request, st *reqState, err error) bool {
+	if req.Context().Err() != nil || st.bodyErr != nil {
+		return false
+	}
+	body := bodyNone
+	if st.body != nil {
+		body = bodyUnread
+		if st.body.touched.Load() {
+			body = bodyRead
+		}
+	}
+	return mayResend(req.Method, body, h1.Classify(err))
+}
+
+// bodyState is how much of a request body was sent.
+type bodyState uint8
+
+const (
+	bodyNone   bodyState = iota // the request has no body
+	bodyUnread                  // it has one, not read yet: it can go again
+	bodyRead                    // reading began: part may have gone out, and it cannot be replayed
+)
+
+// mayResend is the one rule for sending a failed request again, to any
+// instance and for any reason (retries and stale keep-alives alike):
+//
+//   - nothing was sent (a dial error): any method, unless its body was
+//     read;
+//   - the upstream timed out, or the client went away: never, the budget
+//     is spent;
+//   - anything else (a reset, EOF, a stale keep-alive) may have reached
+//     the upstream: only GET, HEAD, OPTIONS and TRACE without a body.
+//
+// The last set is net/http's for its own re-sends (Request.isReplayable),
+// without its Idempotency-Key opt-in. PUT and DELETE are idempotent by
+// RFC 9110 but not re-sent: net/http does not, and a gateway cannot know
+// that an upstream implements them idempotently.
+func mayResend(method string, body bodyState, f h1.Failure) bool {
+	switch {
+	case body == bodyRead:
+		return false
+	case f.Unsent():
+		return true
+	case f.Timeout(), f == h1.Canceled:
+		return false
+	}
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return body == bodyNone
+	}
+	return false
+}
+
+// retryBody wraps the outgoing body so it survives a failed dial: the
+// transport closes the body on error, but a dial error means it was never
+// read, so the next attempt can send it. ReverseProxy and the server close
+// the real body when the request ends.
+type retryBody struct {
+	rc      io.ReadCloser
+	touched atomic.Bool
+}
+
+func (b *retryBody) Read(p []byte) (int, error) {
+	b.touched.Store(true)
+	return b.rc.Read(p)
+}
+
+func (b *retryBody) Close() error { return nil }

@@ -1,0 +1,250 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Transport carries body-less HTTP/1.1 requests (the bulk of proxy
+// traffic) on pooled keep-alive connections, doing the whole exchange on
+// the calling goroutine. net/http's Transport hands every request to a
+// writer and a reader goroutine per connection; on a busy proxy those
+// hand-offs cost more than the exchange itself. Requests with a body,
+// upgrades and anything but plain http go to Fallback, which handles
+// concurrent body writes, 100-continue and protocol switches.
+//
+// Safe for concurrent use. Build it with NewTransport.
+type Transport struct {
+	dial              func(ctx context.Context, network, addr string) (net.Conn, error)
+	fallback          http.RoundTripper
+	respHeaderTimeout time.Duration
+	idleTimeout       time.Duration
+	maxIdle           int
+
+	bufs    sync.Pool // *[]byte request buffers
+	readers sync.Pool // *bufio.Reader, held by a connection only during an exchange
+
+	mu     sync.Mutex
+	idle   map[string][]*upConn // by address, most recently used last
+	closed bool
+}
+
+// TransportOptions configure a Transport. Zero durations mean no limit.
+type TransportOptions struct {
+	// Dial connects to an upstream; share it with Fallback, so that both
+	// connect alike. Its errors must be *net.OpError with Op "dial", as
+	// net.Dialer's are (Classify tells them by that). Nil: a zero
+	// net.Dialer, bounded by the request's context only.
+	Dial                  func(ctx context.Context, network, addr string) (net.Conn, error)
+	ResponseHeaderTimeout time.Duration // from the request written to the response head read
+	IdleTimeout           time.Duration // an idle pooled connection older than this is not reused
+	MaxIdlePerHost        int           // idle connections kept per upstream address
+	// Fallback carries what the fast exchange does not: requests with a
+	// body, upgrades, other schemes. Required.
+	Fallback http.RoundTripper
+}
+
+// NewTransport returns a Transport with an empty pool.
+func NewTransport(o TransportOptions) *Transport {
+	if o.Dial == nil {
+		o.Dial = (&net.Dialer{}).DialContext
+	}
+	return &Transport{
+		dial:              o.Dial,
+		fallback:          o.Fallback,
+		respHeaderTimeout: o.ResponseHeaderTimeout,
+		idleTimeout:       o.IdleTimeout,
+		maxIdle:           o.MaxIdlePerHost,
+		idle:              map[string][]*upConn{},
+		bufs:              sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }},
+		readers:           sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 2048) }},
+	}
+}
+
+// aLongTimeAgo is a deadline that has passed: setting it aborts pending I/O.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// RoundTrip implements http.RoundTripper. It makes exactly one attempt:
+// a request that fails on a kept-alive connection the upstream had closed
+// returns an error wrapping ErrStaleConn, and sending it again is the
+// caller's decision, so that every attempt is the caller's to see.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if (req.Body != nil && req.Body != http.NoBody) || req.URL.Scheme != "http" || req.Header.Get("Upgrade") != "" {
+		return t.fallback.RoundTrip(req)
+	}
+	c, reused, err := t.get(req.Context(), req.URL.Host)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := t.exchange(c, req, reused)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return resp, nil
+}
+
+// exchange writes req on c and reads the response head. The body is read by
+// the caller; c returns to the pool when the body ends cleanly. A failure
+// before the first response byte on a reused connection wraps
+// ErrStaleConn.
+func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.Response, error) {
+	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// The deadline goes first: set after the abort below, it could undo it.
+	if t.respHeaderTimeout > 0 {
+		c.SetReadDeadline(time.Now().Add(t.respHeaderTimeout))
+	}
+	// Abort blocked I/O when the client goes away.
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
+	bp := t.bufs.Get().(*[]byte)
+	*bp = appendRequest((*bp)[:0], req)
+	_, err := c.Write(*bp)
+	if cap(*bp) <= 64<<10 {
+		t.bufs.Put(bp)
+	}
+	if err != nil {
+		stop()
+		return nil, t.firstByteError(ctx, err, reused)
+	}
+	c.left = maxResponseHead
+	var resp *http.Response
+	// Wait for the first byte apart, so that a connection closed before
+	// answering anything shows as io.EOF (ReadResponse would say
+	// ErrUnexpectedEOF) and a stale keep-alive can be told apart.
+	if _, err := c.br.Peek(1); err != nil {
+		stop()
+		return nil, t.firstByteError(ctx, err, reused)
+	}
+	for {
+		var ok bool
+		if resp, ok = readResponseHead(c.br, req); ok {
+			break
+		}
+		resp, err = http.ReadResponse(c.br, req)
+		if err != nil {
+			stop()
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		// Interim responses (100 Continue, 103 Early Hints) are not
+		// forwarded on this path; the final one follows.
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+	}
+	c.left = -1
+	if t.respHeaderTimeout > 0 {
+		c.SetReadDeadline(time.Time{})
+		if ctx.Err() != nil {
+			c.SetDeadline(aLongTimeAgo) // the abort raced with the line above
+		}
+	}
+	reusable := !resp.Close && !req.Close && resp.ProtoAtLeast(1, 1)
+	b := &pooledBody{rc: resp.Body, t: t, c: c, stop: stop, reusable: reusable}
+	if resp.Body == http.NoBody {
+		b.finish(true)
+		return resp, nil
+	}
+	resp.Body = b
+	return resp, nil
+}
+
+// firstByteError is the error of an exchange that failed before any byte
+// of the response arrived: the context's when the caller went away,
+// wrapped in ErrStaleConn when a reused connection was found closed.
+func (t *Transport) firstByteError(ctx context.Context, err error, reused bool) error {
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case reused && staleConnError(err):
+		return fmt.Errorf("%w: %w", ErrStaleConn, err)
+	}
+	return err
+}
+
+// appendRequest appends a body-less request in HTTP/1.1 wire form to b.
+func appendRequest(b []byte, req *http.Request) []byte {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	b = append(b, req.Method...)
+	b = append(b, ' ')
+	b = append(b, req.URL.RequestURI()...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
+	for k, vs := range req.Header {
+		if k == "Host" || k == "Content-Length" || k == "Transfer-Encoding" {
+			continue
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				continue // never let a value start a new header line
+			}
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	switch req.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		b = append(b, "Content-Length: 0\r\n"...)
+	}
+	return append(b, "\r\n"...)
+}
+
+// pooledBody hands the connection back to the pool once the body was read to
+// its end, or closes it when the body is abandoned or broken.
+type pooledBody struct {
+	rc       io.ReadCloser
+	t        *Transport
+	c        *upConn
+	stop     func() bool
+	reusable bool
+	done     bool
+}
+
+func (b *pooledBody) Read(p []byte) (int, error) {
+	if b.done {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.finish(true)
+	} else if err != nil {
+		b.finish(false)
+	}
+	return n, err
+}
+
+func (b *pooledBody) Close() error {
+	if !b.done {
+		b.finish(false)
+	}
+	return nil
+}
+
+func (b *pooledBody) finish(clean bool) {
+	b.done = true
+	// stop reports false when the client already went away and the
+	// deadline was set: the connection is no longer usable.
+	if b.stop() && clean && b.reusable {
+		b.t.put(b.c)
+		return
+	}
+	b.c.Close()
+}
