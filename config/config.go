@@ -234,9 +234,18 @@ type Telemetry struct {
 	Endpoint string `mapstructure:"endpoint"`
 	// Protocol is grpc or http/protobuf (OTEL_EXPORTER_OTLP_PROTOCOL).
 	Protocol string `mapstructure:"protocol"`
-	// Sampler and SamplerArg as OTEL_TRACES_SAMPLER and _ARG.
+	// Sampler and SamplerArg as OTEL_TRACES_SAMPLER and _ARG. A sampler
+	// name prefixed with "failures+" (e.g. failures+traceidratio) also
+	// keeps, after the fact, requests that were not sampled but ended
+	// interesting (5xx, retry, ejection, panic, no healthy instance, slow).
 	Sampler    string  `mapstructure:"sampler"`
 	SamplerArg float64 `mapstructure:"sampler_arg"`
+	// SlowThreshold: with a failures+ sampler, a request lasting longer is
+	// kept. Zero: duration alone never keeps one.
+	SlowThreshold time.Duration `mapstructure:"slow_threshold"`
+	// FailureTracesPerSecond caps the traces kept after the fact, shared
+	// fairly among routes.
+	FailureTracesPerSecond float64 `mapstructure:"failure_traces_per_second"`
 	// TrustIncomingTrace continues a client's traceparent; when false every
 	// request starts a new trace (linked to the client's span).
 	TrustIncomingTrace bool `mapstructure:"trust_incoming_trace"`
@@ -245,6 +254,10 @@ type Telemetry struct {
 	// Disabled turns traces and metrics off (OTEL_SDK_DISABLED).
 	Disabled bool `mapstructure:"disabled"`
 }
+
+// FailuresSamplerPrefix, before a sampler name, turns on failure-biased
+// sampling (docs/telemetry.md).
+const FailuresSamplerPrefix = "failures+"
 
 // Log configures slog output.
 type Log struct {
@@ -297,11 +310,13 @@ func Default() Config {
 			MaxHeaderBytes:    1 << 20,
 		},
 		Telemetry: Telemetry{
-			ServiceName:        "switchyard",
-			Protocol:           "grpc",
-			Sampler:            "parentbased_always_on",
-			SamplerArg:         1,
-			TrustIncomingTrace: true,
+			ServiceName:            "switchyard",
+			Protocol:               "grpc",
+			Sampler:                "parentbased_always_on",
+			SamplerArg:             1,
+			TrustIncomingTrace:     true,
+			SlowThreshold:          time.Second,
+			FailureTracesPerSecond: 100,
 		},
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: 15 * time.Second,

@@ -38,6 +38,9 @@ type Hooks struct {
 	// that reached the wire is an attempt: retries on another instance and
 	// re-sends after a kept-alive connection turned out closed alike.
 	Attempt func(req *http.Request, a Attempt) func(status int, err error)
+	// Ejected, if set, is called when an attempt of req made passive
+	// health eject the instance, after that attempt's outcome func.
+	Ejected func(req *http.Request)
 }
 
 // Attempt describes one upstream attempt.

@@ -82,7 +82,9 @@ func (t *retryTransport) attempt(req *http.Request, st *reqState, u *Upstream, n
 		done(status, err)
 	}
 	if t.g.ejectAfter > 0 && t.g.ejector != nil {
-		t.g.passive(req, st, u, status, err)
+		if t.g.passive(req, st, u, status, err) && t.g.hooks.Ejected != nil {
+			t.g.hooks.Ejected(req)
+		}
 	}
 	return resp, err
 }

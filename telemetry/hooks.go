@@ -39,7 +39,11 @@ func (t *Telemetry) Hooks() gateway.Hooks {
 	if t.tp == nil && t.inst == nil && t.access == nil {
 		return gateway.Hooks{}
 	}
-	return gateway.Hooks{Request: t.request, Attempt: t.attempt}
+	h := gateway.Hooks{Request: t.request, Attempt: t.attempt}
+	if t.keep != nil {
+		h.Ejected = t.ejected
+	}
+	return h
 }
 
 // reqState is what telemetry knows about one request that is sampled or
@@ -57,6 +61,18 @@ type reqState struct {
 	span     trace.Span // nil when tracing is off
 	instance string     // the instance of the latest attempt
 	attempts int
+
+	// Failure-biased sampling (aftersample.go); watched is false for
+	// every other request, and the fields below are then unused.
+	watched bool
+	kept    uint8             // keepUndecided, keepGranted or keepRefused
+	ejected bool              // an attempt made passive health eject its instance
+	sc      trace.SpanContext // the unsampled server span's, as sent upstream
+	parent  trace.SpanContext // the incoming parent; invalid when the gateway is root
+	out     *http.Request     // the outgoing request
+	tries   []attemptRec
+	triesA  [2]attemptRec
+	done    func(int, error) // st.attemptDone, bound once per request
 }
 
 type stateKey struct{}
@@ -74,9 +90,14 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 		}
 	}
 	ctx, span := r.Context(), trace.Span(nil) // span nil: tracing off
+	var parent trace.SpanContext
+	watched := false
 	if t.tp != nil {
-		sctx, s := t.startServer(ctx, r, method, route)
-		if t.access == nil && !s.IsRecording() {
+		var sctx context.Context
+		var s trace.Span
+		sctx, s, parent = t.startServer(ctx, r, method, route)
+		watched = !s.IsRecording() && t.watch(parent)
+		if t.access == nil && !s.IsRecording() && !watched {
 			// Unsampled, no access log: nothing for the Attempt hook to
 			// fill in, so one closure and no state.
 			return sctx, func(status int) {
@@ -92,16 +113,24 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 	// Sampled, or the access log is on: the Attempt hook fills in the
 	// state for the server span's attributes and for the access log.
 	st := &reqState{t: t, r: r, start: start, route: route, service: service, method: method, span: span}
+	if watched {
+		st.watched, st.sc, st.parent = true, span.SpanContext(), parent
+		st.tries = st.triesA[:0]
+		st.done = st.attemptEnd
+	}
 	st.ctx = context.WithValue(ctx, stateKey{}, st)
 	return st.ctx, st.end
 }
 
 // startServer continues (or, untrusted, links) the incoming trace and
-// starts the server span.
-func (t *Telemetry) startServer(ctx context.Context, r *http.Request, method uint8, route string) (context.Context, trace.Span) {
+// starts the server span. It returns the incoming parent too (invalid when
+// there is none, or it is not trusted).
+func (t *Telemetry) startServer(ctx context.Context, r *http.Request, method uint8, route string) (context.Context, trace.Span, trace.SpanContext) {
 	o := t.serverOpts
+	var parent trace.SpanContext
 	if t.set.trustParent {
 		ctx = t.prop.Extract(ctx, headerCarrier(r.Header))
+		parent = trace.SpanContextFromContext(ctx)
 	} else {
 		o = t.newRootOpts
 		if len(r.Header["Traceparent"]) > 0 {
@@ -113,7 +142,8 @@ func (t *Telemetry) startServer(ctx context.Context, r *http.Request, method uin
 	}
 	// Attributes are set once, at the end: one call into the span instead
 	// of two, and none for a span that is not sampled.
-	return t.tracer.Start(ctx, t.serverSpanName(method, route), o...)
+	ctx, span := t.tracer.Start(ctx, t.serverSpanName(method, route), o...)
+	return ctx, span, parent
 }
 
 // serverSpanName is "<METHOD> <route>", "HTTP <route>" for a method outside
@@ -220,6 +250,9 @@ func (st *reqState) end(status int) {
 		}
 		st.span.End()
 	}
+	if st.watched {
+		t.finishLate(st, status, elapsed)
+	}
 	if t.inst != nil {
 		t.inst.recordRequest(st.ctx, st.route, st.service, st.method, statusClass(status), elapsed.Seconds())
 	}
@@ -234,11 +267,19 @@ func (st *reqState) end(status int) {
 func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) func(int, error) {
 	ctx := req.Context()
 	recording := t.tp != nil && trace.SpanFromContext(ctx).IsRecording()
-	if recording || t.access != nil {
-		if st, ok := ctx.Value(stateKey{}).(*reqState); ok {
+	var st *reqState
+	if recording || t.access != nil || t.keep != nil {
+		if st, _ = ctx.Value(stateKey{}).(*reqState); st != nil {
 			st.attempts = a.N + 1
 			st.instance = a.Upstream.ID
 		}
+	}
+	if st != nil && st.watched {
+		// Not sampled, may be kept after the fact: a record, no span.
+		_, sctx := t.startAttempt(st, req, a)
+		delete(req.Header, "Tracestate")
+		t.prop.Inject(sctx, headerCarrier(req.Header))
+		return st.done
 	}
 	var span trace.Span // nil: no client span
 	if t.tp != nil {
@@ -256,6 +297,20 @@ func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) func(int, erro
 		t.prop.Inject(sctx, headerCarrier(req.Header))
 	}
 	return func(status int, err error) { t.attemptDone(req, a, span, status, err) }
+}
+
+// attemptEnd ends the latest attempt of a watched request.
+func (st *reqState) attemptEnd(status int, err error) {
+	rec := &st.tries[len(st.tries)-1]
+	rec.end, rec.status, rec.err = time.Now(), status, err
+	st.t.attemptDone(st.out, rec.a, nil, status, err)
+}
+
+// ejected is the gateway's Ejected hook.
+func (t *Telemetry) ejected(req *http.Request) {
+	if st, ok := req.Context().Value(stateKey{}).(*reqState); ok {
+		st.ejected = true
+	}
 }
 
 func clientSpanName(method string) string {
