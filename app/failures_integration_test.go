@@ -30,7 +30,12 @@ type failureRig struct {
 	stop func()
 }
 
-const slowBackend = 700 * time.Millisecond
+// slowBackend is how long /ok/slow takes; slowThreshold, below it, makes
+// it a slow request.
+const (
+	slowBackend   = 800 * time.Millisecond
+	slowThreshold = 500 * time.Millisecond
+)
 
 func startFailureRig(t *testing.T, j *testenv.Jaeger, service string) *failureRig {
 	t.Helper()
@@ -75,7 +80,7 @@ func startFailureRig(t *testing.T, j *testenv.Jaeger, service string) *failureRi
 	c.Routes = []config.Route{{PathPrefix: "/ok", Service: "solo"}, {PathPrefix: "/api", Service: "web"}, {PathPrefix: "/gone", Service: "gone"}}
 	c.Telemetry.Endpoint, c.Telemetry.ServiceName = j.OTLPGRPC, service
 	c.Telemetry.Sampler, c.Telemetry.SamplerArg = "failures+traceidratio", 0
-	c.Telemetry.SlowThreshold = slowBackend / 2
+	c.Telemetry.SlowThreshold = slowThreshold
 	if err := c.Normalize(); err != nil {
 		t.Fatal(err)
 	}
@@ -148,9 +153,16 @@ func TestFailuresAreKeptAfterTheFactInARealJaeger(t *testing.T) {
 	const service = "switchyard-failures"
 	r := startFailureRig(t, j, service)
 
+	// A loaded machine may make a boring request slow for real; such a
+	// request may be kept, and is allowed for below.
+	slowBoring := 0
 	for i := range 200 {
+		start := time.Now()
 		if code := r.get(t, "/ok/"+strconv.Itoa(i), "boring", nil); code != http.StatusOK {
 			t.Fatalf("boring request %d: %d", i, code)
+		}
+		if time.Since(start) > slowThreshold {
+			slowBoring++
 		}
 	}
 	if code := r.get(t, "/ok/fail", "502", nil); code != http.StatusBadGateway {
@@ -229,16 +241,16 @@ func TestFailuresAreKeptAfterTheFactInARealJaeger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ts) != 4 {
+	if len(ts) < 4 || len(ts) > 4+slowBoring {
 		var ids []string
 		for _, x := range ts {
 			ids = append(ids, x.TraceID)
 		}
-		t.Errorf("jaeger holds %d traces %v, want the 4 interesting ones", len(ts), ids)
+		t.Errorf("jaeger holds %d traces %v, want the 4 interesting ones (and %d boring ones that took over %v)", len(ts), ids, slowBoring, slowThreshold)
 	}
 	for _, want := range [][]string{
 		{`reason="5xx"`, `result="kept"`, "} 1"},
-		{`reason="slow"`, `result="kept"`, "} 1"},
+		{`reason="slow"`, `result="kept"`, fmt.Sprintf("} %d", 1+slowBoring)},
 		{`reason="retry"`, `result="kept"`, "} 1"},
 		{`reason="no_healthy_instance"`, `result="kept"`, "} 1"},
 	} {
