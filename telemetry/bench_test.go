@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -31,8 +32,9 @@ func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
 // BenchmarkRequestPath compares the cost of the hooks on the request path:
-// none, metrics only (no endpoint: the default), and tracing at 1% and 100%
-// into a no-op exporter behind the real batch processor.
+// none, metrics only (no endpoint: the default), tracing at 0%, 1% and
+// 100% into a no-op exporter behind the real batch processor, and
+// failure-biased sampling at 0% and 1% with no failures happening.
 //
 //	go test -run '^$' -bench RequestPath -benchmem ./telemetry/
 func BenchmarkRequestPath(b *testing.B) {
@@ -43,14 +45,20 @@ func BenchmarkRequestPath(b *testing.B) {
 	}{
 		{"hooks=nil", false, 0},
 		{"metrics", false, 0},
+		{"tracing=0%", true, 0},
 		{"tracing=1%", true, 0.01},
 		{"tracing=100%", true, 1},
+		{"failures+0%", true, 0},
+		{"failures+1%", true, 0.01},
 	} {
 		b.Run(mode.name, func(b *testing.B) {
 			var hooks gateway.Hooks
 			if mode.name != "hooks=nil" {
 				cfg := config.Default().Telemetry
 				cfg.Sampler, cfg.SamplerArg = "parentbased_traceidratio", mode.ratio
+				if strings.HasPrefix(mode.name, "failures+") {
+					cfg.Sampler = config.FailuresSamplerPrefix + cfg.Sampler
+				}
 				opt := Options{Config: cfg, Getenv: noEnv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 				if mode.tracing {
 					opt.SpanExporter = tracetest.NewNoopExporter()
