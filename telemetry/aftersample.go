@@ -45,27 +45,34 @@ type forcedIDs struct {
 
 type forcedKey struct{}
 
-// lateIDs gives late spans the ids found in the context (forcedIDs), and
-// random ones otherwise.
-type lateIDs struct{}
+// idGen gives a span the ids found in its context (forcedIDs: the ids the
+// head sampler decided on, or those already sent upstream) and random
+// ones otherwise. Safe for concurrent use.
+type idGen struct{}
 
-var _ sdktrace.IDGenerator = lateIDs{}
+var _ sdktrace.IDGenerator = idGen{}
 
-func (lateIDs) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
+func (idGen) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
 	if f, ok := ctx.Value(forcedKey{}).(forcedIDs); ok {
 		return f.trace, f.span
 	}
-	var t trace.TraceID
-	binary.BigEndian.PutUint64(t[:8], rand.Uint64())
-	binary.BigEndian.PutUint64(t[8:], rand.Uint64())
-	return t, randomSpanID()
+	return randomTraceID(), randomSpanID()
 }
 
-func (lateIDs) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
+func (idGen) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
 	if f, ok := ctx.Value(forcedKey{}).(forcedIDs); ok {
 		return f.span
 	}
 	return randomSpanID()
+}
+
+func randomTraceID() trace.TraceID {
+	var t trace.TraceID
+	for !t.IsValid() {
+		binary.BigEndian.PutUint64(t[:8], rand.Uint64())
+		binary.BigEndian.PutUint64(t[8:], rand.Uint64())
+	}
+	return t
 }
 
 func randomSpanID() trace.SpanID {
@@ -117,13 +124,12 @@ func (t *Telemetry) interesting(st *reqState, status int, elapsed time.Duration)
 // upstream when the cap allows the trace to be kept: the attempt gets a
 // span id of its own, sent with the sampled flag, so that what the
 // instance records joins the trace.
-func (t *Telemetry) startAttempt(st *reqState, req *http.Request, a gateway.Attempt) (*attemptRec, context.Context) {
+func (t *Telemetry) startAttempt(st *reqState, req *http.Request, a gateway.Attempt) *attemptRec {
 	if st.out == nil {
 		st.out = req
 	}
 	st.tries = append(st.tries, attemptRec{a: a, start: time.Now()})
 	rec := &st.tries[len(st.tries)-1]
-	ctx := req.Context()
 	if a.N > 0 && st.kept == keepUndecided {
 		st.kept = keepRefused
 		if t.keep.allow(st.route, reasonRetry, rec.start) {
@@ -132,10 +138,8 @@ func (t *Telemetry) startAttempt(st *reqState, req *http.Request, a gateway.Atte
 	}
 	if st.kept == keepGranted {
 		rec.spanID = randomSpanID()
-		sc := st.sc.WithSpanID(rec.spanID).WithTraceFlags(trace.FlagsSampled)
-		ctx = trace.ContextWithSpanContext(ctx, sc)
 	}
-	return rec, ctx
+	return rec
 }
 
 // Whether the cap was asked for a watched request's trace (at its second

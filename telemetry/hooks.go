@@ -46,92 +46,87 @@ func (t *Telemetry) Hooks() gateway.Hooks {
 	return h
 }
 
-// reqState is what telemetry knows about one request that is sampled or
-// access-logged (other requests need none). It is created by the Request
-// hook and used by the Attempt hook and the end func, which the gateway
-// calls in that order from the request's goroutine: no locking.
+// reqState is what telemetry knows about one request when tracing or the
+// access log is on (with metrics only, requests need none). It is created
+// by the Request hook and is the context it hands back (one allocation,
+// not a state and a context); the Attempt hook and the end func, which the
+// gateway calls in that order from the request's goroutine, use it: no
+// locking.
 type reqState struct {
-	t        *Telemetry
-	ctx      context.Context // the context handed back to the gateway
-	r        *http.Request   // the incoming request
-	start    time.Time
-	route    string
-	service  string
-	method   uint8
-	span     trace.Span // nil when tracing is off
-	instance string     // the instance of the latest attempt
-	attempts int
+	context.Context // the request's context before the Request hook
+	t               *Telemetry
+	r               *http.Request // the incoming request
+	start           time.Time
+	route           string
+	service         string
+	method          uint8
+	span            trace.Span        // the server span when sampled; else nil
+	sc              trace.SpanContext // when tracing and not sampled: the ids sent upstream
+	tp              [1]string         // the traceparent value sent upstream when not sampled
+	instance        string            // the instance of the latest attempt
+	attempts        int
 
 	// Failure-biased sampling (aftersample.go); watched is false for
 	// every other request, and the fields below are then unused.
 	watched bool
 	kept    uint8             // keepUndecided, keepGranted or keepRefused
 	ejected bool              // an attempt made passive health eject its instance
-	sc      trace.SpanContext // the unsampled server span's, as sent upstream
 	parent  trace.SpanContext // the incoming parent; invalid when the gateway is root
 	out     *http.Request     // the outgoing request
 	tries   []attemptRec
 	triesA  [2]attemptRec
-	done    func(int, error) // st.attemptDone, bound once per request
+	done    func(int, error) // st.attemptEnd, bound once per request
 }
 
 type stateKey struct{}
 
+// Value returns st for stateKey and asks the parent context otherwise.
+func (st *reqState) Value(k any) any {
+	if _, ok := k.(stateKey); ok {
+		return st
+	}
+	return st.Context.Value(k)
+}
+
 // request is the gateway's Request hook.
 func (t *Telemetry) request(r *http.Request, route, service string) (context.Context, func(int)) {
-	// The closures below capture only variables that are never assigned
-	// again, so each holds copies: one allocation, not one per variable.
 	start, method := time.Now(), methodIndex(r.Method)
 	if t.tp == nil && t.access == nil {
-		// Metrics only: no per-request state, one closure.
+		// Metrics only: no per-request state, one closure. It captures
+		// only variables that are never assigned again, so it holds
+		// copies: one allocation, not one per variable.
 		ctx := r.Context()
 		return ctx, func(status int) {
 			t.inst.recordRequest(ctx, route, service, method, statusClass(status), time.Since(start).Seconds())
 		}
 	}
-	ctx, span := r.Context(), trace.Span(nil) // span nil: tracing off
-	var parent trace.SpanContext
-	watched := false
+	st := &reqState{Context: r.Context(), t: t, r: r, start: start, route: route, service: service, method: method}
 	if t.tp != nil {
-		var sctx context.Context
-		var s trace.Span
-		sctx, s, parent = t.startServer(ctx, r, method, route)
-		watched = !s.IsRecording() && t.watch(parent)
-		if t.access == nil && !s.IsRecording() && !watched {
-			// Unsampled, no access log: nothing for the Attempt hook to
-			// fill in, so one closure and no state.
-			return sctx, func(status int) {
-				elapsed := time.Since(start)
-				s.End()
-				if t.inst != nil {
-					t.inst.recordRequest(sctx, route, service, method, statusClass(status), elapsed.Seconds())
-				}
+		// The head sampler runs here, on ids chosen here; the SDK is
+		// called for a sampled request only, and comes to the same
+		// decision on the same ids. An unsampled request costs no span
+		// and no context of its own: its ids live in st.
+		ctx, parent, sc, sampled := t.headSample(st.Context, r, method, route)
+		if sampled {
+			st.span = t.startServer(ctx, r, method, route, sc)
+			st.Context = trace.ContextWithSpan(ctx, st.span) // ctx: with the client's baggage
+		} else {
+			st.sc = sc
+			if t.watch(parent) {
+				st.watched, st.parent = true, parent
+				st.tries = st.triesA[:0]
+				st.done = st.attemptEnd
 			}
 		}
-		ctx, span = sctx, s
 	}
-	// Sampled, or the access log is on: the Attempt hook fills in the
-	// state for the server span's attributes and for the access log.
-	st := &reqState{t: t, r: r, start: start, route: route, service: service, method: method, span: span}
-	if watched {
-		st.watched, st.sc, st.parent = true, span.SpanContext(), parent
-		st.tries = st.triesA[:0]
-		st.done = st.attemptEnd
-	}
-	st.ctx = context.WithValue(ctx, stateKey{}, st)
-	return st.ctx, st.end
+	return st, st.end
 }
 
-// startServer continues (or, untrusted, links) the incoming trace and
-// starts the server span. It returns the incoming parent too (invalid when
-// there is none, or it is not trusted).
-func (t *Telemetry) startServer(ctx context.Context, r *http.Request, method uint8, route string) (context.Context, trace.Span, trace.SpanContext) {
+// startServer starts the sampled server span with the ids in sc,
+// continuing the incoming trace in ctx (or, untrusted, linking it).
+func (t *Telemetry) startServer(ctx context.Context, r *http.Request, method uint8, route string, sc trace.SpanContext) trace.Span {
 	o := t.serverOpts
-	var parent trace.SpanContext
-	if t.set.trustParent {
-		ctx = t.prop.Extract(ctx, headerCarrier(r.Header))
-		parent = trace.SpanContextFromContext(ctx)
-	} else {
+	if !t.set.trustParent {
 		o = t.newRootOpts
 		if len(r.Header["Traceparent"]) > 0 {
 			in := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, headerCarrier(r.Header)))
@@ -140,10 +135,11 @@ func (t *Telemetry) startServer(ctx context.Context, r *http.Request, method uin
 			}
 		}
 	}
+	ctx = context.WithValue(ctx, forcedKey{}, forcedIDs{sc.TraceID(), sc.SpanID()})
 	// Attributes are set once, at the end: one call into the span instead
-	// of two, and none for a span that is not sampled.
-	ctx, span := t.tracer.Start(ctx, t.serverSpanName(method, route), o...)
-	return ctx, span, parent
+	// of two. The returned context is not kept: it holds the forced ids.
+	_, span := t.tracer.Start(ctx, t.serverSpanName(method, route), o...)
+	return span
 }
 
 // serverSpanName is "<METHOD> <route>", "HTTP <route>" for a method outside
@@ -239,14 +235,12 @@ func (st *reqState) end(status int) {
 	t := st.t
 	elapsed := time.Since(st.start)
 	if st.span != nil {
-		if st.span.IsRecording() {
-			b := t.attrs.get()
-			a := serverAttrs(*b, st.r, st, status)
-			st.span.SetAttributes(a...)
-			t.attrs.put(b, a)
-			if status >= 500 {
-				st.span.SetStatus(codes.Error, "")
-			}
+		b := t.attrs.get()
+		a := serverAttrs(*b, st.r, st, status)
+		st.span.SetAttributes(a...)
+		t.attrs.put(b, a)
+		if status >= 500 {
+			st.span.SetStatus(codes.Error, "")
 		}
 		st.span.End()
 	}
@@ -254,7 +248,7 @@ func (st *reqState) end(status int) {
 		t.finishLate(st, status, elapsed)
 	}
 	if t.inst != nil {
-		t.inst.recordRequest(st.ctx, st.route, st.service, st.method, statusClass(status), elapsed.Seconds())
+		t.inst.recordRequest(st, st.route, st.service, st.method, statusClass(status), elapsed.Seconds())
 	}
 	if t.access != nil {
 		t.logAccess(st, status, elapsed)
@@ -265,36 +259,36 @@ func (st *reqState) end(status int) {
 // injects its context into the outgoing headers, replacing what an earlier
 // attempt of the same request injected.
 func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) func(int, error) {
-	ctx := req.Context()
-	recording := t.tp != nil && trace.SpanFromContext(ctx).IsRecording()
-	var st *reqState
-	if recording || t.access != nil || t.keep != nil {
-		if st, _ = ctx.Value(stateKey{}).(*reqState); st != nil {
-			st.attempts = a.N + 1
-			st.instance = a.Upstream.ID
-		}
+	st, _ := req.Context().Value(stateKey{}).(*reqState)
+	if st == nil {
+		// Metrics only.
+		return func(status int, err error) { t.attemptDone(req, a, nil, status, err) }
 	}
-	if st != nil && st.watched {
+	st.attempts = a.N + 1
+	st.instance = a.Upstream.ID
+	if st.watched {
 		// Not sampled, may be kept after the fact: a record, no span.
-		_, sctx := t.startAttempt(st, req, a)
-		delete(req.Header, "Tracestate")
-		t.prop.Inject(sctx, headerCarrier(req.Header))
+		if rec := t.startAttempt(st, req, a); rec.spanID.IsValid() {
+			injectTraceparent(req.Header, nil, st.sc.WithSpanID(rec.spanID).WithTraceFlags(trace.FlagsSampled))
+		} else {
+			injectTraceparent(req.Header, &st.tp, st.sc)
+		}
 		return st.done
 	}
 	var span trace.Span // nil: no client span
-	if t.tp != nil {
-		sctx := ctx
-		// An unsampled request gets no client spans (they would not be
-		// sampled either): the server span's context travels upstream,
-		// carrying the decision, at the cost of an injection only.
-		if recording {
-			sctx, span = t.tracer.Start(ctx, clientSpanName(req.Method), t.clientOpts...)
-		}
+	switch {
+	case st.span != nil:
+		var sctx context.Context
+		sctx, span = t.tracer.Start(req.Context(), clientSpanName(req.Method), t.clientOpts...)
 		// An untrusted or earlier tracestate must not travel with our
 		// traceparent; the propagator sets it again from the span.
 		// The key is canonical already: no Header.Del.
 		delete(req.Header, "Tracestate")
 		t.prop.Inject(sctx, headerCarrier(req.Header))
+	case st.sc.IsValid():
+		// Not sampled: no client span (it would not be sampled either);
+		// the server's ids travel upstream with the decision.
+		injectTraceparent(req.Header, &st.tp, st.sc)
 	}
 	return func(status int, err error) { t.attemptDone(req, a, span, status, err) }
 }

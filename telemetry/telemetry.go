@@ -77,6 +77,8 @@ type Telemetry struct {
 
 	tp     *sdktrace.TracerProvider // nil: tracing off
 	tracer trace.Tracer
+	// sampler is tp's, run by the Request hook before the SDK is called.
+	sampler sdktrace.Sampler
 	// keep and late are set with a failures+ sampler (aftersample.go):
 	// the cap on traces kept after the fact, and the tracer that builds
 	// their spans, which shares tp's span pipeline.
@@ -170,9 +172,11 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 	}
 	bsp := sdktrace.NewBatchSpanProcessor(&countingExporter{SpanExporter: exp, c: t.spans}, bspOpts...)
 	proc := newBoundedProcessor(bsp, t.spans)
+	t.sampler = sampler
 	t.tp = sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sampler),
+		sdktrace.WithIDGenerator(idGen{}),
 		sdktrace.WithSpanProcessor(proc),
 	)
 	t.tracer = t.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
@@ -181,7 +185,7 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 		late := sdktrace.NewTracerProvider(
 			sdktrace.WithResource(res),
 			sdktrace.WithSampler(sdktrace.AlwaysSample()),
-			sdktrace.WithIDGenerator(lateIDs{}),
+			sdktrace.WithIDGenerator(idGen{}),
 			sdktrace.WithSpanProcessor(proc),
 		)
 		t.late = late.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
