@@ -29,9 +29,8 @@ import (
 type Hooks struct {
 	// Request is called once per request after routing; route is "" when no
 	// route matched. It returns the context for the rest of the request and
-	// a func that is called with the final status when the request ends
-	// (0 when the client went away before a status was written).
-	Request func(r *http.Request, route, service string) (context.Context, func(status int))
+	// what is told the final status when the request ends (nil: nothing).
+	Request func(r *http.Request, route, service string) (context.Context, RequestEnd)
 	// Attempt is called before each upstream attempt with the outgoing
 	// request (its headers may be modified, e.g. to inject trace context).
 	// It returns a func called with the attempt's outcome. Every sending
@@ -42,6 +41,12 @@ type Hooks struct {
 	// health eject the instance, after that attempt's outcome func.
 	Ejected func(req *http.Request)
 }
+
+// RequestEnd is told how a request ended: its final status, 0 when the
+// client went away before a status was written. End is called once, from
+// the request's goroutine. An interface rather than a func, so that the
+// hook's per-request state can be it without a closure of its own.
+type RequestEnd interface{ End(status int) }
 
 // Attempt describes one upstream attempt.
 type Attempt struct {
@@ -245,7 +250,7 @@ type stateKey struct{}
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	clean := cleanPath(r.URL.Path)
 	rt := g.table.Load().match(r.Host, clean)
-	var end func(int)
+	var end RequestEnd
 	ctx := r.Context()
 	if g.hooks.Request != nil {
 		var routeName, svcName string
@@ -286,9 +291,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.finish(end, st.status)
 }
 
-func (g *Gateway) finish(end func(int), status int) {
+func (g *Gateway) finish(end RequestEnd, status int) {
 	if end != nil {
-		end(status)
+		end.End(status)
 	}
 }
 

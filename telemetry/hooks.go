@@ -89,16 +89,11 @@ func (st *reqState) Value(k any) any {
 }
 
 // request is the gateway's Request hook.
-func (t *Telemetry) request(r *http.Request, route, service string) (context.Context, func(int)) {
+func (t *Telemetry) request(r *http.Request, route, service string) (context.Context, gateway.RequestEnd) {
 	start, method := time.Now(), methodIndex(r.Method)
 	if t.tp == nil && t.access == nil {
-		// Metrics only: no per-request state, one closure. It captures
-		// only variables that are never assigned again, so it holds
-		// copies: one allocation, not one per variable.
-		ctx := r.Context()
-		return ctx, func(status int) {
-			t.inst.recordRequest(ctx, route, service, method, statusClass(status), time.Since(start).Seconds())
-		}
+		// Metrics only: no per-request state but what the metrics need.
+		return r.Context(), &metricsEnd{t: t, ctx: r.Context(), start: start, route: route, service: service, method: method}
 	}
 	st := &reqState{Context: r.Context(), t: t, r: r, start: start, route: route, service: service, method: method}
 	if t.tp != nil {
@@ -119,7 +114,21 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 			}
 		}
 	}
-	return st, st.end
+	return st, st
+}
+
+// metricsEnd records a request's metrics when it ends (metrics only).
+type metricsEnd struct {
+	t       *Telemetry
+	ctx     context.Context
+	start   time.Time
+	route   string
+	service string
+	method  uint8
+}
+
+func (m *metricsEnd) End(status int) {
+	m.t.inst.recordRequest(m.ctx, m.route, m.service, m.method, statusClass(status), time.Since(m.start).Seconds())
 }
 
 // startServer starts the sampled server span with the ids in sc,
@@ -229,9 +238,9 @@ func serverAttrs(a []attribute.KeyValue, r *http.Request, st *reqState, status i
 	return a
 }
 
-// end is the func the Request hook returns; status 0 means the client went
-// away before a status was written.
-func (st *reqState) end(status int) {
+// End is called when the request ends (gateway.RequestEnd); status 0
+// means the client went away before a status was written.
+func (st *reqState) End(status int) {
 	t := st.t
 	elapsed := time.Since(st.start)
 	if st.span != nil {
