@@ -33,10 +33,11 @@ type Hooks struct {
 	Request func(r *http.Request, route, service string) (context.Context, RequestEnd)
 	// Attempt is called before each upstream attempt with the outgoing
 	// request (its headers may be modified, e.g. to inject trace context).
-	// It returns a func called with the attempt's outcome. Every sending
-	// that reached the wire is an attempt: retries on another instance and
-	// re-sends after a kept-alive connection turned out closed alike.
-	Attempt func(req *http.Request, a Attempt) func(status int, err error)
+	// It returns what is told the attempt's outcome (nil: nothing). Every
+	// sending that reached the wire is an attempt: retries on another
+	// instance and re-sends after a kept-alive connection turned out
+	// closed alike.
+	Attempt func(req *http.Request, a Attempt) AttemptEnd
 	// Ejected, if set, is called when an attempt of req made passive
 	// health eject the instance, after that attempt's outcome func.
 	Ejected func(req *http.Request)
@@ -47,6 +48,17 @@ type Hooks struct {
 // the request's goroutine. An interface rather than a func, so that the
 // hook's per-request state can be it without a closure of its own.
 type RequestEnd interface{ End(status int) }
+
+// AttemptEnd is told an attempt's outcome: the status, or the error.
+// EndAttempt is called once per attempt, before the next attempt starts, from
+// the request's goroutine.
+type AttemptEnd interface{ EndAttempt(status int, err error) }
+
+// AttemptEndFunc is a func used as an AttemptEnd.
+type AttemptEndFunc func(status int, err error)
+
+// EndAttempt calls f.
+func (f AttemptEndFunc) EndAttempt(status int, err error) { f(status, err) }
 
 // Attempt describes one upstream attempt.
 type Attempt struct {

@@ -125,9 +125,6 @@ func (t *Telemetry) interesting(st *reqState, status int, elapsed time.Duration)
 // span id of its own, sent with the sampled flag, so that what the
 // instance records joins the trace.
 func (t *Telemetry) startAttempt(st *reqState, req *http.Request, a gateway.Attempt) *attemptRec {
-	if st.out == nil {
-		st.out = req
-	}
 	st.tries = append(st.tries, attemptRec{a: a, start: time.Now()})
 	rec := &st.tries[len(st.tries)-1]
 	if a.N > 0 && st.kept == keepUndecided {

@@ -65,6 +65,10 @@ type reqState struct {
 	tp              [1]string         // the traceparent value sent upstream when not sampled
 	instance        string            // the instance of the latest attempt
 	attempts        int
+	// The current attempt, ended by EndAttempt.
+	cur     gateway.Attempt
+	curSpan trace.Span    // its client span; nil when not sampled
+	out     *http.Request // the outgoing request
 
 	// Failure-biased sampling (aftersample.go); watched is false for
 	// every other request, and the fields below are then unused.
@@ -72,10 +76,8 @@ type reqState struct {
 	kept    uint8             // keepUndecided, keepGranted or keepRefused
 	ejected bool              // an attempt made passive health eject its instance
 	parent  trace.SpanContext // the incoming parent; invalid when the gateway is root
-	out     *http.Request     // the outgoing request
 	tries   []attemptRec
 	triesA  [2]attemptRec
-	done    func(int, error) // st.attemptEnd, bound once per request
 }
 
 type stateKey struct{}
@@ -93,7 +95,8 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 	start, method := time.Now(), methodIndex(r.Method)
 	if t.tp == nil && t.access == nil {
 		// Metrics only: no per-request state but what the metrics need.
-		return r.Context(), &metricsEnd{t: t, ctx: r.Context(), start: start, route: route, service: service, method: method}
+		m := &metricsEnd{Context: r.Context(), t: t, start: start, route: route, service: service, method: method}
+		return m, m
 	}
 	st := &reqState{Context: r.Context(), t: t, r: r, start: start, route: route, service: service, method: method}
 	if t.tp != nil {
@@ -110,25 +113,40 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 			if t.watch(parent) {
 				st.watched, st.parent = true, parent
 				st.tries = st.triesA[:0]
-				st.done = st.attemptEnd
 			}
 		}
 	}
 	return st, st
 }
 
-// metricsEnd records a request's metrics when it ends (metrics only).
+// metricsEnd is a request's state with metrics only: the context the
+// Request hook hands back, and what ends the request and its attempts.
 type metricsEnd struct {
-	t       *Telemetry
-	ctx     context.Context
-	start   time.Time
-	route   string
-	service string
-	method  uint8
+	context.Context // the request's context before the Request hook
+	t               *Telemetry
+	start           time.Time
+	route           string
+	service         string
+	method          uint8
+	cur             gateway.Attempt // the current attempt
 }
 
+// Value returns m for stateKey and asks the parent context otherwise.
+func (m *metricsEnd) Value(k any) any {
+	if _, ok := k.(stateKey); ok {
+		return m
+	}
+	return m.Context.Value(k)
+}
+
+// End records the request (gateway.RequestEnd).
 func (m *metricsEnd) End(status int) {
-	m.t.inst.recordRequest(m.ctx, m.route, m.service, m.method, statusClass(status), time.Since(m.start).Seconds())
+	m.t.inst.recordRequest(m, m.route, m.service, m.method, statusClass(status), time.Since(m.start).Seconds())
+}
+
+// EndAttempt records the current attempt (gateway.AttemptEnd).
+func (m *metricsEnd) EndAttempt(status int, err error) {
+	m.t.inst.recordAttempt(m.cur.Upstream.Service, m.cur.Upstream.ID, m.cur.N, attemptOutcome(status, err))
 }
 
 // startServer starts the sampled server span with the ids in sc,
@@ -267,14 +285,23 @@ func (st *reqState) End(status int) {
 // attempt is the gateway's Attempt hook: it starts the client span and
 // injects its context into the outgoing headers, replacing what an earlier
 // attempt of the same request injected.
-func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) func(int, error) {
-	st, _ := req.Context().Value(stateKey{}).(*reqState)
-	if st == nil {
-		// Metrics only.
-		return func(status int, err error) { t.attemptDone(req, a, nil, status, err) }
+func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) gateway.AttemptEnd {
+	switch st := req.Context().Value(stateKey{}).(type) {
+	case *metricsEnd:
+		st.cur = a
+		return st
+	case *reqState:
+		return t.startAttemptState(st, req, a)
 	}
+	return nil // not a request this Telemetry's Request hook saw
+}
+
+// startAttemptState starts an attempt of a request with state: the client
+// span if sampled, the traceparent sent upstream in any case.
+func (t *Telemetry) startAttemptState(st *reqState, req *http.Request, a gateway.Attempt) gateway.AttemptEnd {
 	st.attempts = a.N + 1
 	st.instance = a.Upstream.ID
+	st.cur, st.out, st.curSpan = a, req, nil
 	if st.watched {
 		// Not sampled, may be kept after the fact: a record, no span.
 		if rec := t.startAttempt(st, req, a); rec.spanID.IsValid() {
@@ -282,13 +309,12 @@ func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) func(int, erro
 		} else {
 			injectTraceparent(req.Header, &st.tp, st.sc)
 		}
-		return st.done
+		return st
 	}
-	var span trace.Span // nil: no client span
 	switch {
 	case st.span != nil:
 		var sctx context.Context
-		sctx, span = t.tracer.Start(req.Context(), clientSpanName(req.Method), t.clientOpts...)
+		sctx, st.curSpan = t.tracer.Start(req.Context(), clientSpanName(req.Method), t.clientOpts...)
 		// An untrusted or earlier tracestate must not travel with our
 		// traceparent; the propagator sets it again from the span.
 		// The key is canonical already: no Header.Del.
@@ -299,14 +325,17 @@ func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) func(int, erro
 		// the server's ids travel upstream with the decision.
 		injectTraceparent(req.Header, &st.tp, st.sc)
 	}
-	return func(status int, err error) { t.attemptDone(req, a, span, status, err) }
+	return st
 }
 
-// attemptEnd ends the latest attempt of a watched request.
-func (st *reqState) attemptEnd(status int, err error) {
-	rec := &st.tries[len(st.tries)-1]
-	rec.end, rec.status, rec.err = time.Now(), status, err
-	st.t.attemptDone(st.out, rec.a, nil, status, err)
+// EndAttempt ends the current attempt (gateway.AttemptEnd).
+func (st *reqState) EndAttempt(status int, err error) {
+	if st.watched {
+		rec := &st.tries[len(st.tries)-1]
+		rec.end, rec.status, rec.err = time.Now(), status, err
+	}
+	st.t.attemptDone(st.out, st.cur, st.curSpan, status, err)
+	st.curSpan = nil
 }
 
 // ejected is the gateway's Ejected hook.
