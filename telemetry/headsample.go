@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"net/http"
+	"unsafe"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -33,15 +34,24 @@ func (t *Telemetry) headSample(ctx context.Context, r *http.Request, method uint
 	return ctx, parent, sc, res.Decision != sdktrace.Drop
 }
 
+// traceparent is one traceparent header value, formatted in place: the
+// header's slice and string point into it, so sending it costs no
+// allocation beyond the request state that holds it.
+type traceparent struct {
+	v [1]string
+	b [55]byte // 00-<32 hex>-<16 hex>-<2 hex>
+}
+
 // injectTraceparent sets the traceparent of sc on an outgoing request, and
-// its tracestate, replacing what an earlier attempt or the client sent. buf,
-// if not nil, holds the value across attempts: it is formatted once.
-func injectTraceparent(h http.Header, buf *[1]string, sc trace.SpanContext) {
+// its tracestate, replacing what an earlier attempt or the client sent.
+// buf, if not nil, holds the value across attempts: it is formatted once,
+// and never written again (v[0] is a string over b).
+func injectTraceparent(h http.Header, buf *traceparent, sc trace.SpanContext) {
 	if buf == nil {
-		buf = new([1]string)
+		buf = new(traceparent)
 	}
-	if buf[0] == "" {
-		var b [55]byte // 00-<32 hex>-<16 hex>-<2 hex>
+	if buf.v[0] == "" {
+		b := &buf.b
 		tid, sid := sc.TraceID(), sc.SpanID()
 		b[0], b[1], b[2] = '0', '0', '-'
 		hex.Encode(b[3:35], tid[:])
@@ -49,9 +59,9 @@ func injectTraceparent(h http.Header, buf *[1]string, sc trace.SpanContext) {
 		hex.Encode(b[36:52], sid[:])
 		b[52] = '-'
 		hex.Encode(b[53:55], []byte{byte(sc.TraceFlags())})
-		buf[0] = string(b[:])
+		buf.v[0] = unsafe.String(&b[0], len(b))
 	}
-	h["Traceparent"] = buf[:]
+	h["Traceparent"] = buf.v[:]
 	// The key is canonical already: no Header.Del.
 	delete(h, "Tracestate")
 	if ts := sc.TraceState(); ts.Len() > 0 {

@@ -62,7 +62,7 @@ type reqState struct {
 	method          uint8
 	span            trace.Span        // the server span when sampled; else nil
 	sc              trace.SpanContext // when tracing and not sampled: the ids sent upstream
-	tp              [1]string         // the traceparent value sent upstream when not sampled
+	tp              traceparent       // the traceparent sent upstream when not sampled
 	instance        string            // the instance of the latest attempt
 	attempts        int
 	// The current attempt, ended by EndAttempt.
