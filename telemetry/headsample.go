@@ -18,7 +18,8 @@ import (
 // server span's context and the decision.
 func (t *Telemetry) headSample(ctx context.Context, r *http.Request, method uint8, route string) (context.Context, trace.SpanContext, trace.SpanContext, bool) {
 	var parent trace.SpanContext
-	if t.set.trustParent {
+	if t.set.trustParent && (len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0) {
+		// Without either header the propagators find nothing.
 		ctx = t.prop.Extract(ctx, headerCarrier(r.Header))
 		parent = trace.SpanContextFromContext(ctx)
 	}
