@@ -203,7 +203,7 @@ func (t *Telemetry) exportLate(st *reqState, status int, end time.Time, why reas
 		}
 		_, span := t.late.Start(cctx, clientSpanName(st.out.Method), trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(rec.start))
 		outcome := attemptOutcome(rec.status, rec.err)
-		ca := clientAttrs(make([]attribute.KeyValue, 0, maxSpanAttrs+1), st.out, rec.a, rec.status, outcome)
+		ca := clientAttrs(make([]attribute.KeyValue, 0, maxSpanAttrs+1), t.instanceAttrs(rec.a.Upstream), st.out, rec.a, rec.status, outcome)
 		span.SetAttributes(append(ca, kept)...)
 		switch {
 		case rec.err != nil:

@@ -352,21 +352,45 @@ func clientSpanName(method string) string {
 	return "HTTP"
 }
 
-// clientAttrs appends a client span's attributes to attrs.
-func clientAttrs(attrs []attribute.KeyValue, req *http.Request, a gateway.Attempt, status int, outcome uint8) []attribute.KeyValue {
+// instanceAttrs are the client-span attributes that are the same for every
+// attempt to one instance, built once per instance.
+type instanceAttrs struct {
+	kv  []attribute.KeyValue // server.address, server.port, service, instance id, policy
+	url string               // "http://<address>": url.full without the path
+}
+
+type instKey struct{ service, id, address string }
+
+// instanceAttrs returns u's constant attributes. Keys are discovery
+// values (bounded, as the metrics' label sets are).
+func (t *Telemetry) instanceAttrs(u *gateway.Upstream) *instanceAttrs {
+	return t.insts.get(instKey{u.Service, u.ID, u.Address}, func(k instKey) *instanceAttrs {
+		host, port := splitHostPort(k.address)
+		return &instanceAttrs{
+			kv: []attribute.KeyValue{
+				semconv.ServerAddress(host),
+				semconv.ServerPort(port),
+				AttrService.String(k.service),
+				AttrInstanceID.String(k.id),
+				AttrLBPolicy.String(lbPolicy),
+			},
+			url: "http://" + k.address,
+		}
+	})
+}
+
+// clientAttrs appends a client span's attributes to attrs; ia are those of
+// a's instance.
+func clientAttrs(attrs []attribute.KeyValue, ia *instanceAttrs, req *http.Request, a gateway.Attempt, status int, outcome uint8) []attribute.KeyValue {
 	m := methodIndex(req.Method)
 	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(methods[m]))
 	if m == methodOther {
 		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(req.Method))
 	}
-	host, port := splitHostPort(a.Upstream.Address)
+	attrs = append(attrs, ia.kv...)
 	attrs = append(attrs,
-		semconv.ServerAddress(host),
-		semconv.ServerPort(port),
-		semconv.URLFull("http://"+a.Upstream.Address+req.URL.EscapedPath()),
-		AttrService.String(a.Upstream.Service),
-		AttrInstanceID.String(a.Upstream.ID),
-		AttrLBPolicy.String(lbPolicy),
+		// The one string built per sampled attempt: the path varies.
+		semconv.URLFull(ia.url+req.URL.EscapedPath()),
 		AttrAttempt.Int(a.N),
 		AttrHealthy.Int(a.Healthy),
 	)
@@ -394,7 +418,7 @@ func (t *Telemetry) attemptDone(req *http.Request, a gateway.Attempt, span trace
 	outcome := attemptOutcome(status, err)
 	if span != nil {
 		b := t.attrs.get()
-		attrs := clientAttrs(*b, req, a, status, outcome)
+		attrs := clientAttrs(*b, t.instanceAttrs(a.Upstream), req, a, status, outcome)
 		span.SetAttributes(attrs...)
 		t.attrs.put(b, attrs)
 		switch {

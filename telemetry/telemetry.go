@@ -87,6 +87,7 @@ type Telemetry struct {
 	prop  propagation.TextMapPropagator
 	spans *spanCounter // nil: tracing off
 	names cowMap[nameKey, string]
+	insts cowMap[instKey, *instanceAttrs]
 	attrs attrPool
 	// Span start options, made once: options passed one by one would be
 	// boxed and put in a fresh slice on every request.
