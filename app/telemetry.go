@@ -43,6 +43,9 @@ func newObservability(cfg *config.Config, log *slog.Logger) (*observability, err
 	if h := tel.MetricsHandler(); h != nil {
 		o.adminHandlers = map[string]http.Handler{"GET /metrics": h}
 	}
+	if h := tel.RecentTracesHandler(); h != nil {
+		o.adminHandlers["GET /api/v1/traces"] = h // tracing implies metrics
+	}
 	return o, nil
 }
 

@@ -246,6 +246,9 @@ type Telemetry struct {
 	// FailureTracesPerSecond caps the traces kept after the fact, shared
 	// fairly among routes.
 	FailureTracesPerSecond float64 `mapstructure:"failure_traces_per_second"`
+	// UIURL is the base URL of a Jaeger UI (e.g. http://localhost:16686);
+	// the admin API's recent traces link to it. Empty: no links.
+	UIURL string `mapstructure:"ui_url"`
 	// TrustIncomingTrace continues a client's traceparent; when false every
 	// request starts a new trace (linked to the client's span).
 	TrustIncomingTrace bool `mapstructure:"trust_incoming_trace"`

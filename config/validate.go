@@ -258,6 +258,12 @@ func (t Telemetry) validate() error {
 	if t.SlowThreshold < 0 {
 		return bad("telemetry.slow_threshold", t.SlowThreshold, "must not be negative (0: off)")
 	}
+	if t.UIURL != "" {
+		u, err := url.Parse(t.UIURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("telemetry.ui_url", t.UIURL, "want a URL such as http://localhost:16686")
+		}
+	}
 	if t.FailureTracesPerSecond <= 0 {
 		return bad("telemetry.failure_traces_per_second", t.FailureTracesPerSecond, "must be positive")
 	}

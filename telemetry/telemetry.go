@@ -82,13 +82,16 @@ type Telemetry struct {
 	// keep and late are set with a failures+ sampler (aftersample.go):
 	// the cap on traces kept after the fact, and the tracer that builds
 	// their spans, which shares tp's span pipeline.
-	keep  *keeper
-	late  trace.Tracer
-	prop  propagation.TextMapPropagator
-	spans *spanCounter // nil: tracing off
-	names cowMap[nameKey, string]
-	insts cowMap[instKey, *instanceAttrs]
-	attrs attrPool
+	keep *keeper
+	late trace.Tracer
+	// recent keeps the last recorded requests for the admin API; nil when
+	// tracing is off.
+	recent *recentTraces
+	prop   propagation.TextMapPropagator
+	spans  *spanCounter // nil: tracing off
+	names  cowMap[nameKey, string]
+	insts  cowMap[instKey, *instanceAttrs]
+	attrs  attrPool
 	// Span start options, made once: options passed one by one would be
 	// boxed and put in a fresh slice on every request.
 	serverOpts, newRootOpts, clientOpts []trace.SpanStartOption
@@ -173,11 +176,13 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 	}
 	bsp := sdktrace.NewBatchSpanProcessor(&countingExporter{SpanExporter: exp, c: t.spans}, bspOpts...)
 	proc := newBoundedProcessor(bsp, t.spans)
+	t.recent = newRecentTraces(opt.Config.UIURL)
 	t.sampler = sampler
 	t.tp = sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sampler),
 		sdktrace.WithIDGenerator(idGen{}),
+		sdktrace.WithSpanProcessor(t.recent),
 		sdktrace.WithSpanProcessor(proc),
 	)
 	t.tracer = t.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
@@ -187,6 +192,7 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 			sdktrace.WithResource(res),
 			sdktrace.WithSampler(sdktrace.AlwaysSample()),
 			sdktrace.WithIDGenerator(idGen{}),
+			sdktrace.WithSpanProcessor(t.recent),
 			sdktrace.WithSpanProcessor(proc),
 		)
 		t.late = late.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
