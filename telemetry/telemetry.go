@@ -204,7 +204,7 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 	t.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	if t.set.tracesEndpoint != "" && opt.SpanExporter == nil {
 		t.log.Info("telemetry: exporting traces", "endpoint", t.set.tracesEndpoint, "protocol", t.set.tracesProtocol,
-			"sampler", t.set.sampler, "sampler_arg", t.set.samplerArg)
+			"sampler", t.set.sampler, "sampler_arg", t.set.samplerArg, "failures", t.set.failures)
 	}
 	if t.inst != nil {
 		if t.keep != nil {
