@@ -2,7 +2,9 @@ package telemetry
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
+	"math/rand/v2"
 	"net/http"
 	"unsafe"
 
@@ -68,4 +70,50 @@ func injectTraceparent(h http.Header, buf *traceparent, sc trace.SpanContext) {
 	if ts := sc.TraceState(); ts.Len() > 0 {
 		h["Tracestate"] = []string{ts.String()}
 	}
+}
+
+// forcedIDs, in a context, are the ids idGen hands out for the next span.
+type forcedIDs struct {
+	trace trace.TraceID
+	span  trace.SpanID
+}
+
+type forcedKey struct{}
+
+// idGen gives a span the ids found in its context (forcedIDs: the ids the
+// head sampler decided on, or those already sent upstream) and random
+// ones otherwise. Safe for concurrent use.
+type idGen struct{}
+
+var _ sdktrace.IDGenerator = idGen{}
+
+func (idGen) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
+	if f, ok := ctx.Value(forcedKey{}).(forcedIDs); ok {
+		return f.trace, f.span
+	}
+	return randomTraceID(), randomSpanID()
+}
+
+func (idGen) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
+	if f, ok := ctx.Value(forcedKey{}).(forcedIDs); ok {
+		return f.span
+	}
+	return randomSpanID()
+}
+
+func randomTraceID() trace.TraceID {
+	var t trace.TraceID
+	for !t.IsValid() {
+		binary.BigEndian.PutUint64(t[:8], rand.Uint64())
+		binary.BigEndian.PutUint64(t[8:], rand.Uint64())
+	}
+	return t
+}
+
+func randomSpanID() trace.SpanID {
+	var s trace.SpanID
+	for !s.IsValid() {
+		binary.BigEndian.PutUint64(s[:], rand.Uint64())
+	}
+	return s
 }

@@ -47,11 +47,11 @@ func (t *Telemetry) Hooks() gateway.Hooks {
 }
 
 // reqState is what telemetry knows about one request when tracing or the
-// access log is on (with metrics only, requests need none). It is created
+// access log is on (with metrics only, the smaller metricsEnd). It is created
 // by the Request hook and is the context it hands back (one allocation,
-// not a state and a context); the Attempt hook and the end func, which the
-// gateway calls in that order from the request's goroutine, use it: no
-// locking.
+// not a state and a context) and what the gateway tells of each attempt's
+// outcome (EndAttempt) and of the request's end (End), which it does from
+// the request's goroutine, in order: no locking.
 type reqState struct {
 	context.Context // the request's context before the Request hook
 	t               *Telemetry
