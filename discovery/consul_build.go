@@ -131,17 +131,19 @@ func parseTags(prefix, name string, tags []string) (consulTags, []string) {
 			}
 			hasHealth = true
 		case "health.expected_status":
-			if _, err := config.ParseStatusRanges(value); err != nil {
+			set, err := config.ParseStatusSet(value)
+			if err != nil {
 				invalid(err.Error())
 				continue
 			}
-			h.ExpectedStatus, hasHealth = &value, true
+			h.ExpectedStatus, hasHealth = &set, true
 		case "health.jitter":
-			if _, err := config.ParseJitter(value); err != nil {
+			j, err := config.ParseJitter(value)
+			if err != nil {
 				invalid(err.Error())
 				continue
 			}
-			h.Jitter, hasHealth = &value, true
+			h.Jitter, hasHealth = &j, true
 		default:
 			warn("tag %q ignored: unknown key %s.%s", tag, prefix, key)
 		}

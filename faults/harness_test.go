@@ -69,7 +69,7 @@ func start(t *testing.T, mutate func(*config.Config), backends ...string) *gatew
 	t.Helper()
 	c := config.Default()
 	c.Listen, c.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	c.Health.Interval, c.Health.Jitter, c.Health.Timeout = 100*time.Millisecond, "0%", 500*time.Millisecond
+	c.Health.Interval, c.Health.Jitter, c.Health.Timeout = 100*time.Millisecond, 0, 500*time.Millisecond
 	c.ShutdownTimeout = 2 * time.Second
 	c.Backends = backends
 	if mutate != nil {

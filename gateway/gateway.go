@@ -78,7 +78,7 @@ type Gateway struct {
 	log        *slog.Logger
 	hooks      Hooks
 	retries    int
-	trusted    []netip.Prefix
+	trusted    config.CIDRs
 	retryAfter string
 	proxy      *httputil.ReverseProxy
 	ejector    Ejector
@@ -100,10 +100,6 @@ var _ health.Setter = (*Gateway)(nil)
 
 // New builds a Gateway with an empty routing table.
 func New(opt Options) (*Gateway, error) {
-	trusted, err := config.ParseCIDRs(opt.Proxy.TrustedProxies)
-	if err != nil {
-		return nil, fmt.Errorf("proxy.trusted_proxies: %w", err)
-	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -115,7 +111,7 @@ func New(opt Options) (*Gateway, error) {
 		log:        opt.Logger,
 		hooks:      opt.Hooks,
 		retries:    opt.Proxy.Retries,
-		trusted:    trusted,
+		trusted:    opt.Proxy.TrustedProxies,
 		retryAfter: strconv.Itoa(ra),
 		services:   map[string]*service{},
 		offset:     randomOffset,
@@ -375,13 +371,7 @@ func (g *Gateway) trustedPeer(remote string) bool {
 	if err != nil {
 		return false
 	}
-	a := ap.Addr().Unmap()
-	for _, p := range g.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return g.trusted.Contains(ap.Addr())
 }
 
 func (g *Gateway) modifyResponse(resp *http.Response) error {

@@ -79,7 +79,7 @@ func (f *flippable) addr() string { return strings.TrimPrefix(f.URL, "http://") 
 
 func healthCfg(interval time.Duration, rise, fall int) config.Health {
 	h := config.Default().Health
-	h.Interval, h.Timeout, h.Jitter = interval, time.Second, "0%"
+	h.Interval, h.Timeout, h.Jitter = interval, time.Second, 0
 	h.HealthyThreshold, h.UnhealthyThreshold = rise, fall
 	return h
 }
