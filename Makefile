@@ -17,7 +17,7 @@ run: build
 
 ## demo: the docker-compose.yml topology as processes (Consul, Jaeger, backends, gateway), no Docker needed
 demo: tools
-	$(GO) run ./deployments/twin/demo
+	$(GO) run ./cmd/demo
 
 ## tools: Consul and Jaeger for the integration tests (built once into ~/.cache/switchyard/tools)
 tools:

@@ -8,8 +8,12 @@
 // (service, port). The mapping is a table (Topology.Ports) that the owner
 // prints.
 //
-// The twin test in this directory proves the compose topology works;
-// `make demo` (./demo) runs it for a person.
+// It is not Docker: no images, no container network or DNS, no engine
+// ordering by healthcheck, no distroless user. What it checks is the
+// topology's wiring (commands, environments, addresses, who registers
+// where); a run under a real Docker engine is tested separately. `make demo`
+// (cmd/demo) runs it for a person; the test in this directory runs it on
+// free ports.
 package twin
 
 import (

@@ -18,12 +18,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-gw/switchyard/deployments/twin"
 	"github.com/switchyard-gw/switchyard/internal/testenv"
+	"github.com/switchyard-gw/switchyard/internal/twin"
 )
 
-// TestComposeTopologyAsProcesses is the process-level twin of
-// `docker compose up`: the topology of docker-compose.yml with a real
+// TestComposeTopologyAsProcesses runs the wiring of docker-compose.yml as
+// processes (not a Docker run; see the package comment): a real
 // Consul and a real Jaeger, the demo backends and the gateway started with
 // the compose commands and environments (addresses mapped to 127.0.0.1
 // and free ports). It sends traffic, stops one backend as `docker compose
