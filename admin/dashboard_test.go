@@ -19,6 +19,7 @@ import (
 	"github.com/switchyard-gw/switchyard/discovery"
 	"github.com/switchyard-gw/switchyard/gateway"
 	"github.com/switchyard-gw/switchyard/health"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 const hostileReason = `<script>alert("pwned")</script>`
@@ -337,16 +338,9 @@ func runChromium(t *testing.T, bin, url string, mode ...string) string {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\nstderr:\n%s", bin, strings.Join(mode, " "), err, tail(stderr.String(), 2000))
+		t.Fatalf("%s %s: %v\nstderr:\n%s", bin, strings.Join(mode, " "), err, testenv.Tail(stderr.String(), 2000))
 	}
 	return stdout.String()
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
 }
 
 func TestDashboardInBrowser(t *testing.T) {
@@ -376,10 +370,10 @@ func TestDashboardInBrowser(t *testing.T) {
 
 	dom := runChromium(t, bin, srv.URL+"/", "--dump-dom")
 	if apiCalls.Load() == 0 {
-		t.Fatalf("the page never fetched /api/v1/services; DOM:\n%s", tail(dom, 4000))
+		t.Fatalf("the page never fetched /api/v1/services; DOM:\n%s", testenv.Tail(dom, 4000))
 	}
 	if !regexp.MustCompile(`<table class="grid" id="instances" data-refreshed="1"`).MatchString(dom) {
-		t.Errorf("the instances table was not marked refreshed by the script; DOM:\n%s", tail(dom, 4000))
+		t.Errorf("the instances table was not marked refreshed by the script; DOM:\n%s", testenv.Tail(dom, 4000))
 	}
 	for _, id := range []string{"api-1", "web-backend-1", "web-backend-2", "web-backend-3", "web-backend-4"} {
 		if !strings.Contains(dom, `data-id="`+id+`"`) {
