@@ -1,7 +1,7 @@
 // Command harness benchmarks Switchyard side by side with nginx, HAProxy,
 // Caddy, a plain httputil.ReverseProxy and a direct-to-backend floor, on one
 // machine in one run (issue 6). scripts/bench.sh installs the tools and runs
-// it; see docs/bench.md for the method.
+// it; see docs/benchmark.md for the method.
 //
 //	go run ./bench/harness -rounds 1 -duration 3s -conns 64
 //
