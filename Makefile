@@ -46,7 +46,7 @@ SOAK ?= 30m
 soak: tools
 	$(GO) test -count=1 -timeout 0 -v -run TestSoakUnderConsulChurn ./faults/ -soak=$(SOAK)
 
-## bench: Switchyard next to nginx, HAProxy and Caddy (see README)
+## bench: Switchyard next to nginx, HAProxy and Caddy (see docs/benchmark.md)
 bench:
 	@scripts/bench.sh $(BENCH_FLAGS)
 
