@@ -198,9 +198,27 @@ type reportInput struct {
 // ratios and the issue 6 targets.
 func renderReport(in reportInput) string {
 	var b strings.Builder
-	r := in.results
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	writeHeader(w, in)
+	writeTable(w, in.results)
+	ratios := newRatios(in.results)
+	writeRatios(w, in.results, ratios)
+	writeTargets(w, in.results, ratios)
+	if len(in.notes) > 0 {
+		w("\n## Notes\n\n")
+		for _, n := range in.notes {
+			w("- %s\n", n)
+		}
+	}
+	return b.String()
+}
 
+// writer appends formatted text to the report.
+type writer func(format string, a ...any)
+
+// writeHeader writes the title, date, machine, versions, method and the
+// meaning of the columns.
+func writeHeader(w writer, in reportInput) {
 	w("# Switchyard benchmark\n\n")
 	w("- **Date**: %s (%s of runs)\n", in.started.UTC().Format("2006-01-02 15:04 MST"), in.finished.Sub(in.started).Round(time.Second))
 	w("- **Machine**: %d CPUs (%s), %s memory, Linux %s; load average at start %s\n", in.host.cpus, in.host.model, in.host.memory, in.host.kernel, in.host.loadavg)
@@ -225,13 +243,16 @@ func renderReport(in reportInput) string {
 		"(static, `CGO_ENABLED=0 -trimpath -ldflags=\"-s -w\"`); round-robin with upstream keep-alive everywhere; "+
 		"X-Forwarded-For/-Host/-Proto added by every proxy. Switchyard: static config, probes on (defaults), tracing off; "+
 		"switchyard+otel1%%: the same with OTLP http/protobuf traces to a local sink, `traceidratio` 0.01.\n",
-		in.cfg.rounds, strings.Join(r.names, ", "), in.cfg.warmup, in.cfg.duration, in.cfg.wrkThreads, pin)
+		in.cfg.rounds, strings.Join(in.results.names, ", "), in.cfg.warmup, in.cfg.duration, in.cfg.wrkThreads, pin)
 	w("- **Columns**: median over rounds, (min–max) when more than one round. CPU = utime+stime of the proxy's processes " +
 		"(nginx master and worker) from /proc/<pid>/stat around the measured run, per request completed, in µs " +
 		"(µs/req = CPU ms per 1,000 requests; 10 ms tick resolution). Peak RSS = VmHWM of the serving process " +
 		"(nginx: the worker) at the end of that run. Only ratios within one run mean anything on a shared machine.\n")
 	w("\n")
+}
 
+// writeTable writes one row per connection count and target.
+func writeTable(w writer, r *results) {
 	w("| target | conns | req/s | p50 µs | p99 µs | CPU µs/req | peak RSS MiB | errors |\n")
 	w("|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range r.conns {
@@ -257,30 +278,50 @@ func renderReport(in reportInput) string {
 				cpu, rss, errSum)
 		}
 	}
+}
 
-	type ratioRow struct {
+// ratios are the same-round ratios the report shows and checks targets
+// against, each as a function of the connection count.
+type ratios struct {
+	cpuVs        func(other string) func(c int) spread // Switchyard's CPU/req ÷ other's
+	otelCost     func(c int) spread                    // switchyard+otel1% CPU/req ÷ Switchyard's
+	p99VsHAProxy func(c int) spread
+	addedVsNginx func(c int) spread // latency added over direct at p50
+}
+
+func newRatios(r *results) ratios {
+	return ratios{
+		cpuVs: func(other string) func(int) spread {
+			return func(c int) spread {
+				return r.ratio(c, r.metricOf(tSwitchyard, c, mCPU), r.metricOf(other, c, mCPU))
+			}
+		},
+		otelCost: func(c int) spread {
+			return r.ratio(c, r.metricOf(tSwitchOtel, c, mCPU), r.metricOf(tSwitchyard, c, mCPU))
+		},
+		p99VsHAProxy: func(c int) spread {
+			return r.ratio(c, r.metricOf(tSwitchyard, c, mP99), r.metricOf(tHAProxy, c, mP99))
+		},
+		addedVsNginx: func(c int) spread {
+			return r.ratio(c, r.addedP50(tSwitchyard, c), r.addedP50(tNginx, c))
+		},
+	}
+}
+
+// writeRatios writes the ratio table: one row per ratio, one column per
+// connection count.
+func writeRatios(w writer, r *results, q ratios) {
+	rows := []struct {
 		label, goal string
 		f           func(c int) spread
-	}
-	cpuVs := func(other string) func(int) spread {
-		return func(c int) spread {
-			return r.ratio(c, r.metricOf(tSwitchyard, c, mCPU), r.metricOf(other, c, mCPU))
-		}
-	}
-	rows := []ratioRow{
-		{"Switchyard CPU/req ÷ HAProxy", "≤ 1.5 at 64 (stretch 1.0)", cpuVs(tHAProxy)},
-		{"Switchyard CPU/req ÷ nginx", "", cpuVs(tNginx)},
-		{"Switchyard CPU/req ÷ Caddy", "≤ 0.5 at 64", cpuVs(tCaddy)},
-		{"Switchyard CPU/req ÷ httputil", "", cpuVs(tHTTPUtil)},
-		{"switchyard+otel1% CPU/req ÷ Switchyard", "", func(c int) spread {
-			return r.ratio(c, r.metricOf(tSwitchOtel, c, mCPU), r.metricOf(tSwitchyard, c, mCPU))
-		}},
-		{"Switchyard p99 ÷ HAProxy p99", "≤ 1.3 at 64", func(c int) spread {
-			return r.ratio(c, r.metricOf(tSwitchyard, c, mP99), r.metricOf(tHAProxy, c, mP99))
-		}},
-		{"added p50 (− direct): Switchyard ÷ nginx", "≤ 1.5 at 1", func(c int) spread {
-			return r.ratio(c, r.addedP50(tSwitchyard, c), r.addedP50(tNginx, c))
-		}},
+	}{
+		{"Switchyard CPU/req ÷ HAProxy", "≤ 1.5 at 64 (stretch 1.0)", q.cpuVs(tHAProxy)},
+		{"Switchyard CPU/req ÷ nginx", "", q.cpuVs(tNginx)},
+		{"Switchyard CPU/req ÷ Caddy", "≤ 0.5 at 64", q.cpuVs(tCaddy)},
+		{"Switchyard CPU/req ÷ httputil", "", q.cpuVs(tHTTPUtil)},
+		{"switchyard+otel1% CPU/req ÷ Switchyard", "", q.otelCost},
+		{"Switchyard p99 ÷ HAProxy p99", "≤ 1.3 at 64", q.p99VsHAProxy},
+		{"added p50 (− direct): Switchyard ÷ nginx", "≤ 1.5 at 1", q.addedVsNginx},
 	}
 	w("\n## Ratios\n\nComputed within each round, then median (min–max) over rounds.\n\n")
 	w("| ratio |")
@@ -308,7 +349,11 @@ func renderReport(in reportInput) string {
 		}
 		w(" %s |\n", row.goal)
 	}
+}
 
+// writeTargets checks the issue 6 targets against the medians of the
+// same-round ratios, for the connection counts that were run.
+func writeTargets(w writer, r *results, q ratios) {
 	w("\n## Issue 6 targets (medians of the same-round ratios)\n\n")
 	goals := []struct {
 		label string
@@ -318,11 +363,11 @@ func renderReport(in reportInput) string {
 		below bool // strictly below the limit, not at most
 		unit  string
 	}{
-		{"CPU/req at 64 conns ≤ 1.5× HAProxy's", 64, cpuVs(tHAProxy)(64), 1.5, false, "×"},
-		{"CPU/req at 64 conns ≤ 1.0× HAProxy's (stretch)", 64, cpuVs(tHAProxy)(64), 1.0, false, "×"},
-		{"CPU/req at 64 conns ≤ 0.5× Caddy's", 64, cpuVs(tCaddy)(64), 0.5, false, "×"},
-		{"p99 at 64 conns ≤ 1.3× HAProxy's", 64, rows[5].f(64), 1.3, false, "×"},
-		{"added latency at 1 conn ≤ 1.5× nginx's", 1, rows[6].f(1), 1.5, false, "×"},
+		{"CPU/req at 64 conns ≤ 1.5× HAProxy's", 64, q.cpuVs(tHAProxy)(64), 1.5, false, "×"},
+		{"CPU/req at 64 conns ≤ 1.0× HAProxy's (stretch)", 64, q.cpuVs(tHAProxy)(64), 1.0, false, "×"},
+		{"CPU/req at 64 conns ≤ 0.5× Caddy's", 64, q.cpuVs(tCaddy)(64), 0.5, false, "×"},
+		{"p99 at 64 conns ≤ 1.3× HAProxy's", 64, q.p99VsHAProxy(64), 1.3, false, "×"},
+		{"added latency at 1 conn ≤ 1.5× nginx's", 1, q.addedVsNginx(1), 1.5, false, "×"},
 		{"peak RSS at 256 conns < 30 MiB", 256, r.over(tSwitchyard, 256, mRSS), 30, true, " MiB"},
 	}
 	listed := false
@@ -348,14 +393,6 @@ func renderReport(in reportInput) string {
 	if !listed {
 		w("- none of the connection counts the targets name (1, 64, 256) was run\n")
 	}
-
-	if len(in.notes) > 0 {
-		w("\n## Notes\n\n")
-		for _, n := range in.notes {
-			w("- %s\n", n)
-		}
-	}
-	return b.String()
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

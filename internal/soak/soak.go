@@ -6,14 +6,10 @@ package soak
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,55 +71,6 @@ func (r Report) String() string {
 	return b.String()
 }
 
-// instance is one backend: an HTTP server on loopback registered in Consul.
-type instance struct {
-	id   string
-	addr string
-	srv  *http.Server
-	ln   net.Listener
-	done chan struct{}
-}
-
-func startInstance(id, addr string) (*instance, error) {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	in := &instance{id: id, addr: ln.Addr().String(), ln: ln, done: make(chan struct{})}
-	in.srv = &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			io.Copy(io.Discard, r.Body)
-			io.WriteString(w, id)
-		}),
-		ReadHeaderTimeout: 5 * time.Second,
-	}
-	go func() { in.srv.Serve(ln); close(in.done) }()
-	return in, nil
-}
-
-// crash closes the listener and every connection at once, as a killed
-// process would.
-func (in *instance) crash() {
-	in.srv.Close()
-	<-in.done
-}
-
-func (in *instance) register(c *api.Client, service, prefix string) error {
-	host, port, _ := net.SplitHostPort(in.addr)
-	p, _ := strconv.Atoi(port)
-	return c.Agent().ServiceRegister(&api.AgentServiceRegistration{
-		ID: in.id, Name: service, Address: host, Port: p,
-		Tags: []string{prefix + ".enable=true", prefix + ".path=/"},
-		Check: &api.AgentServiceCheck{
-			HTTP: "http://" + in.addr + "/health", Interval: "1s", Timeout: "1s",
-			Status: api.HealthPassing,
-		},
-	})
-}
-
 // Run drives the soak and returns its report. It stops every instance it
 // started and deregisters them before returning.
 func Run(ctx context.Context, o Options) (Report, error) {
@@ -136,166 +83,214 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
 
-	rep := Report{Events: map[string]int{}}
-	var mu sync.Mutex // guards instances and rep.Events
-	instances := map[string]*instance{}
-	defer func() {
-		for _, in := range instances {
-			o.Consul.Agent().ServiceDeregister(in.id)
-			in.crash()
-		}
-	}()
-	for i := range o.Stable {
-		in, err := startInstance(fmt.Sprintf("%s-stable-%d", o.Service, i), "")
-		if err != nil {
-			return rep, err
-		}
-		instances[in.id] = in
-		if err := in.register(o.Consul, o.Service, o.TagPrefix); err != nil {
-			return rep, err
-		}
+	r := &run{o: o, instances: map[string]*instance{}, rep: Report{Events: map[string]int{}}}
+	defer r.stopAll()
+	if err := r.startStable(); err != nil {
+		return r.rep, err
 	}
 	// Wait until the gateway routes to the stable set.
 	if err := waitServing(ctx, o.GatewayURL); err != nil {
-		return rep, err
+		return r.rep, err
 	}
 
+	r.start = time.Now()
+	r.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+	defer r.client.CloseIdleConnections()
 	var wg sync.WaitGroup
-	start := time.Now()
-	var sent, okN, failed, avoidable, dropped atomic.Int64
-	var failMu sync.Mutex
-
-	// Load: open loop at o.Rate, bounded concurrency.
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
-	defer client.CloseIdleConnections()
 	work := make(chan struct{}, 256)
 	for range 128 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range work {
-				sent.Add(1)
-				err := get(client, o.GatewayURL+"/")
-				if err == nil {
-					okN.Add(1)
-					continue
-				}
-				failed.Add(1)
-				avoidable.Add(1) // the stable instances are always alive
-				failMu.Lock()
-				if len(rep.FirstFailures) < 10 {
-					rep.FirstFailures = append(rep.FirstFailures, fmt.Sprintf("%s: %v", time.Since(start).Round(time.Millisecond), err))
-				}
-				failMu.Unlock()
-			}
-		}()
+		wg.Go(func() { r.send(work) })
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(work)
-		tick := time.NewTicker(time.Second / time.Duration(o.Rate))
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				select {
-				case work <- struct{}{}:
-				default:
-					dropped.Add(1)
-				}
-			}
-		}
-	}()
+	wg.Go(func() { r.pace(ctx, work) })
+	wg.Go(func() { r.sample(ctx) })
+	r.churn(ctx)
+	wg.Wait()
+	r.rep.Sent, r.rep.OK, r.rep.Failed = r.sent.Load(), r.ok.Load(), r.failed.Load()
+	r.rep.Avoidable, r.rep.Dropped = r.avoidable.Load(), r.dropped.Load()
+	return r.rep, nil
+}
 
-	// Sampling.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(o.Sample)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				s := Sample{At: time.Since(start).Round(time.Second), RSSKiB: rssKiB(o.GatewayPID), FDs: fds(o.GatewayPID), Goroutines: goroutines(client, o.AdminURL)}
-				mu.Lock()
-				rep.Samples = append(rep.Samples, s)
-				mu.Unlock()
-			}
-		}
-	}()
+// run is the state of one soak. The load, pacing and sampling goroutines
+// and the churn loop (Run's own goroutine) share it.
+type run struct {
+	o      Options
+	start  time.Time
+	client *http.Client
 
-	// Churn: register, deregister, restart, in random order.
-	rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), 7))
-	seq := 0
-	tick := time.NewTicker(o.Churn)
+	mu        sync.Mutex // guards instances, rep.Events and rep.Samples
+	instances map[string]*instance
+	rep       Report
+	failMu    sync.Mutex // guards rep.FirstFailures
+
+	sent, ok, failed, avoidable, dropped atomic.Int64
+}
+
+// startStable starts and registers the instances that never churn.
+func (r *run) startStable() error {
+	for i := range r.o.Stable {
+		in, err := startInstance(fmt.Sprintf("%s-stable-%d", r.o.Service, i), "")
+		if err != nil {
+			return err
+		}
+		r.instances[in.id] = in
+		if err := in.register(r.o.Consul, r.o.Service, r.o.TagPrefix); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stopAll deregisters and stops every instance still running; it runs
+// after every other goroutine of the run has ended.
+func (r *run) stopAll() {
+	for _, in := range r.instances {
+		r.o.Consul.Agent().ServiceDeregister(in.id)
+		in.crash()
+	}
+}
+
+// send takes one request per token from work until work is closed.
+func (r *run) send(work <-chan struct{}) {
+	for range work {
+		r.sent.Add(1)
+		err := get(r.client, r.o.GatewayURL+"/")
+		if err == nil {
+			r.ok.Add(1)
+			continue
+		}
+		r.failed.Add(1)
+		r.avoidable.Add(1) // the stable instances are always alive
+		r.failMu.Lock()
+		if len(r.rep.FirstFailures) < 10 {
+			r.rep.FirstFailures = append(r.rep.FirstFailures, fmt.Sprintf("%s: %v", time.Since(r.start).Round(time.Millisecond), err))
+		}
+		r.failMu.Unlock()
+	}
+}
+
+// pace is the open loop: a token on work at o.Rate until ctx ends, then it
+// closes work. A token no sender is free for is counted as dropped.
+func (r *run) pace(ctx context.Context, work chan<- struct{}) {
+	defer close(work)
+	tick := time.NewTicker(time.Second / time.Duration(r.o.Rate))
 	defer tick.Stop()
-loop:
 	for {
 		select {
 		case <-ctx.Done():
-			break loop
+			return
 		case <-tick.C:
-		}
-		mu.Lock()
-		var ephemeral []*instance
-		for _, in := range instances {
-			if !strings.Contains(in.id, "-stable-") {
-				ephemeral = append(ephemeral, in)
+			select {
+			case work <- struct{}{}:
+			default:
+				r.dropped.Add(1)
 			}
 		}
-		mu.Unlock()
+	}
+}
+
+// sample records the gateway's resources every o.Sample until ctx ends.
+func (r *run) sample(ctx context.Context) {
+	tick := time.NewTicker(r.o.Sample)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			pid := r.o.GatewayPID
+			s := Sample{At: time.Since(r.start).Round(time.Second), RSSKiB: rssKiB(pid), FDs: fds(pid), Goroutines: goroutines(r.client, r.o.AdminURL)}
+			r.mu.Lock()
+			r.rep.Samples = append(r.rep.Samples, s)
+			r.mu.Unlock()
+		}
+	}
+}
+
+// churn registers, deregisters and restarts instances in random order,
+// one event every o.Churn, until ctx ends. Stable instances are never
+// touched; with no ephemeral instance the event is a registration.
+func (r *run) churn(ctx context.Context) {
+	rng := rand.New(rand.NewPCG(uint64(r.start.UnixNano()), 7))
+	seq := 0
+	tick := time.NewTicker(r.o.Churn)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ephemeral := r.ephemeral()
 		op := rng.IntN(3)
 		if len(ephemeral) == 0 {
 			op = 0
 		}
 		switch op {
-		case 0: // a new instance registers
+		case 0:
 			seq++
-			in, err := startInstance(fmt.Sprintf("%s-e%d", o.Service, seq), "")
-			if err != nil {
-				o.Log("start instance: %v", err)
-				continue
-			}
-			if err := in.register(o.Consul, o.Service, o.TagPrefix); err != nil {
-				o.Log("register %s: %v", in.id, err)
-			}
-			mu.Lock()
-			instances[in.id] = in
-			rep.Events["register"]++
-			mu.Unlock()
-		case 1: // an instance deregisters, then stops (a deploy)
-			in := ephemeral[rng.IntN(len(ephemeral))]
-			o.Consul.Agent().ServiceDeregister(in.id)
-			in.crash()
-			mu.Lock()
-			delete(instances, in.id)
-			rep.Events["deregister"]++
-			mu.Unlock()
-		case 2: // a registered instance crashes and restarts on its port
-			in := ephemeral[rng.IntN(len(ephemeral))]
-			addr := in.addr
-			in.crash()
-			again, err := startInstance(in.id, addr)
-			mu.Lock()
-			if err != nil {
-				o.Log("restart %s: %v", in.id, err)
-				o.Consul.Agent().ServiceDeregister(in.id)
-				delete(instances, in.id)
-			} else {
-				instances[in.id] = again
-			}
-			rep.Events["restart"]++
-			mu.Unlock()
+			r.register(fmt.Sprintf("%s-e%d", r.o.Service, seq))
+		case 1:
+			r.deregister(ephemeral[rng.IntN(len(ephemeral))])
+		case 2:
+			r.restart(ephemeral[rng.IntN(len(ephemeral))])
 		}
 	}
-	wg.Wait()
-	rep.Sent, rep.OK, rep.Failed, rep.Avoidable, rep.Dropped = sent.Load(), okN.Load(), failed.Load(), avoidable.Load(), dropped.Load()
-	return rep, nil
+}
+
+func (r *run) ephemeral() []*instance {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*instance
+	for _, in := range r.instances {
+		if !strings.Contains(in.id, "-stable-") {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// register starts a new instance and registers it.
+func (r *run) register(id string) {
+	in, err := startInstance(id, "")
+	if err != nil {
+		r.o.Log("start instance: %v", err)
+		return
+	}
+	if err := in.register(r.o.Consul, r.o.Service, r.o.TagPrefix); err != nil {
+		r.o.Log("register %s: %v", in.id, err)
+	}
+	r.mu.Lock()
+	r.instances[in.id] = in
+	r.rep.Events["register"]++
+	r.mu.Unlock()
+}
+
+// deregister takes in out of Consul, then stops it (a deploy).
+func (r *run) deregister(in *instance) {
+	r.o.Consul.Agent().ServiceDeregister(in.id)
+	in.crash()
+	r.mu.Lock()
+	delete(r.instances, in.id)
+	r.rep.Events["deregister"]++
+	r.mu.Unlock()
+}
+
+// restart crashes a registered instance and starts it again on its port;
+// if the port cannot be taken again, the instance is deregistered.
+func (r *run) restart(in *instance) {
+	addr := in.addr
+	in.crash()
+	again, err := startInstance(in.id, addr)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.o.Log("restart %s: %v", in.id, err)
+		r.o.Consul.Agent().ServiceDeregister(in.id)
+		delete(r.instances, in.id)
+	} else {
+		r.instances[in.id] = again
+	}
+	r.rep.Events["restart"]++
 }
 
 func get(c *http.Client, url string) error {
@@ -324,79 +319,4 @@ func waitServing(ctx context.Context, url string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-func rssKiB(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			f := strings.Fields(l)
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
-func fds(pid int) int {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	if err != nil {
-		return 0
-	}
-	return len(ents)
-}
-
-func goroutines(c *http.Client, adminURL string) int {
-	resp, err := c.Get(adminURL + "/api/v1/runtime")
-	if err != nil {
-		return 0
-	}
-	defer resp.Body.Close()
-	var v struct {
-		Goroutines int `json:"goroutines"`
-	}
-	json.NewDecoder(resp.Body).Decode(&v)
-	return v.Goroutines
-}
-
-// Trend compares the first and last third of the samples (after warm-up)
-// and returns a description of any resource that keeps growing.
-func Trend(s []Sample) []string {
-	if len(s) < 9 {
-		return nil
-	}
-	s = s[len(s)/10:]
-	third := len(s) / 3
-	first, last := s[:third], s[len(s)-third:]
-	var out []string
-	maxOf := func(xs []Sample, f func(Sample) int64) int64 {
-		var m int64
-		for _, x := range xs {
-			m = max(m, f(x))
-		}
-		return m
-	}
-	mean := func(xs []Sample, f func(Sample) int64) int64 {
-		var t int64
-		for _, x := range xs {
-			t += f(x)
-		}
-		return t / int64(len(xs))
-	}
-	rss := func(x Sample) int64 { return x.RSSKiB }
-	if a, b := mean(first, rss), mean(last, rss); b > a+a*3/10+8<<10 {
-		out = append(out, fmt.Sprintf("RSS mean %d KiB -> %d KiB", a, b))
-	}
-	gor := func(x Sample) int64 { return int64(x.Goroutines) }
-	if a, b := maxOf(first, gor), maxOf(last, gor); b > a+a/2+20 {
-		out = append(out, fmt.Sprintf("goroutines max %d -> %d", a, b))
-	}
-	fd := func(x Sample) int64 { return int64(x.FDs) }
-	if a, b := maxOf(first, fd), maxOf(last, fd); b > a+a/2+20 {
-		out = append(out, fmt.Sprintf("file descriptors max %d -> %d", a, b))
-	}
-	return out
 }
