@@ -342,8 +342,7 @@ func (b *bench) sinkStats() string {
 	return strings.Join(parts, ", ")
 }
 
-// measure runs one target at one connection count: a fresh proxy process
-// (so VmHWM is the peak of this run), a check that it balances over every
+// oneLine squeezes whitespace and cuts s to 300 bytes, for report notes.
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 300 {

@@ -9,6 +9,8 @@ import (
 	"time"
 )
 
+// measure runs one target at one connection count: a fresh proxy process
+// (so VmHWM is the peak of this run), a check that it balances over every
 // backend, a warm-up, then the measured wrk run with CPU sampled around it.
 func (b *bench) measure(ctx context.Context, t target, conns int) (sample, error) {
 	url := "http://" + b.backendAddrs[0] + "/"
