@@ -12,8 +12,9 @@ import (
 // The small helpers tests in several packages share. Each is safe to call
 // from the test's goroutine; none starts anything that outlives the call.
 
-// WaitFor polls cond every 10ms until it is true, and fails the test when
-// timeout passes first. It is the way tests wait: never a bare sleep.
+// WaitFor polls cond every 5ms (the period discovery's and health's tests
+// were written against) until it is true, and fails the test when timeout
+// passes first. It is the way tests wait: never a bare sleep.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -21,7 +22,7 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
