@@ -17,7 +17,7 @@ run: build
 
 ## demo: the docker-compose.yml topology as processes (Consul, Jaeger, backends, gateway), no Docker needed
 demo: tools
-	$(GO) run ./deployments/twin/demo
+	$(GO) run ./cmd/demo
 
 ## tools: Consul and Jaeger for the integration tests (built once into ~/.cache/switchyard/tools)
 tools:
@@ -46,7 +46,7 @@ SOAK ?= 30m
 soak: tools
 	$(GO) test -count=1 -timeout 0 -v -run TestSoakUnderConsulChurn ./faults/ -soak=$(SOAK)
 
-## bench: Switchyard next to nginx, HAProxy and Caddy (see README)
+## bench: Switchyard next to nginx, HAProxy and Caddy (see docs/benchmark.md)
 bench:
 	@scripts/bench.sh $(BENCH_FLAGS)
 

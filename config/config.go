@@ -7,9 +7,10 @@ import (
 )
 
 // Config is the whole gateway configuration. Durations are time.Duration;
-// strings with a syntax of their own (status ranges, jitter, CIDRs) are parsed
-// by Validate into the unexported fields that the rest of the program reads
-// through accessor methods.
+// values with a syntax of their own (status sets, jitter, CIDRs, the log
+// level) have types of their own (values.go), decoded once by Load. A
+// Config returned by Load is valid and is never modified afterwards; the
+// rest of the program reads its fields and parses nothing again.
 type Config struct {
 	// Listen is the proxy listener address.
 	Listen string `mapstructure:"listen"`
@@ -45,8 +46,10 @@ type Health struct {
 	Timeout            time.Duration `mapstructure:"timeout"`
 	HealthyThreshold   int           `mapstructure:"healthy_threshold"`
 	UnhealthyThreshold int           `mapstructure:"unhealthy_threshold"`
-	ExpectedStatus     string        `mapstructure:"expected_status"`
-	Jitter             string        `mapstructure:"jitter"`
+	// ExpectedStatus is the set of probe answers that pass.
+	ExpectedStatus StatusSet `mapstructure:"expected_status"`
+	// Jitter moves each probe by up to this fraction of Interval.
+	Jitter Jitter `mapstructure:"jitter"`
 	// Merge says how registry health and probes combine: both, probe, consul.
 	Merge string `mapstructure:"merge"`
 	// PanicThreshold (percent, 0 = off): when fewer than this share of a
@@ -78,8 +81,8 @@ type HealthOverride struct {
 	Timeout            *time.Duration `mapstructure:"timeout"`
 	HealthyThreshold   *int           `mapstructure:"healthy_threshold"`
 	UnhealthyThreshold *int           `mapstructure:"unhealthy_threshold"`
-	ExpectedStatus     *string        `mapstructure:"expected_status"`
-	Jitter             *string        `mapstructure:"jitter"`
+	ExpectedStatus     *StatusSet     `mapstructure:"expected_status"`
+	Jitter             *Jitter        `mapstructure:"jitter"`
 }
 
 // Apply returns base with the fields set in o replaced. A nil o returns base.
@@ -183,10 +186,15 @@ type Consul struct {
 
 // Proxy configures the upstream side.
 type Proxy struct {
-	// Retries is the number of extra attempts after a dial error.
+	// Retries is the number of extra attempts, each on another instance,
+	// after an attempt that failed before a response: a dial error (nothing
+	// was sent) for any method whose body was not read yet; any other
+	// failure (a reset, an early EOF) only for GET, HEAD, OPTIONS and TRACE
+	// without a body. Timeouts are not retried.
 	Retries int `mapstructure:"retries"`
-	// TrustedProxies are CIDRs whose X-Forwarded-* and Forwarded headers are kept.
-	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded
+	// headers are kept.
+	TrustedProxies CIDRs `mapstructure:"trusted_proxies"`
 	// DialTimeout bounds TCP connect to an instance.
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 	// ResponseHeaderTimeout bounds the wait for an instance's response
@@ -248,7 +256,8 @@ type Telemetry struct {
 
 // Log configures slog output.
 type Log struct {
-	Level  string `mapstructure:"level"`
+	Level LogLevel `mapstructure:"level"`
+	// Format is text or json.
 	Format string `mapstructure:"format"`
 	// Access writes one JSON line per request to stdout.
 	Access bool `mapstructure:"access"`
@@ -265,8 +274,8 @@ func Default() Config {
 			Timeout:            time.Second,
 			HealthyThreshold:   2,
 			UnhealthyThreshold: 2,
-			ExpectedStatus:     "200-399",
-			Jitter:             "10%",
+			ExpectedStatus:     Statuses(200, 399),
+			Jitter:             0.1,
 			Merge:              MergeBoth,
 			Passive: Passive{
 				ConsecutiveFailures: 5,
@@ -303,7 +312,7 @@ func Default() Config {
 			SamplerArg:         1,
 			TrustIncomingTrace: true,
 		},
-		Log:             Log{Level: "info", Format: "text"},
+		Log:             Log{Level: LevelInfo, Format: "text"},
 		ShutdownTimeout: 15 * time.Second,
 	}
 }

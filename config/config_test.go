@@ -68,8 +68,8 @@ func TestEnvironmentOverridesEveryKind(t *testing.T) {
 	if c.Health.Interval != 750*time.Millisecond || c.Health.HealthyThreshold != 4 {
 		t.Errorf("health = %+v", c.Health)
 	}
-	if strings.Join(c.Proxy.TrustedProxies, " ") != "10.0.0.0/8 192.168.0.1" {
-		t.Errorf("trusted proxies = %q", c.Proxy.TrustedProxies)
+	if got := c.Proxy.TrustedProxies.String(); got != "10.0.0.0/8,192.168.0.1/32" {
+		t.Errorf("trusted proxies = %q", got)
 	}
 }
 

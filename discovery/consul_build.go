@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -40,8 +41,38 @@ func parseTags(prefix, name string, tags []string) (consulTags, []string) {
 	warn := func(format string, args ...any) {
 		warns = append(warns, fmt.Sprintf("service %q: ", name)+fmt.Sprintf(format, args...))
 	}
+	values, keys := groupTags(prefix, tags, warn)
+	var h config.HealthOverride
+	for _, key := range keys {
+		vals := values[key]
+		value, tag := vals[0], prefix+"."+key+"="+vals[0]
+		if len(vals) > 1 {
+			warn("instances disagree on %s.%s (%s); using %q", prefix, key, strings.Join(vals, ", "), value)
+		}
+		var err error
+		if hkey, ok := strings.CutPrefix(key, "health."); ok {
+			err = setHealthTag(&h, hkey, value)
+		} else {
+			err = setRouteTag(&out, key, value)
+		}
+		switch {
+		case errors.Is(err, errUnknownTag):
+			warn("tag %q ignored: unknown key %s.%s", tag, prefix, key)
+		case err != nil:
+			warn("tag %q ignored: %s", tag, err)
+		}
+	}
+	if h != (config.HealthOverride{}) {
+		out.Health = &h
+	}
+	return out, warns
+}
 
-	values := map[string][]string{} // key (after the prefix) -> distinct values, sorted
+// groupTags collects the <prefix>.key=value tags: for every key (after the
+// prefix) its distinct values, sorted, and the keys, sorted. A tag with the
+// prefix but no "=" is reported through warn.
+func groupTags(prefix string, tags []string, warn func(string, ...any)) (map[string][]string, []string) {
+	values := map[string][]string{}
 	for _, tag := range tags {
 		rest, ok := strings.CutPrefix(tag, prefix+".")
 		if !ok {
@@ -63,93 +94,90 @@ func parseTags(prefix, name string, tags []string) (consulTags, []string) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	return values, keys
+}
 
-	var h config.HealthOverride
-	hasHealth := false
-	for _, key := range keys {
-		vals := values[key]
-		value, tag := vals[0], prefix+"."+key+"="+vals[0]
-		if len(vals) > 1 {
-			warn("instances disagree on %s.%s (%s); using %q", prefix, key, strings.Join(vals, ", "), value)
+// errUnknownTag is returned by the tag setters for a key they do not know.
+var errUnknownTag = errors.New("unknown tag key")
+
+// setRouteTag applies one of enable, path, host and strip_prefix to out.
+// An invalid value leaves out unchanged; the error says what is wanted.
+func setRouteTag(out *consulTags, key, value string) error {
+	switch key {
+	case "enable":
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return errors.New("want true or false")
 		}
-		invalid := func(want string) { warn("tag %q ignored: %s", tag, want) }
-		switch key {
-		case "enable":
-			b, err := strconv.ParseBool(value)
-			if err != nil {
-				invalid("want true or false")
-				continue
-			}
-			out.Enabled = b
-		case "path":
-			if !strings.HasPrefix(value, "/") || strings.ContainsAny(value, " ?#") {
-				invalid("want a path prefix starting with /")
-				continue
-			}
-			out.Route.PathPrefix = value
-		case "host":
-			if value == "" || strings.ContainsAny(value, "/ ") {
-				invalid("want a plain host name")
-				continue
-			}
-			out.Route.Host = value
-		case "strip_prefix":
-			b, err := strconv.ParseBool(value)
-			if err != nil {
-				invalid("want true or false")
-				continue
-			}
-			out.Route.StripPrefix = b
-		case "health.path":
-			if !strings.HasPrefix(value, "/") {
-				invalid("want a path starting with /")
-				continue
-			}
-			h.Path, hasHealth = &value, true
-		case "health.interval", "health.timeout":
-			d, err := time.ParseDuration(value)
-			if err != nil || d <= 0 {
-				invalid("want a positive duration such as 5s")
-				continue
-			}
-			if key == "health.interval" {
-				h.Interval = &d
-			} else {
-				h.Timeout = &d
-			}
-			hasHealth = true
-		case "health.healthy_threshold", "health.unhealthy_threshold":
-			n, err := strconv.Atoi(value)
-			if err != nil || n < 1 {
-				invalid("want a whole number of at least 1")
-				continue
-			}
-			if key == "health.healthy_threshold" {
-				h.HealthyThreshold = &n
-			} else {
-				h.UnhealthyThreshold = &n
-			}
-			hasHealth = true
-		case "health.expected_status":
-			if _, err := config.ParseStatusRanges(value); err != nil {
-				invalid(err.Error())
-				continue
-			}
-			h.ExpectedStatus, hasHealth = &value, true
-		case "health.jitter":
-			if _, err := config.ParseJitter(value); err != nil {
-				invalid(err.Error())
-				continue
-			}
-			h.Jitter, hasHealth = &value, true
-		default:
-			warn("tag %q ignored: unknown key %s.%s", tag, prefix, key)
+		out.Enabled = b
+	case "path":
+		if !strings.HasPrefix(value, "/") || strings.ContainsAny(value, " ?#") {
+			return errors.New("want a path prefix starting with /")
 		}
+		out.Route.PathPrefix = value
+	case "host":
+		if value == "" || strings.ContainsAny(value, "/ ") {
+			return errors.New("want a plain host name")
+		}
+		out.Route.Host = value
+	case "strip_prefix":
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		out.Route.StripPrefix = b
+	default:
+		return errUnknownTag
 	}
-	if hasHealth {
-		out.Health = &h
+	return nil
+}
+
+// setHealthTag applies one health.<key> tag to h, decoded into its typed
+// value with the syntax of the configuration key of the same name. An
+// invalid value leaves h unchanged; the error says what is wanted.
+func setHealthTag(h *config.HealthOverride, key, value string) error {
+	switch key {
+	case "path":
+		if !strings.HasPrefix(value, "/") {
+			return errors.New("want a path starting with /")
+		}
+		h.Path = &value
+	case "interval", "timeout":
+		d, err := time.ParseDuration(value)
+		if err != nil || d <= 0 {
+			return errors.New("want a positive duration such as 5s")
+		}
+		if key == "interval" {
+			h.Interval = &d
+		} else {
+			h.Timeout = &d
+		}
+	case "healthy_threshold", "unhealthy_threshold":
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 1 {
+			return errors.New("want a whole number of at least 1")
+		}
+		if key == "healthy_threshold" {
+			h.HealthyThreshold = &n
+		} else {
+			h.UnhealthyThreshold = &n
+		}
+	case "expected_status":
+		set, err := config.ParseStatusSet(value)
+		if err != nil {
+			return err
+		}
+		h.ExpectedStatus = &set
+	case "jitter":
+		j, err := config.ParseJitter(value)
+		if err != nil {
+			return err
+		}
+		h.Jitter = &j
+	default:
+		return errUnknownTag
 	}
-	return out, warns
+	return nil
 }
 
 // mergeHealth combines the health section of the config file with the one

@@ -14,6 +14,14 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
+func mustStatuses(s string) config.StatusSet {
+	set, err := config.ParseStatusSet(s)
+	if err != nil {
+		panic(err)
+	}
+	return set
+}
+
 func TestParseTags(t *testing.T) {
 	route := func(host, prefix string, strip bool) config.Route {
 		return config.Route{Host: host, PathPrefix: prefix, Service: "web", StripPrefix: strip}
@@ -63,8 +71,8 @@ func TestParseTags(t *testing.T) {
 				Timeout:            ptr(500 * time.Millisecond),
 				HealthyThreshold:   ptr(3),
 				UnhealthyThreshold: ptr(1),
-				ExpectedStatus:     ptr("200,204"),
-				Jitter:             ptr("20%"),
+				ExpectedStatus:     ptr(mustStatuses("200,204")),
+				Jitter:             ptr(config.Jitter(0.2)),
 			}},
 		},
 		{

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-gw/switchyard/config"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 // These tests script a fake Consul for what a real agent will not do on
@@ -252,24 +253,12 @@ func (h *harness) published() (int, Snapshot) {
 func (h *harness) waitSnapshot(what string, cond func(Snapshot) bool) Snapshot {
 	h.t.Helper()
 	var snap Snapshot
-	eventually(h.t, 5*time.Second, what, func() bool {
+	testenv.WaitFor(h.t, 5*time.Second, what, func() bool {
 		n, s := h.published()
 		snap = s
 		return n > 0 && cond(s)
 	})
 	return snap
-}
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // window lets the loop run for d under a fault. It measures; it does not
@@ -376,7 +365,7 @@ func TestConsulFaults(t *testing.T) {
 
 				f.setFault(tc.fault)
 				f.change(nil) // wake the blocked queries into the fault
-				eventually(t, 5*time.Second, "the error in Status", func() bool {
+				testenv.WaitFor(t, 5*time.Second, "the error in Status", func() bool {
 					return strings.Contains(h.src.Status().LastError, tc.want)
 				})
 				f.counts()
@@ -400,7 +389,7 @@ func TestConsulFaults(t *testing.T) {
 				f.setFault(nil)
 				f.change(func() { f.entries["web"] = f.entries["web"][:1] })
 				h.waitSnapshot("recovery after the fault clears", hasInstances("web", "n1/web-1"))
-				eventually(t, 5*time.Second, "the error to clear", func() bool { return h.src.Status().LastError == "" })
+				testenv.WaitFor(t, 5*time.Second, "the error to clear", func() bool { return h.src.Status().LastError == "" })
 				if got := h.logs.count("consul answering again"); got != 1 {
 					t.Errorf("logged the recovery %d times, want once", got)
 				}
@@ -426,7 +415,7 @@ func TestConsulFaults(t *testing.T) {
 			})
 			f.counts()
 			start := time.Now()
-			eventually(t, 10*time.Second, "the hung query to time out", func() bool {
+			testenv.WaitFor(t, 10*time.Second, "the hung query to time out", func() bool {
 				return strings.Contains(h.src.Status().LastError, "deadline exceeded")
 			})
 			if d := time.Since(start); d < requestTimeout(200*time.Millisecond)-100*time.Millisecond {
@@ -451,14 +440,14 @@ func TestConsulFaults(t *testing.T) {
 			f.resetTo(5000, nil)
 			h := startSource(t, f, nil)
 			h.waitSnapshot("the first snapshot", hasInstances("web", "n1/web-1", "n1/web-2"))
-			eventually(t, 5*time.Second, "a query blocking at 5000", func() bool { return f.waitParam("web") == "5000" })
+			testenv.WaitFor(t, 5*time.Second, "a query blocking at 5000", func() bool { return f.waitParam("web") == "5000" })
 
 			// The server's state is reset (snapshot restore, agent restarted
 			// empty): blocked queries answer with a lower index.
 			f.counts()
 			f.resetTo(7, func() { f.entries["web"] = f.entries["web"][:1] })
 			h.waitSnapshot("the reset state", hasInstances("web", "n1/web-1"))
-			eventually(t, 5*time.Second, "a query blocking at the new index", func() bool { return f.waitParam("web") == "7" })
+			testenv.WaitFor(t, 5*time.Second, "a query blocking at the new index", func() bool { return f.waitParam("web") == "7" })
 			window(spinWindow)
 			for watch, n := range f.counts() {
 				// answer at 7, one fresh query at 0, then one blocking at 7.
@@ -480,7 +469,7 @@ func TestConsulFaults(t *testing.T) {
 			// query at index 5000 would block for the whole wait (1m).
 			f.setFault(respond(500, "rpc error: No cluster leader"))
 			f.change(nil)
-			eventually(t, 5*time.Second, "the error", func() bool { return h.src.Status().LastError != "" })
+			testenv.WaitFor(t, 5*time.Second, "the error", func() bool { return h.src.Status().LastError != "" })
 			f.resetTo(3, func() { f.entries["web"] = []*api.ServiceEntry{fakeEntry("web-9", 8009, "passing")} })
 			f.setFault(nil)
 			h.waitSnapshot("the new agent's state", hasInstances("web", "n1/web-9"))
@@ -492,7 +481,7 @@ func TestConsulFaults(t *testing.T) {
 			f.resetTo(5000, nil)
 			h := startSource(t, f, nil)
 			h.waitSnapshot("the first snapshot", hasInstances("web", "n1/web-1", "n1/web-2"))
-			eventually(t, 5*time.Second, "queries blocking at 5000", func() bool {
+			testenv.WaitFor(t, 5*time.Second, "queries blocking at 5000", func() bool {
 				return f.waitParam("web") == "5000" && f.waitParam("catalog") == "5000"
 			})
 			// The transport sees EOF on a reused connection and sends the
@@ -514,10 +503,10 @@ func TestConsulFaults(t *testing.T) {
 			})
 			h := startSource(t, f, nil)
 			h.waitSnapshot("the first snapshot", hasInstances("web", "n1/web-1", "n1/web-2"))
-			eventually(t, 5*time.Second, "the connection check to give up", func() bool {
+			testenv.WaitFor(t, 5*time.Second, "the connection check to give up", func() bool {
 				return h.logs.count("closes its connection after every answer") == 2 // catalog and web
 			})
-			eventually(t, 5*time.Second, "queries blocking again", func() bool {
+			testenv.WaitFor(t, 5*time.Second, "queries blocking again", func() bool {
 				return f.waitParam("web") != "" && f.waitParam("catalog") != ""
 			})
 			f.counts()
@@ -547,7 +536,7 @@ func TestConsulFaults(t *testing.T) {
 			f.mu.Lock()
 			f.index = 0
 			f.mu.Unlock()
-			eventually(t, 5*time.Second, "queries blocking at index 1", func() bool {
+			testenv.WaitFor(t, 5*time.Second, "queries blocking at index 1", func() bool {
 				return f.waitParam("web") == "1" && f.waitParam("catalog") == "1"
 			})
 			f.counts()
@@ -625,7 +614,7 @@ func TestConsulSnapshots(t *testing.T) {
 			before, _ := h.published()
 			f.counts()
 			f.change(nil)
-			eventually(t, 5*time.Second, "both watches to query again", func() bool {
+			testenv.WaitFor(t, 5*time.Second, "both watches to query again", func() bool {
 				f.mu.Lock()
 				defer f.mu.Unlock()
 				return f.hits["web"] >= 1 && f.hits["catalog"] >= 1

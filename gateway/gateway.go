@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -80,7 +79,7 @@ type Gateway struct {
 	log        *slog.Logger
 	hooks      Hooks
 	retries    int
-	trusted    []netip.Prefix
+	trusted    config.CIDRs
 	retryAfter string
 	proxy      *httputil.ReverseProxy
 	ejector    Ejector
@@ -102,10 +101,6 @@ var _ health.Setter = (*Gateway)(nil)
 
 // New builds a Gateway with an empty routing table.
 func New(opt Options) (*Gateway, error) {
-	trusted, err := config.ParseCIDRs(opt.Proxy.TrustedProxies)
-	if err != nil {
-		return nil, fmt.Errorf("proxy.trusted_proxies: %w", err)
-	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -117,7 +112,7 @@ func New(opt Options) (*Gateway, error) {
 		log:        opt.Logger,
 		hooks:      opt.Hooks,
 		retries:    opt.Proxy.Retries,
-		trusted:    trusted,
+		trusted:    opt.Proxy.TrustedProxies,
 		retryAfter: strconv.Itoa(ra),
 		services:   map[string]*service{},
 		offset:     randomOffset,

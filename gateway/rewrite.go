@@ -88,11 +88,5 @@ func (g *Gateway) trustedPeer(remote string) bool {
 	if err != nil {
 		return false
 	}
-	a := ap.Addr().Unmap()
-	for _, p := range g.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return g.trusted.Contains(ap.Addr())
 }

@@ -145,11 +145,7 @@ func (c *Checker) updateLocked(snap discovery.Snapshot) {
 	seen := make(map[string]bool, len(snap.Services))
 	for _, svc := range snap.Services {
 		seen[svc.Name] = true
-		set, err := newSettings(svc.Health.Apply(c.opt.Defaults))
-		if err != nil {
-			c.log.Error("invalid health settings, using defaults", "service", svc.Name, "error", err)
-			set, _ = newSettings(c.opt.Defaults)
-		}
+		set := svc.Health.Apply(c.opt.Defaults)
 		insts := c.services[svc.Name]
 		if insts == nil {
 			insts = map[string]*instanceState{}
@@ -180,7 +176,7 @@ func (c *Checker) updateLocked(snap discovery.Snapshot) {
 				c.startLocked(st)
 			default:
 				st.inst = in
-				if !st.set.equal(set) {
+				if st.set != set {
 					st.set = set
 					c.stopLocked(st)
 					c.startLocked(st)
@@ -267,7 +263,7 @@ func (c *Checker) probeLoop(ctx context.Context, service string, in discovery.In
 			c.opt.OnProbe(service, in.ID, latency, err)
 		}
 		c.record(ctx, service, in.ID, err, latency)
-		timer.Reset(jittered(set.Interval, set.jitter))
+		timer.Reset(jittered(set.Interval, float64(set.Jitter)))
 	}
 }
 
@@ -294,7 +290,7 @@ func (c *Checker) probe(ctx context.Context, addr string, set settings) error {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	if !set.expect.Contains(resp.StatusCode) {
+	if !set.ExpectedStatus.Contains(resp.StatusCode) {
 		return fmt.Errorf("status %d (want %s)", resp.StatusCode, set.ExpectedStatus)
 	}
 	return nil

@@ -20,26 +20,10 @@ const (
 	ProbeDisabled ProbeStatus = "disabled" // merge policy "consul": no probes
 )
 
-// settings are a service's effective, parsed probe settings.
-type settings struct {
-	config.Health
-	expect config.StatusRanges
-	jitter float64
-}
-
-func newSettings(h config.Health) (settings, error) {
-	exp, err := config.ParseStatusRanges(h.ExpectedStatus)
-	if err != nil {
-		return settings{}, fmt.Errorf("expected_status %q: %w", h.ExpectedStatus, err)
-	}
-	j, err := config.ParseJitter(h.Jitter)
-	if err != nil {
-		return settings{}, fmt.Errorf("jitter %q: %w", h.Jitter, err)
-	}
-	return settings{Health: h, expect: exp, jitter: j}, nil
-}
-
-func (s settings) equal(o settings) bool { return s.Health == o.Health }
+// settings are a service's effective probe settings. Every value in them
+// was decoded and validated where it was read (config.Load, discovery's tag
+// parser); settings compare with ==.
+type settings = config.Health
 
 // instanceState is everything the checker knows about one instance. Guarded
 // by Checker.mu.

@@ -10,11 +10,12 @@ import (
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
 	"github.com/switchyard-gw/switchyard/health"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 func TestMetricsTellTheStoryWithBoundedLabels(t *testing.T) {
 	b := newBackend(t)
-	r := newRig(t, rigOpts{noTracing: true, instances: []discovery.Instance{{ID: "dead", Address: deadAddr(t)}, {ID: "live", Address: b.addr()}}})
+	r := newRig(t, rigOpts{noTracing: true, instances: []discovery.Instance{{ID: "dead", Address: testenv.DeadAddr(t)}, {ID: "live", Address: b.addr()}}})
 	for range 3 {
 		r.do(t, "GET", "/api/users/12345", "x", nil)
 	}
@@ -109,7 +110,7 @@ func TestDiscoveryErrorStreaksAreCounted(t *testing.T) {
 }
 
 func TestNoEndpointMeansNoExporterAndNoNoise(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	tel, err := New(context.Background(), Options{Config: config.Default().Telemetry, Getenv: noEnv, Logger: newTextLogger(&logs)})
 	if err != nil {
 		t.Fatal(err)

@@ -121,12 +121,12 @@ func (c *Consul) start(t testing.TB) error {
 	for !c.ready() {
 		select {
 		case <-p.Done():
-			return fmt.Errorf("agent exited: %s", tail(p.Log.String(), 2000))
+			return fmt.Errorf("agent exited: %s", Tail(p.Log.String(), 2000))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			p.Kill()
-			return fmt.Errorf("no leader after 30s: %s", tail(p.Log.String(), 2000))
+			return fmt.Errorf("no leader after 30s: %s", Tail(p.Log.String(), 2000))
 		}
 	}
 	return nil

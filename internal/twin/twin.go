@@ -8,12 +8,15 @@
 // (service, port). The mapping is a table (Topology.Ports) that the owner
 // prints.
 //
-// The twin test in this directory proves the compose topology works;
-// `make demo` (./demo) runs it for a person.
+// It is not Docker: no images, no container network or DNS, no engine
+// ordering by healthcheck, no distroless user. What it checks is the
+// topology's wiring (commands, environments, addresses, who registers
+// where); a run under a real Docker engine is tested separately. `make demo`
+// (cmd/demo) runs it for a person; the test in this directory runs it on
+// free ports.
 package twin
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -406,57 +409,4 @@ func (t *Topology) LogTail(service string, n int64) string {
 		return ""
 	}
 	return tail(s.LogFile, n)
-}
-
-// baseEnv is the twin's own environment without the variables the
-// programs of the topology read, so only the compose environment sets
-// them.
-func baseEnv() []string {
-	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		for _, p := range []string{"SWITCHYARD_", "DEMO_", "CONSUL_", "OTEL_"} {
-			if strings.HasPrefix(kv, p) {
-				return true
-			}
-		}
-		return false
-	})
-}
-
-// findRoot returns the first directory upwards from the working directory
-// holding both go.mod and docker-compose.yml.
-func findRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		_, e1 := os.Stat(filepath.Join(dir, "go.mod"))
-		_, e2 := os.Stat(filepath.Join(dir, "docker-compose.yml"))
-		if e1 == nil && e2 == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no directory with go.mod and docker-compose.yml above the working directory; set Options.Root")
-		}
-		dir = parent
-	}
-}
-
-// tool returns the path of consul or jaeger as scripts/tools.sh provides
-// it: the one on PATH, else the tools cache, built there on first use
-// (minutes; its progress goes to logw).
-func tool(ctx context.Context, root, name string, logw io.Writer) (string, error) {
-	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "tools.sh"), name)
-	cmd.Dir = root
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, logw
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("scripts/tools.sh %s: %w", name, err)
-	}
-	path := strings.TrimSpace(out.String())
-	if path == "" {
-		return "", fmt.Errorf("scripts/tools.sh %s printed no path", name)
-	}
-	return path, nil
 }

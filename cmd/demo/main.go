@@ -19,7 +19,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/switchyard-gw/switchyard/deployments/twin"
+	"github.com/switchyard-gw/switchyard/internal/twin"
 )
 
 func main() {
