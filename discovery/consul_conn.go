@@ -146,6 +146,10 @@ func (c *Consul) newClient(spec clientSpec) (*consulClient, error) {
 		conf.Address, conf.Scheme = "localhost", "http"
 	}
 	tr.DialContext = c.budget.wrap(dial)
+	// TLS comes from conf.TLSConfig (CA, client certificate, server
+	// name). api.NewHttpClient reads it only into a transport without a
+	// TLS configuration, and the transport of api.DefaultConfig has one.
+	tr.TLSClientConfig = nil
 	hc, err := api.NewHttpClient(tr, conf.TLSConfig)
 	if err != nil {
 		return nil, fmt.Errorf("consul client: %w", err)

@@ -327,8 +327,9 @@ func hasInstances(service string, ids ...string) func(Snapshot) bool {
 // test log.
 type logRecorder struct {
 	out  interface{ Write([]byte) (int, error) }
-	mu   sync.Mutex
-	msgs []string
+	mu    sync.Mutex
+	msgs  []string
+	lines []string // message and attributes, as written
 }
 
 func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
@@ -340,6 +341,7 @@ func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%q", a.Key, a.Value.String()); return true })
 	l.mu.Lock()
 	l.msgs = append(l.msgs, r.Message)
+	l.lines = append(l.lines, b.String())
 	l.mu.Unlock()
 	fmt.Fprintln(l.out, b.String())
 	return nil
@@ -351,6 +353,27 @@ func (l *logRecorder) count(substr string) int {
 	n := 0
 	for _, m := range l.msgs {
 		if strings.Contains(m, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// countAttrs counts the records with message msg whose line holds every
+// one of attrs (written key="value").
+func (l *logRecorder) countAttrs(msg string, attrs ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for i, line := range l.lines {
+		if l.msgs[i] != msg {
+			continue
+		}
+		ok := true
+		for _, a := range attrs {
+			ok = ok && strings.Contains(line, " "+a)
+		}
+		if ok {
 			n++
 		}
 	}
