@@ -326,7 +326,7 @@ func hasInstances(service string, ids ...string) func(Snapshot) bool {
 // logRecorder is a slog handler that keeps messages and writes them to the
 // test log.
 type logRecorder struct {
-	out  interface{ Write([]byte) (int, error) }
+	out   interface{ Write([]byte) (int, error) }
 	mu    sync.Mutex
 	msgs  []string
 	lines []string // message and attributes, as written
