@@ -118,7 +118,12 @@ type clientSpec struct {
 type consulClient struct {
 	api       *api.Client
 	closeIdle func()
+	rt        *meteredTransport
 }
+
+// multiplexed reports whether the agent answered over HTTP/2, where
+// concurrent requests share a connection.
+func (c *consulClient) multiplexed() bool { return c.rt.h2.Load() }
 
 // newClient builds a client whose transport keeps at most spec.maxConns
 // connections, dials through the budget, and speaks HTTP/2 when the agent
@@ -156,13 +161,14 @@ func (c *Consul) newClient(spec clientSpec) (*consulClient, error) {
 	}
 	// Every request also carries a context deadline; this is the backstop.
 	hc.Timeout = c.timeout
-	hc.Transport = &meteredTransport{rt: tr, meter: c.opt.Meter, log: c.log, name: spec.name}
+	mt := &meteredTransport{rt: tr, meter: c.opt.Meter, log: c.log, name: spec.name}
+	hc.Transport = mt
 	conf.Transport, conf.HttpClient = tr, hc
 	client, err := api.NewClient(&conf)
 	if err != nil {
 		return nil, fmt.Errorf("consul client: %w", err)
 	}
-	return &consulClient{api: client, closeIdle: tr.CloseIdleConnections}, nil
+	return &consulClient{api: client, closeIdle: tr.CloseIdleConnections, rt: mt}, nil
 }
 
 // meteredTransport counts requests and logs, once, the protocol the agent
@@ -173,6 +179,7 @@ type meteredTransport struct {
 	log    *slog.Logger
 	name   string
 	logged atomic.Bool
+	h2     atomic.Bool // an answer came over HTTP/2
 }
 
 func (t *meteredTransport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -180,6 +187,9 @@ func (t *meteredTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		t.meter.Requests.Add(1)
 	}
 	resp, err := t.rt.RoundTrip(r)
+	if err == nil && resp.ProtoMajor == 2 {
+		t.h2.Store(true)
+	}
 	if err == nil && !t.logged.Swap(true) {
 		t.log.Info("consul connection", "client", t.name, "protocol", resp.Proto, "tls", tlsVersion(resp.TLS))
 	}

@@ -62,7 +62,12 @@ func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
 	}
 	defer client.closeIdle()
 
-	r := c.newRun(update)
+	r := c.newRun(update, func() int {
+		if client.multiplexed() {
+			return fetchConns * workersPerConn / 2 // leave streams for fetches
+		}
+		return fetchConns
+	})
 	catalogCh := make(chan catalogEvent)
 	checksCh := make(chan map[string]failingCheck)
 	jobs := make(chan job)

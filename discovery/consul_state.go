@@ -46,6 +46,8 @@ type run struct {
 	svcs        map[string]*svcState
 	unreported  int
 	hi, lo      []string // names waiting for a fetch, a probe
+	probing     int      // probes with workers
+	maxProbing  func() int
 
 	// Sweeps: at most one runs; a catalog move during it asks for another.
 	sweepID     uint64
@@ -65,13 +67,16 @@ type run struct {
 	synced    bool
 }
 
-func (c *Consul) newRun(update func(Snapshot)) *run {
+// newRun returns the state of one Run. maxProbing tells how many probes
+// may be with workers at once: one per connection over HTTP/1.1, so that
+// a fetch never queues behind a sweep for a connection; more over HTTP/2.
+func (c *Consul) newRun(update func(Snapshot), maxProbing func() int) *run {
 	named := make(map[string]bool, len(c.opt.Services))
 	for name := range c.opt.Services {
 		named[name] = true
 	}
 	return &run{
-		c: c, update: update, named: named,
+		c: c, update: update, named: named, maxProbing: maxProbing,
 		svcs:      map[string]*svcState{},
 		bucket:    newTokenBucket(c.opt.Rate, c.opt.Burst),
 		lastFound: true, // the first sweep is never held back
@@ -108,9 +113,24 @@ func (r *run) onCatalog(ev catalogEvent) {
 		close(ev.ack) // every service is being fetched: nothing to sweep
 		return
 	}
+	queued := r.sweepWanted // a sweep already waits to cover an earlier move
 	r.sweepWanted = true
 	r.acks = append(r.acks, ev.ack)
 	r.startSweep()
+	if !queued && r.sweepTimer == nil {
+		// A sweep started, or one runs and the wanted one follows it:
+		// the detector may watch on. Otherwise it waits for the next
+		// sweep to start, so it asks at most twice per sweep, and sweeps
+		// that find nothing pace it to the bucket's rate.
+		r.releaseAcks()
+	}
+}
+
+func (r *run) releaseAcks() {
+	for _, ack := range r.acks {
+		close(ack)
+	}
+	r.acks = nil
 }
 
 func (r *run) remove(s *svcState) {
@@ -187,10 +207,7 @@ func (r *run) startSweep() {
 			r.sweepLeft++
 		}
 	}
-	for _, ack := range r.acks {
-		close(ack)
-	}
-	r.acks = nil
+	r.releaseAcks()
 	if r.sweepLeft == 0 {
 		r.endSweep()
 	}
@@ -216,7 +233,7 @@ func (r *run) next() (job, bool) {
 		}
 		r.hi = r.hi[1:]
 	}
-	for len(r.lo) > 0 {
+	for len(r.lo) > 0 && r.probing < r.maxProbing() {
 		if s := r.svcs[r.lo[0]]; s != nil && s.pending == pendProbe {
 			return job{name: s.name, probe: true, index: s.ans.index, sweep: s.sweep}, true
 		}
@@ -228,6 +245,7 @@ func (r *run) next() (job, bool) {
 // dispatched records that a worker took j.
 func (r *run) dispatched(j job) {
 	if j.probe {
+		r.probing++
 		r.lo = r.lo[1:]
 	} else {
 		r.hi = r.hi[1:]
@@ -241,6 +259,9 @@ func (r *run) dispatched(j job) {
 func (r *run) onResult(res jobResult) {
 	if res.sweep != 0 && res.sweep == r.sweepID && r.sweepLeft > 0 {
 		defer r.sweepDone() // after apply, which may mark the sweep found
+	}
+	if res.probe {
+		r.probing--
 	}
 	s := r.svcs[res.name]
 	if s == nil {
