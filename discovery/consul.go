@@ -35,9 +35,11 @@ type ConsulOptions struct {
 	// consecutive errors (250ms and 10s when zero).
 	MinBackoff, MaxBackoff time.Duration
 	// Rate and Burst shape the token buckets that hold back spurious work:
-	// a blocking query that answered without a change, a sweep that found
-	// nothing. Burst at once, then Rate per second (4 and 4 when zero). A
-	// real change never waits for a token.
+	// a blocking query that answered without news, a sweep that found
+	// nothing. Burst at once, then Rate per second (10 and 10 when zero).
+	// A real change never waits for a token; a spurious answer is cheap
+	// (two detectors, small bodies), so the bucket is sized for bursts of
+	// unrelated writes, not for one query per service as before.
 	Rate  float64
 	Burst int
 	// MaxConnections caps the TCP connections to the agent, whatever the
@@ -130,10 +132,10 @@ func NewConsul(opt ConsulOptions) (*Consul, error) {
 		opt.MaxBackoff = 10 * time.Second
 	}
 	if opt.Rate <= 0 {
-		opt.Rate = 4
+		opt.Rate = 10
 	}
 	if opt.Burst <= 0 {
-		opt.Burst = 4
+		opt.Burst = 10
 	}
 	if opt.MaxConnections == 0 {
 		opt.MaxConnections = 4

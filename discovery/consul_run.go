@@ -20,12 +20,15 @@ const fetchTimeout = 30 * time.Second
 // HTTP/2 they are concurrent streams on one connection.
 const workersPerConn = 8
 
-// catalogEvent is an answer of the catalog detector whose index moved. The
-// detector waits for ack before it asks again: its next query is paced by
-// the sweep that covers this answer (see run.startSweep).
+// catalogEvent is an answer of the catalog detector whose index moved.
+// Run replies on redundant, at once, whether the answer brought nothing
+// new: the same services and tags while a sweep is already queued to look
+// at instances. The detector takes a rate-limit token after a redundant
+// answer, so a server reporting new indexes without news cannot make it
+// spin, and a real change is never held back.
 type catalogEvent struct {
-	services map[string][]string
-	ack      chan struct{}
+	services  map[string][]string
+	redundant chan<- bool
 }
 
 // job is one request for a worker.
@@ -85,9 +88,9 @@ func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
 }
 
 // watchCatalog runs the catalog detector: every answer whose index moved
-// goes to Run, and the next query waits for Run to start the sweep that
-// covers it. An answer at the same index (the wait ran out, an early
-// wake-up) is spurious and takes a token before the next query.
+// goes to Run. An answer at the same index (the wait ran out, an early
+// wake-up) or one Run calls redundant is spurious and takes a token before
+// the next query.
 func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 	var (
 		last uint64
@@ -102,17 +105,13 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 			return index, false, nil
 		}
 		have, last = true, index
-		ack := make(chan struct{})
+		redundant := make(chan bool, 1)
 		select {
-		case out <- catalogEvent{services: services, ack: ack}:
+		case out <- catalogEvent{services: services, redundant: redundant}:
 		case <-ctx.Done():
 			return index, true, nil
 		}
-		select {
-		case <-ack:
-		case <-ctx.Done():
-		}
-		return index, true, nil
+		return index, !<-redundant, nil
 	}, nil)
 }
 

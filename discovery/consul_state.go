@@ -56,7 +56,6 @@ type run struct {
 	sweepFound  bool // the current sweep changed a service
 	lastFound   bool // the last finished sweep did
 	tokenPaid   bool // the next sweep's token was waited for
-	acks        []chan struct{}
 	bucket      *tokenBucket
 	sweepTimer  *time.Timer
 	retryTimer  *time.Timer
@@ -106,31 +105,21 @@ func (r *run) onCatalog(ev catalogEvent) {
 	}
 	for _, name := range changed {
 		if s := r.svcs[name]; s != nil {
+			// New tags or a service gone from the catalog (kept because
+			// the config file names it): its instances changed too.
 			r.rebuild(s)
+			r.markFetch(s)
 		}
 	}
 	if first {
-		close(ev.ack) // every service is being fetched: nothing to sweep
+		ev.redundant <- false // every service is being fetched: nothing to sweep
 		return
 	}
-	queued := r.sweepWanted // a sweep already waits to cover an earlier move
+	// A sweep already waiting to start will see every instance change up
+	// to now: this answer adds nothing unless its names or tags changed.
+	ev.redundant <- r.sweepWanted && len(changed) == 0
 	r.sweepWanted = true
-	r.acks = append(r.acks, ev.ack)
 	r.startSweep()
-	if !queued && r.sweepTimer == nil {
-		// A sweep started, or one runs and the wanted one follows it:
-		// the detector may watch on. Otherwise it waits for the next
-		// sweep to start, so it asks at most twice per sweep, and sweeps
-		// that find nothing pace it to the bucket's rate.
-		r.releaseAcks()
-	}
-}
-
-func (r *run) releaseAcks() {
-	for _, ack := range r.acks {
-		close(ack)
-	}
-	r.acks = nil
 }
 
 func (r *run) remove(s *svcState) {
@@ -207,7 +196,6 @@ func (r *run) startSweep() {
 			r.sweepLeft++
 		}
 	}
-	r.releaseAcks()
 	if r.sweepLeft == 0 {
 		r.endSweep()
 	}
