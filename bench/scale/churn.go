@@ -76,10 +76,13 @@ func (c *churn) observe(s discovery.Snapshot, at time.Time) {
 	}
 }
 
-// run makes rate changes per second until ctx is done.
+// run makes rate changes per second until ctx is done, each write on a
+// goroutine of its own so that a slow write does not lower the rate.
 func (c *churn) run(ctx context.Context, rate float64) {
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
 	defer tick.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	sample := time.NewTicker(500 * time.Millisecond)
 	defer sample.Stop()
 	for {
@@ -89,17 +92,24 @@ func (c *churn) run(ctx context.Context, rate float64) {
 		case <-sample.C:
 			c.maxConns = max(c.maxConns, establishedTo(c.w.agentAddr()))
 		case <-tick.C:
-			if err := c.one(); err != nil {
-				log.Printf("churn: %v", err)
-			}
+			c.mu.Lock()
+			k := c.next
+			c.next++
+			c.mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := c.one(k); err != nil {
+					log.Printf("churn: %v", err)
+				}
+			}()
 		}
 	}
 }
 
-// one makes the next change: kinds in turn, each on a different service.
-func (c *churn) one() error {
-	k := c.next
-	c.next++
+// one makes change k: kinds in turn, each on a different service (the
+// stride is prime, so k and k' < services apart never meet).
+func (c *churn) one(k int) error {
 	s := (k * 7919) % c.cat.services
 	name := svcName(s)
 	kind := k % kinds

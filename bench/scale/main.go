@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -153,6 +154,8 @@ func startAgent(bin string) (*agent, error) {
 		return nil, err
 	}
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
+	// The agent dies with the benchmark, however the benchmark ends.
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := a.cmd.Start(); err != nil {
 		return nil, err
 	}

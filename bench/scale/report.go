@@ -84,7 +84,7 @@ func writeResult(b *strings.Builder, r result, instances int, rate float64) {
 	row("time to full convergence", ms(r.converge))
 	row("traffic to converge", fmt.Sprintf("%d requests, %s in, %s out", r.convergeCost.requests, bytesStr(float64(r.convergeCost.in)), bytesStr(float64(r.convergeCost.out))))
 	row("steady state", rateStr(r.steady.reqPerSec, r.steady.inPerSec, r.steady.outPerSec))
-	row(fmt.Sprintf("under %.0f changes/s", rate), rateStr(r.churn.reqPerSec, r.churn.inPerSec, r.churn.outPerSec))
+	row(fmt.Sprintf("under %.0f changes/s (%.1f/s made)", rate, float64(len(r.latencies)+r.missed)/r.churn.d.Seconds()), rateStr(r.churn.reqPerSec, r.churn.inPerSec, r.churn.outPerSec))
 	var all, after, writes []time.Duration
 	byKind := make([][]time.Duration, kinds)
 	for _, l := range r.latencies {
