@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"cmp"
 	"reflect"
 	"slices"
 	"strings"
@@ -184,6 +185,7 @@ func (r *run) startSweep() {
 	}
 	r.tokenPaid, r.sweepWanted, r.sweepFound = false, false, false
 	r.sweepID++
+	var probe []*svcState
 	for _, s := range r.svcs {
 		switch {
 		case s.busy:
@@ -192,10 +194,16 @@ func (r *run) startSweep() {
 			r.markFetch(s) // no index to compare with
 		case s.pending == pendNone:
 			s.pending, s.sweep = pendProbe, r.sweepID
-			r.lo = append(r.lo, s.name)
-			r.sweepLeft++
+			probe = append(probe, s)
 		}
 	}
+	// Most recently changed first: in a rolling deploy the instance that
+	// leaves belongs to the service whose new instance just joined.
+	slices.SortFunc(probe, func(a, b *svcState) int { return cmp.Compare(b.ans.index, a.ans.index) })
+	for _, s := range probe {
+		r.lo = append(r.lo, s.name)
+	}
+	r.sweepLeft += len(probe)
 	if r.sweepLeft == 0 {
 		r.endSweep()
 	}
