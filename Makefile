@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build run test test-short test-faults soak tools browser vet fmt bench demo clean
+.PHONY: all build run test test-short test-faults soak tools browser vet fmt bench bench-scale demo clean
 
 all: build
 
@@ -49,6 +49,12 @@ soak: tools
 ## bench: Switchyard next to nginx, HAProxy and Caddy (see docs/benchmark.md)
 bench:
 	@scripts/bench.sh $(BENCH_FLAGS)
+
+## bench-scale: Consul discovery at 1,000 and 5,000 services x 4 instances (docs/consul-scale.md)
+SCALE_FLAGS ?= -services 1000,5000 -instances 4 -out bench/results/scale.md
+bench-scale:
+	@scripts/tools.sh consul >/dev/null
+	$(GO) run ./bench/scale $(SCALE_FLAGS)
 
 vet:
 	$(GO) vet ./...

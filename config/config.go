@@ -182,6 +182,9 @@ type Consul struct {
 	WaitTime time.Duration `mapstructure:"wait_time"`
 	// MaxBackoff caps the exponential back-off after errors.
 	MaxBackoff time.Duration `mapstructure:"max_backoff"`
+	// MaxConnections caps the TCP connections to the agent at any catalog
+	// size (at least 3: two change detectors and one for fetching).
+	MaxConnections int `mapstructure:"max_connections"`
 }
 
 // Proxy configures the upstream side.
@@ -287,9 +290,10 @@ func Default() Config {
 		Discovery: Discovery{
 			Provider: ProviderStatic,
 			Consul: Consul{
-				TagPrefix:  "switchyard",
-				WaitTime:   5 * time.Minute,
-				MaxBackoff: 10 * time.Second,
+				TagPrefix:      "switchyard",
+				WaitTime:       5 * time.Minute,
+				MaxBackoff:     10 * time.Second,
+				MaxConnections: 4,
 			},
 		},
 		Proxy: Proxy{

@@ -123,6 +123,7 @@ func TestInvalidConfigNamesTheKeyAndTheValue(t *testing.T) {
 		{"a bad trusted proxy", validYAML, map[string]string{"SWITCHYARD_PROXY_TRUSTED_PROXIES": "10.0.0.0/33"}, []string{"proxy.trusted_proxies", "10.0.0.0/33"}},
 		{"a bad backend", "", map[string]string{"SWITCHYARD_BACKENDS": "ftp://x:1"}, []string{"backends[0]", "ftp://x:1"}},
 		{"no services at all", "listen: 127.0.0.1:1\n", nil, []string{"services", "no services"}},
+		{"a connection budget too small for the two detectors", validYAML, map[string]string{"SWITCHYARD_DISCOVERY_PROVIDER": "consul", "SWITCHYARD_DISCOVERY_CONSUL_MAX_CONNECTIONS": "2"}, []string{"discovery.consul.max_connections", "2"}},
 		{"a duplicate instance id", strings.Replace(validYAML, "- address: 127.0.0.1:9002", "- id: web-1\n        address: 127.0.0.1:9002", 1), nil, []string{"services[0].instances[1].id", `"web-1"`}},
 	}
 	for _, c := range cases {

@@ -321,6 +321,9 @@ func (c Consul) validate() error {
 	if c.MaxBackoff <= 0 {
 		return bad("discovery.consul.max_backoff", c.MaxBackoff, "must be positive")
 	}
+	if c.MaxConnections < 3 || c.MaxConnections > 64 {
+		return bad("discovery.consul.max_connections", c.MaxConnections, "want 3-64 (two change detectors and at least one fetch connection)")
+	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		return bad("discovery.consul.cert_file", c.CertFile, "cert_file and key_file go together (key_file %q)", c.KeyFile)
 	}

@@ -208,11 +208,14 @@ func buildService(name string, tags consulTags, instances []Instance, file *conf
 // the registration lives, so health state survives updates. The address is
 // the service address, or the node address when the service has none.
 // Entries without a usable address or port are left out with a warning.
+// Proxies and gateways (Kind connect-proxy, mesh-gateway, ...) are left out
+// silently: a Connect sidecar copies its service's tags and listens for
+// mTLS, so it is never a plain instance to route to or probe.
 func consulInstances(entries []*api.ServiceEntry) ([]Instance, []string) {
 	out := make([]Instance, 0, len(entries))
 	var warns []string
 	for _, e := range entries {
-		if e == nil || e.Node == nil || e.Service == nil {
+		if e == nil || e.Node == nil || e.Service == nil || e.Service.Kind != api.ServiceKindTypical {
 			continue
 		}
 		id := e.Node.Node + "/" + e.Service.ID

@@ -328,6 +328,19 @@ func TestConsulInstances(t *testing.T) {
 			warns: 2,
 		},
 		{
+			name: "a Connect sidecar and a gateway are not instances, though they carry the service's tags",
+			entries: func() []*api.ServiceEntry {
+				web := entry("n1", "10.0.0.1", "web-1", "", 8080)
+				sidecar := entry("n1", "10.0.0.1", "web-1-sidecar-proxy", "", 21000)
+				sidecar.Service.Kind = api.ServiceKindConnectProxy
+				sidecar.Service.Tags = []string{"switchyard.enable=true"}
+				gw := entry("n2", "10.0.0.2", "mesh-gw", "", 8443)
+				gw.Service.Kind = api.ServiceKindMeshGateway
+				return []*api.ServiceEntry{sidecar, web, gw}
+			}(),
+			want: []Instance{{ID: "n1/web-1", Address: "10.0.0.1:8080", Registry: passing}},
+		},
+		{
 			name: "the registry health of each instance comes from its checks",
 			entries: []*api.ServiceEntry{entry("n1", "10.0.0.1", "web-1", "", 80,
 				&api.HealthCheck{CheckID: "service:web-1", Name: "web /health", ServiceID: "web-1", Status: "critical", Output: "HTTP GET: 500"})},
