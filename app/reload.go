@@ -46,9 +46,9 @@ func (a *App) Reload(next *config.Config) error {
 	}
 	live := *a.live
 	live.Backends, live.Services, live.Routes = next.Backends, next.Services, next.Routes
-	merge, eject := live.Health.Merge, live.Health.Passive.ConsecutiveFailures
+	merge, eject, probes := live.Health.Merge, live.Health.Passive.ConsecutiveFailures, live.Health.MaxConcurrentProbes
 	live.Health = next.Health
-	live.Health.Merge, live.Health.Passive.ConsecutiveFailures = merge, eject
+	live.Health.Merge, live.Health.Passive.ConsecutiveFailures, live.Health.MaxConcurrentProbes = merge, eject, probes
 	a.live = &live
 
 	a.checker.SetDefaults(live.Health)
@@ -85,6 +85,7 @@ func fixedKeysChanged(cur, next *config.Config) []string {
 	check("shutdown_timeout", cur.ShutdownTimeout, next.ShutdownTimeout)
 	check("health.merge", cur.Health.Merge, next.Health.Merge)
 	check("health.passive.consecutive_failures", cur.Health.Passive.ConsecutiveFailures, next.Health.Passive.ConsecutiveFailures)
+	check("health.max_concurrent_probes", cur.Health.MaxConcurrentProbes, next.Health.MaxConcurrentProbes)
 	return out
 }
 

@@ -60,7 +60,7 @@ type instanceState struct {
 	reason   string
 	since    time.Time // when routable last changed
 
-	stop func() // stops the prober; nil when none runs
+	task *probeTask // its probe schedule; nil when not probed
 
 	// Passive health: ejected by real-request failures until ejectEnd.
 	ejected     bool

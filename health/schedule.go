@@ -1,0 +1,255 @@
+package health
+
+import (
+	"container/heap"
+	"context"
+	"hash/fnv"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/switchyard-gw/switchyard/discovery"
+)
+
+// A probeTask is the schedule of one instance's probes. The scheduler owns
+// due, index, queued, running, removed and cancel (under scheduler.mu); the
+// fields above them are set before the task is added and never change.
+type probeTask struct {
+	service string
+	inst    discovery.Instance
+	set     settings
+	phase   time.Duration // stable offset within the interval, from the id
+	request []byte        // the probe request, written as is
+
+	due     time.Time
+	index   int // in the heap while queued
+	queued  bool
+	running bool
+	removed bool
+	cancel  context.CancelFunc // ends the probe in flight, if any
+}
+
+func newProbeTask(service string, in discovery.Instance, set settings) *probeTask {
+	return &probeTask{
+		service: service,
+		inst:    in,
+		set:     set,
+		phase:   phaseOf(service, in.ID, set.Interval),
+		request: probeRequest(in.Address, set.Path),
+	}
+}
+
+// phaseOf spreads instances evenly over the interval: the same instance
+// always lands on the same offset, whatever the order it was added in.
+func phaseOf(service, id string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(service))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// nextDue is when a task probed at now runs again: on its phase, at least
+// half an interval away, moved by up to ±jitter of the interval. The first
+// gap after a new instance's immediate probe is thus between half and one
+// and a half intervals; every later one is an interval, give or take jitter.
+func nextDue(now time.Time, interval, phase time.Duration, jitter, r float64) time.Time {
+	iv := int64(interval)
+	earliest := now.UnixNano() + iv/2 - int64(phase)
+	slot := (earliest/iv+1)*iv + int64(phase)
+	if jitter > 0 {
+		slot += int64((r*2 - 1) * jitter * float64(iv))
+	}
+	return time.Unix(0, slot)
+}
+
+// scheduler runs every instance's probes from one dispatching goroutine and
+// a pool of at most max workers, started as the load needs them: no
+// goroutine per instance. Tasks wait in a heap ordered by due time.
+type scheduler struct {
+	max   int
+	probe func(ctx context.Context, t *probeTask) // runs one probe and records it
+
+	mu      sync.Mutex
+	queue   taskHeap
+	workers int
+	wake    chan struct{} // cap 1: the head of the queue changed
+	jobs    chan *probeTask
+	wg      sync.WaitGroup
+}
+
+func newScheduler(max int, probe func(context.Context, *probeTask)) *scheduler {
+	return &scheduler{max: max, probe: probe, wake: make(chan struct{}, 1), jobs: make(chan *probeTask)}
+}
+
+// add queues t to run at once. Safe for concurrent use; a task is added once.
+func (s *scheduler) add(t *probeTask) {
+	s.mu.Lock()
+	t.due = time.Now()
+	heap.Push(&s.queue, t)
+	first := t.index == 0
+	s.mu.Unlock()
+	if first {
+		s.poke()
+	}
+}
+
+// remove stops t's probes: a queued task leaves the queue, a probe in
+// flight is cancelled and its result dropped. Safe for concurrent use.
+func (s *scheduler) remove(t *probeTask) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.removed = true
+	if t.queued {
+		heap.Remove(&s.queue, t.index)
+	}
+	if t.cancel != nil {
+		t.cancel()
+	}
+}
+
+func (s *scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run dispatches due tasks until ctx ends, then waits for the workers.
+func (s *scheduler) run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		t, wait := s.next(time.Now())
+		if t != nil {
+			if !s.dispatch(ctx, t) {
+				break
+			}
+			continue
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+		case <-s.wake:
+			continue
+		case <-timer.C:
+			continue
+		}
+		break
+	}
+	s.wg.Wait()
+}
+
+// next pops the task due by now, or says how long until the next one is.
+func (s *scheduler) next(now time.Time) (*probeTask, time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 {
+		return nil, time.Hour
+	}
+	head := s.queue[0]
+	if d := head.due.Sub(now); d > 0 {
+		return nil, d
+	}
+	heap.Pop(&s.queue)
+	head.running = true
+	return head, 0
+}
+
+// dispatch hands t to an idle worker, starts one if fewer than max run, or
+// waits for one. It reports false when ctx ended first.
+func (s *scheduler) dispatch(ctx context.Context, t *probeTask) bool {
+	select {
+	case s.jobs <- t:
+		return true
+	default:
+	}
+	s.mu.Lock()
+	spawn := s.workers < s.max
+	if spawn {
+		s.workers++
+	}
+	s.mu.Unlock()
+	if spawn {
+		s.wg.Add(1)
+		go s.work(ctx, t)
+		return true
+	}
+	select {
+	case s.jobs <- t:
+		return true
+	case <-ctx.Done():
+		s.finish(t, false)
+		return false
+	}
+}
+
+// work runs first, then whatever the dispatcher hands over, until ctx ends.
+func (s *scheduler) work(ctx context.Context, first *probeTask) {
+	defer s.wg.Done()
+	for t := first; ; {
+		s.runOne(ctx, t)
+		select {
+		case t = <-s.jobs:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *scheduler) runOne(ctx context.Context, t *probeTask) {
+	s.mu.Lock()
+	if t.removed || ctx.Err() != nil {
+		s.mu.Unlock()
+		s.finish(t, false)
+		return
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	t.cancel = cancel
+	s.mu.Unlock()
+	s.probe(pctx, t)
+	cancel()
+	s.finish(t, ctx.Err() == nil)
+}
+
+// finish ends a run of t: it is queued again for its next slot, or, when
+// removed meanwhile (or requeue is false), dropped for good.
+func (s *scheduler) finish(t *probeTask, requeue bool) {
+	s.mu.Lock()
+	t.running = false
+	t.cancel = nil
+	if t.removed || !requeue {
+		s.mu.Unlock()
+		return
+	}
+	t.due = nextDue(time.Now(), t.set.Interval, t.phase, t.set.jitter, rand.Float64())
+	heap.Push(&s.queue, t)
+	first := t.index == 0
+	s.mu.Unlock()
+	if first {
+		s.poke()
+	}
+}
+
+// taskHeap orders tasks by due time (container/heap).
+type taskHeap []*probeTask
+
+func (h taskHeap) Len() int           { return len(h) }
+func (h taskHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h taskHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *taskHeap) Push(x any) {
+	t := x.(*probeTask)
+	t.index, t.queued = len(*h), true
+	*h = append(*h, t)
+}
+func (h *taskHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	t.index, t.queued = -1, false
+	return t
+}
