@@ -28,7 +28,7 @@ const (
 	// enough for an instance probed every interval; more serve instances
 	// that share an address (several registrations of one endpoint) probed
 	// at the same moment.
-	maxIdlePerAddr = 16
+	maxIdlePerAddr = 64
 	// idleTimeout closes connections unused this long (an address that left
 	// discovery, or an interval longer than any server keeps a connection).
 	idleTimeout = 90 * time.Second

@@ -63,9 +63,13 @@ func nextDue(now time.Time, interval, phase time.Duration, jitter, r float64) ti
 	return time.Unix(0, slot)
 }
 
+// workerIdle is how long a probe worker waits for work before it exits.
+const workerIdle = 30 * time.Second
+
 // scheduler runs every instance's probes from one dispatching goroutine and
-// a pool of at most max workers, started as the load needs them: no
-// goroutine per instance. Tasks wait in a heap ordered by due time.
+// a pool of at most max workers, started as the load needs them and ended
+// when idle: no goroutine per instance. Tasks wait in a heap ordered by due
+// time.
 type scheduler struct {
 	max   int
 	probe func(ctx context.Context, t *probeTask) // runs one probe and records it
@@ -74,12 +78,13 @@ type scheduler struct {
 	queue   taskHeap
 	workers int
 	wake    chan struct{} // cap 1: the head of the queue changed
+	exited  chan struct{} // cap 1: a worker exited
 	jobs    chan *probeTask
 	wg      sync.WaitGroup
 }
 
 func newScheduler(max int, probe func(context.Context, *probeTask)) *scheduler {
-	return &scheduler{max: max, probe: probe, wake: make(chan struct{}, 1), jobs: make(chan *probeTask)}
+	return &scheduler{max: max, probe: probe, wake: make(chan struct{}, 1), exited: make(chan struct{}, 1), jobs: make(chan *probeTask)}
 }
 
 // add queues t to run at once. Safe for concurrent use; a task is added once.
@@ -108,9 +113,11 @@ func (s *scheduler) remove(t *probeTask) {
 	}
 }
 
-func (s *scheduler) poke() {
+func (s *scheduler) poke() { signal(s.wake) }
+
+func signal(ch chan struct{}) {
 	select {
-	case s.wake <- struct{}{}:
+	case ch <- struct{}{}:
 	default:
 	}
 }
@@ -159,39 +166,52 @@ func (s *scheduler) next(now time.Time) (*probeTask, time.Duration) {
 // dispatch hands t to an idle worker, starts one if fewer than max run, or
 // waits for one. It reports false when ctx ended first.
 func (s *scheduler) dispatch(ctx context.Context, t *probeTask) bool {
-	select {
-	case s.jobs <- t:
-		return true
-	default:
-	}
-	s.mu.Lock()
-	spawn := s.workers < s.max
-	if spawn {
-		s.workers++
-	}
-	s.mu.Unlock()
-	if spawn {
-		s.wg.Add(1)
-		go s.work(ctx, t)
-		return true
-	}
-	select {
-	case s.jobs <- t:
-		return true
-	case <-ctx.Done():
-		s.finish(t, false)
-		return false
+	for {
+		select {
+		case s.jobs <- t:
+			return true
+		default:
+		}
+		s.mu.Lock()
+		spawn := s.workers < s.max
+		if spawn {
+			s.workers++
+		}
+		s.mu.Unlock()
+		if spawn {
+			s.wg.Add(1)
+			go s.work(ctx, t)
+			return true
+		}
+		select {
+		case s.jobs <- t:
+			return true
+		case <-s.exited: // room for a new worker: try again
+		case <-ctx.Done():
+			s.finish(t, false)
+			return false
+		}
 	}
 }
 
-// work runs first, then whatever the dispatcher hands over, until ctx ends.
+// work runs first, then whatever the dispatcher hands over, until ctx ends
+// or no work came for workerIdle.
 func (s *scheduler) work(ctx context.Context, first *probeTask) {
 	defer s.wg.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
 	for t := first; ; {
 		s.runOne(ctx, t)
+		idle.Reset(workerIdle)
 		select {
 		case t = <-s.jobs:
 		case <-ctx.Done():
+			return
+		case <-idle.C:
+			s.mu.Lock()
+			s.workers--
+			s.mu.Unlock()
+			signal(s.exited)
 			return
 		}
 	}
