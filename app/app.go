@@ -182,11 +182,13 @@ func (a *App) Run(ctx context.Context) error {
 	proxySrv.Protocols.SetUnencryptedHTTP2(a.cfg.Server.H2C)
 	adminSrv := &http.Server{
 		Handler: admin.New(admin.Options{
-			Ready:     a.Ready,
-			Services:  a.checker.Services,
-			Routes:    a.gw.Routes,
-			Discovery: a.source.Status,
-			Extra:     a.adminExtra(),
+			Ready:         a.Ready,
+			Services:      a.checker.Services,
+			Summaries:     a.checker.Summaries,
+			ServicesNamed: a.checker.ServicesNamed,
+			Routes:        a.gw.Routes,
+			Discovery:     a.source.Status,
+			Extra:         a.adminExtra(),
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
