@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -163,5 +165,85 @@ func TestDashboardPageFromTheAddress(t *testing.T) {
 	}
 	if got := rowIDs(page); len(got) != 20 {
 		t.Errorf("%d instance rows, want the 20 of the page (under the auto-expand limit)", len(got))
+	}
+}
+
+// apiLog serves h and remembers the query of every /api/v1/services call.
+type apiLog struct {
+	mu      sync.Mutex
+	queries []string
+}
+
+func (l *apiLog) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/services" {
+			l.mu.Lock()
+			l.queries = append(l.queries, r.URL.RawQuery)
+			l.mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (l *apiLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.queries)
+}
+
+func TestDashboardPagesInBrowser(t *testing.T) {
+	bin := chromium(t)
+	var log apiLog
+	srv := httptest.NewServer(log.wrap(New(catalog(130, 3))))
+	defer srv.Close()
+
+	// The second page: 50 services x 3 instances, over the auto-expand
+	// limit, so the script fetches only the page's summary.
+	dom := runChromium(t, bin, srv.URL+"/?offset=50", "--dump-dom")
+	queries := log.all()
+	if len(queries) == 0 {
+		t.Fatalf("the page never refreshed; DOM:\n%s", tail(dom, 3000))
+	}
+	for _, q := range queries {
+		if q != "summary=true&limit=50&offset=50" {
+			t.Errorf("the script asked for ?%s, want only the summary of its page", q)
+		}
+	}
+	for _, want := range []string{`data-refreshed="1"`, `data-service="svc-050"`, `data-service="svc-099"`,
+		`<span id="pager" class="pager">services 51–100 of 130</span>`, `<a id="prev" class="pg" href="?offset=0">`, `<a id="next" class="pg" href="?offset=100">`,
+		`<tr class="group" data-expanded="false">`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("DOM lacks %s", want)
+		}
+	}
+	for _, bad := range []string{`data-service="svc-049"`, `data-service="svc-100"`, `<tr class="inst`} {
+		if strings.Contains(dom, bad) {
+			t.Errorf("DOM has %s: a service off the page, or instances of a collapsed one", bad)
+		}
+	}
+
+	// A filter small enough to expand: the script fetches the summary, then
+	// the instances of exactly the services on the page.
+	log.mu.Lock()
+	log.queries = nil
+	log.mu.Unlock()
+	dom = runChromium(t, bin, srv.URL+"/?q=svc-12", "--dump-dom")
+	var details int
+	for _, q := range log.all() {
+		switch {
+		case q == "summary=true&limit=50&offset=0&q=svc-12":
+		case strings.HasPrefix(q, "service=svc-120&service=svc-121&") && strings.HasSuffix(q, "&service=svc-129"):
+			details++
+		default:
+			t.Errorf("the script asked for ?%s", q)
+		}
+	}
+	if details == 0 {
+		t.Error("the script never fetched the instances of the expanded services")
+	}
+	for _, want := range []string{`data-refreshed="1"`, `data-id="node-2/svc-125-2"`, `services 1–10 of 10 matching (130 in all)`, `<b id="n-services">130</b>`, `<b id="n-instances">390</b>`} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("filtered DOM lacks %s", want)
+		}
 	}
 }
