@@ -23,6 +23,7 @@ type probeTask struct {
 
 	due     time.Time
 	index   int // in the heap while queued
+	probed  bool // ran at least once: its next runs are paced
 	queued  bool
 	running bool
 	removed bool
@@ -66,6 +67,16 @@ func nextDue(now time.Time, interval, phase time.Duration, jitter, r float64) ti
 // workerIdle is how long a probe worker waits for work before it exits.
 const workerIdle = 30 * time.Second
 
+// Pacing: repeat probes start at most paceHeadroom times the rate the
+// intervals ask for, so that probes the process was too busy (or not
+// scheduled) to start on time catch up gradually instead of in one burst.
+// First probes are never held back.
+const (
+	paceHeadroom = 1.25
+	paceBurst    = 20 * time.Millisecond // tokens saved up at most
+	paceMinWait  = 2 * time.Millisecond  // the dispatcher sleeps at least this when out of tokens
+)
+
 // scheduler runs every instance's probes from one dispatching goroutine and
 // a pool of at most max workers, started as the load needs them and ended
 // when idle: no goroutine per instance. Tasks wait in a heap ordered by due
@@ -76,6 +87,9 @@ type scheduler struct {
 
 	mu      sync.Mutex
 	queue   taskHeap
+	rate    float64 // probes per second the tasks' intervals ask for
+	tokens  float64 // repeat probes that may start now
+	refill  time.Time
 	workers int
 	wake    chan struct{} // cap 1: the head of the queue changed
 	exited  chan struct{} // cap 1: a worker exited
@@ -91,6 +105,7 @@ func newScheduler(max int, probe func(context.Context, *probeTask)) *scheduler {
 func (s *scheduler) add(t *probeTask) {
 	s.mu.Lock()
 	t.due = time.Now()
+	s.rate += 1 / t.set.Interval.Seconds()
 	heap.Push(&s.queue, t)
 	first := t.index == 0
 	s.mu.Unlock()
@@ -104,6 +119,9 @@ func (s *scheduler) add(t *probeTask) {
 func (s *scheduler) remove(t *probeTask) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !t.removed {
+		s.rate -= 1 / t.set.Interval.Seconds()
+	}
 	t.removed = true
 	if t.queued {
 		heap.Remove(&s.queue, t.index)
@@ -158,9 +176,30 @@ func (s *scheduler) next(now time.Time) (*probeTask, time.Duration) {
 	if d := head.due.Sub(now); d > 0 {
 		return nil, d
 	}
+	if head.probed {
+		if wait := s.take(now); wait > 0 {
+			return nil, wait
+		}
+	}
 	heap.Pop(&s.queue)
 	head.running = true
 	return head, 0
+}
+
+// take spends a pacing token, or says how long until there is one. Called
+// with s.mu held.
+func (s *scheduler) take(now time.Time) time.Duration {
+	r := s.rate * paceHeadroom
+	if r <= 0 {
+		return 0
+	}
+	s.tokens = min(s.tokens+r*now.Sub(s.refill).Seconds(), max(1, r*paceBurst.Seconds()))
+	s.refill = now
+	if s.tokens >= 1 {
+		s.tokens--
+		return 0
+	}
+	return max(time.Duration((1-s.tokens)/r*float64(time.Second)), paceMinWait)
 }
 
 // dispatch hands t to an idle worker, starts one if fewer than max run, or
@@ -242,6 +281,7 @@ func (s *scheduler) finish(t *probeTask, requeue bool) {
 		s.mu.Unlock()
 		return
 	}
+	t.probed = true
 	t.due = nextDue(time.Now(), t.set.Interval, t.phase, t.set.jitter, rand.Float64())
 	heap.Push(&s.queue, t)
 	first := t.index == 0

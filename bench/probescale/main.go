@@ -141,6 +141,12 @@ func run(n, listeners int, duration, interval time.Duration, workers int, out st
 		idleG: idleG, goroutines: goroutines, accepted: accepted, acceptedWindow: accepted - accepted0, open: open,
 		probes: win.total.Load(), failed: win.failed.Load(), buckets: win.buckets,
 	}
+	if os.Getenv("PROBESCALE_BUCKETS") != "" {
+		for i := range win.buckets {
+			fmt.Fprint(os.Stderr, win.buckets[i].Load(), " ")
+		}
+		fmt.Fprintln(os.Stderr)
+	}
 	text := r.markdown()
 	fmt.Print(text)
 	if out != "" {
