@@ -202,3 +202,33 @@ func TestFiveThousandInstancesNeedNoGoroutineEach(t *testing.T) {
 		t.Errorf("%d probes, want exactly one per instance", n)
 	}
 }
+
+func TestRepeatProbesCatchUpAfterAStallWithoutABurst(t *testing.T) {
+	s := newScheduler(4, nil)
+	s.rate = 1000 // e.g. 5,000 instances every 5 s
+	t0 := time.Unix(1_700_000_000, 0)
+	s.refill = t0
+	stalled := t0.Add(3 * time.Second) // the dispatcher did not run for 3 s
+	started := 0
+	for s.take(stalled) == 0 {
+		started++
+	}
+	// 1.25 x 1000/s, with 20 ms saved up at most: 25 at once, not 3,000.
+	if started != 25 {
+		t.Errorf("%d repeat probes started at once after a stall, want 25", started)
+	}
+	wait := s.take(stalled)
+	if wait < paceMinWait || wait > 10*time.Millisecond {
+		t.Errorf("out of tokens, the dispatcher waits %v", wait)
+	}
+	// Over the next second the catch-up runs at 1.25x the rate.
+	started = 0
+	for now := stalled; now.Before(stalled.Add(time.Second)); now = now.Add(time.Millisecond) {
+		for s.take(now) == 0 {
+			started++
+		}
+	}
+	if started < 1200 || started > 1300 {
+		t.Errorf("%d repeat probes started in the second after a stall, want about 1,250", started)
+	}
+}

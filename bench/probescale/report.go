@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -34,12 +35,19 @@ func cpuSeconds() float64 {
 
 func (r report) markdown() string {
 	var b strings.Builder
-	maxB, sum := int64(0), int64(0)
+	maxB, sum, empty := int64(0), int64(0), 0
+	counts := make([]int64, len(r.buckets))
 	for i := range r.buckets {
 		v := r.buckets[i].Load()
+		counts[i] = v
 		sum += v
 		maxB = max(maxB, v)
+		if v == 0 {
+			empty++
+		}
 	}
+	slices.Sort(counts)
+	p10, p50, p90 := counts[len(counts)/10], counts[len(counts)/2], counts[len(counts)*9/10]
 	mean := float64(sum) / float64(len(r.buckets))
 	thousands := float64(r.n) / 1000
 	cpuPct := r.cpu / r.duration.Seconds() * 100
@@ -61,6 +69,8 @@ func (r report) markdown() string {
 	fmt.Fprintf(&b, "| live heap per instance (after GC) | %.0f B | |\n", float64(r.heap)/float64(r.n))
 	fmt.Fprintf(&b, "| goroutines idle / with instances | %d / %d | no goroutine per instance |\n", r.idleG, r.goroutines)
 	fmt.Fprintf(&b, "| probe starts per 100 ms: max / mean | %d / %.1f (%.2fx) | even spread |\n", maxB, mean, float64(maxB)/mean)
+	fmt.Fprintf(&b, "| probe starts per 100 ms: p10 / p50 / p90 | %d / %d / %d | |\n", p10, p50, p90)
+	fmt.Fprintf(&b, "| 100 ms buckets with no probe start (process not scheduled) | %d of %d | 0 on a quiet machine |\n", empty, len(counts))
 	fmt.Fprintf(&b, "| connections accepted by the listeners: in the window / whole run / open at the end | %d / %d / %d | keep-alive: 0 in the window |\n", r.acceptedWindow, r.accepted, r.open)
 	return b.String()
 }
