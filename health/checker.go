@@ -6,6 +6,7 @@ package health
 import (
 	"context"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -52,11 +53,12 @@ type Checker struct {
 	mu        sync.Mutex
 	ctx       context.Context // set by Run; nil: tasks wait for Run
 	services  map[string]map[string]*instanceState
-	published map[string][]string // ids last given to Setter, per service
-	panic     map[string]bool     // services last published in panic mode
-	started   bool                // Update was called at least once
-	last      discovery.Snapshot  // the snapshot last applied
-	pending   map[string]bool     // keys awaiting their first probe (readiness)
+	published map[string][]string          // ids last given to Setter, per service
+	panic     map[string]bool              // services last published in panic mode
+	started   bool                         // Update was called at least once
+	last      discovery.Snapshot           // the snapshot last applied
+	applied   map[string]discovery.Service // each service as last applied
+	pending   map[string]bool              // keys awaiting their first probe (readiness)
 }
 
 // New returns a Checker. Call Run to start probing.
@@ -74,6 +76,7 @@ func New(opt Options) *Checker {
 		published: map[string][]string{},
 		panic:     map[string]bool{},
 		pending:   map[string]bool{},
+		applied:   map[string]discovery.Service{},
 	}
 	workers := opt.Defaults.MaxConcurrentProbes
 	if workers < 1 {
@@ -127,7 +130,7 @@ func (c *Checker) Run(ctx context.Context) {
 func (c *Checker) Update(snap discovery.Snapshot) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.updateLocked(snap)
+	c.updateLocked(snap, false)
 }
 
 // SetDefaults replaces the global probe settings (configuration reload) and
@@ -139,11 +142,14 @@ func (c *Checker) SetDefaults(h config.Health) {
 	h.Merge = c.opt.Defaults.Merge
 	c.opt.Defaults = h
 	if c.started {
-		c.updateLocked(c.last)
+		c.updateLocked(c.last, true)
 	}
 }
 
-func (c *Checker) updateLocked(snap discovery.Snapshot) {
+// updateLocked applies snap. A service equal to the one last applied is
+// skipped unless all is set (new settings): at thousands of services a
+// discovery change touches one of them, not all.
+func (c *Checker) updateLocked(snap discovery.Snapshot, all bool) {
 	c.last = snap
 	first := !c.started
 	c.started = true
@@ -151,6 +157,10 @@ func (c *Checker) updateLocked(snap discovery.Snapshot) {
 	seen := make(map[string]bool, len(snap.Services))
 	for _, svc := range snap.Services {
 		seen[svc.Name] = true
+		if prev, ok := c.applied[svc.Name]; ok && !all && sameForHealth(prev, svc) {
+			continue
+		}
+		c.applied[svc.Name] = svc
 		set, err := newSettings(svc.Health.Apply(c.opt.Defaults))
 		if err != nil {
 			c.log.Error("invalid health settings, using defaults", "service", svc.Name, "error", err)
@@ -213,10 +223,17 @@ func (c *Checker) updateLocked(snap discovery.Snapshot) {
 			delete(c.pending, key(name, id))
 		}
 		delete(c.services, name)
+		delete(c.applied, name)
 		delete(c.published, name)
 		delete(c.panic, name)
 		c.opt.Setter.SetHealthy(name, nil, false)
 	}
+}
+
+// sameForHealth reports whether two versions of a service carry the same
+// instances and health settings (routes do not matter here).
+func sameForHealth(a, b discovery.Service) bool {
+	return a.Name == b.Name && reflect.DeepEqual(a.Health, b.Health) && reflect.DeepEqual(a.Instances, b.Instances)
 }
 
 // Ready reports whether the first probe round finished: every instance of

@@ -22,7 +22,7 @@ type probeTask struct {
 	request []byte        // the probe request, written as is
 
 	due     time.Time
-	index   int // in the heap while queued
+	index   int  // in the heap while queued
 	probed  bool // ran at least once: its next runs are paced
 	queued  bool
 	running bool
