@@ -101,10 +101,11 @@ func newScheduler(max int, probe func(context.Context, *probeTask)) *scheduler {
 	return &scheduler{max: max, probe: probe, wake: make(chan struct{}, 1), exited: make(chan struct{}, 1), jobs: make(chan *probeTask)}
 }
 
-// add queues t to run at once. Safe for concurrent use; a task is added once.
+// add queues t to run at once, ahead of every repeat probe (which may be
+// waiting for pacing). Safe for concurrent use; a task is added once.
 func (s *scheduler) add(t *probeTask) {
 	s.mu.Lock()
-	t.due = time.Now()
+	t.due = time.Time{}
 	s.rate += 1 / t.set.Interval.Seconds()
 	heap.Push(&s.queue, t)
 	first := t.index == 0

@@ -1,6 +1,7 @@
 package health
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"log/slog"
@@ -230,5 +231,28 @@ func TestRepeatProbesCatchUpAfterAStallWithoutABurst(t *testing.T) {
 	}
 	if started < 1200 || started > 1300 {
 		t.Errorf("%d repeat probes started in the second after a stall, want about 1,250", started)
+	}
+}
+
+func TestANewInstanceGoesBeforeABacklogOfRepeatProbes(t *testing.T) {
+	s := newScheduler(1, nil)
+	now := time.Now()
+	for i := range 100 { // late repeat probes, no pacing tokens left
+		old := task(fmt.Sprintf("old-%d", i), time.Second)
+		s.add(old)
+		s.mu.Lock()
+		heap.Remove(&s.queue, old.index)
+		old.probed, old.due = true, now.Add(-time.Second)
+		heap.Push(&s.queue, old)
+		s.mu.Unlock()
+	}
+	s.refill = now
+	fresh := task("new", time.Second)
+	s.add(fresh)
+	if got, _ := s.next(now); got != fresh {
+		t.Fatalf("the dispatcher picked %v first, want the new instance", got.inst.ID)
+	}
+	if got, wait := s.next(now); got != nil || wait <= 0 {
+		t.Errorf("a repeat probe ran without a pacing token (got %v, wait %v)", got, wait)
 	}
 }
