@@ -83,6 +83,7 @@ func New(opt Options) *Checker {
 		workers = config.Default().Health.MaxConcurrentProbes
 	}
 	c.sched = newScheduler(workers, c.runProbe)
+	c.pool.maxIdle = workers
 	return c
 }
 

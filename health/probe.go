@@ -24,11 +24,6 @@ import (
 // parser (http.ReadResponse); nothing here parses bytes.
 
 const (
-	// maxIdlePerAddr bounds the idle connections kept per address. One is
-	// enough for an instance probed every interval; more serve instances
-	// that share an address (several registrations of one endpoint) probed
-	// at the same moment.
-	maxIdlePerAddr = 64
 	// idleTimeout closes connections unused this long (an address that left
 	// discovery, or an interval longer than any server keeps a connection).
 	idleTimeout = 90 * time.Second
@@ -54,6 +49,12 @@ func probeRequest(addr, path string) []byte {
 type connPool struct {
 	dialer net.Dialer
 	opened atomic.Int64 // connections dialled so far
+	// maxIdle bounds the idle connections kept per address: the probes
+	// that may be in flight at once. One is enough for an instance probed
+	// every interval; more serve instances that share an address (several
+	// registrations of one endpoint) probed at the same moment, which would
+	// otherwise open and close connections at every burst.
+	maxIdle int
 
 	mu   sync.Mutex
 	idle map[string][]idleConn // newest last
@@ -102,7 +103,7 @@ func (p *connPool) put(addr string, conn net.Conn) {
 	if p.idle == nil {
 		p.idle = map[string][]idleConn{}
 	}
-	if len(p.idle[addr]) < maxIdlePerAddr {
+	if len(p.idle[addr]) < p.maxIdle {
 		p.idle[addr] = append(p.idle[addr], idleConn{conn, time.Now()})
 		conn = nil
 	}

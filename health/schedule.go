@@ -5,6 +5,7 @@ import (
 	"context"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -82,8 +83,9 @@ const (
 // when idle: no goroutine per instance. Tasks wait in a heap ordered by due
 // time.
 type scheduler struct {
-	max   int
-	probe func(ctx context.Context, t *probeTask) // runs one probe and records it
+	max       int
+	idleAfter time.Duration                           // workerIdle, shorter in tests
+	probe     func(ctx context.Context, t *probeTask) // runs one probe and records it
 
 	mu      sync.Mutex
 	queue   taskHeap
@@ -91,14 +93,14 @@ type scheduler struct {
 	tokens  float64 // repeat probes that may start now
 	refill  time.Time
 	workers int
-	wake    chan struct{} // cap 1: the head of the queue changed
-	exited  chan struct{} // cap 1: a worker exited
-	jobs    chan *probeTask
+	wake    chan struct{}     // cap 1: the head of the queue changed
+	idle    []chan *probeTask // idle workers' inboxes (cap 1), the last freed last
+	freed   chan struct{}     // cap 1: a worker became idle
 	wg      sync.WaitGroup
 }
 
 func newScheduler(max int, probe func(context.Context, *probeTask)) *scheduler {
-	return &scheduler{max: max, probe: probe, wake: make(chan struct{}, 1), exited: make(chan struct{}, 1), jobs: make(chan *probeTask)}
+	return &scheduler{max: max, idleAfter: workerIdle, probe: probe, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1)}
 }
 
 // add queues t to run at once, ahead of every repeat probe (which may be
@@ -203,30 +205,29 @@ func (s *scheduler) take(now time.Time) time.Duration {
 	return max(time.Duration((1-s.tokens)/r*float64(time.Second)), paceMinWait)
 }
 
-// dispatch hands t to an idle worker, starts one if fewer than max run, or
-// waits for one. It reports false when ctx ended first.
+// dispatch hands t to the worker freed last, starts one if fewer than max
+// run, or waits for one. It reports false when ctx ended first. Handing
+// work to the last freed worker lets the ones not needed idle out.
 func (s *scheduler) dispatch(ctx context.Context, t *probeTask) bool {
 	for {
-		select {
-		case s.jobs <- t:
-			return true
-		default:
-		}
 		s.mu.Lock()
-		spawn := s.workers < s.max
-		if spawn {
-			s.workers++
+		if n := len(s.idle); n > 0 {
+			inbox := s.idle[n-1]
+			s.idle = s.idle[:n-1]
+			s.mu.Unlock()
+			inbox <- t // empty and buffered: never blocks
+			return true
 		}
-		s.mu.Unlock()
-		if spawn {
+		if s.workers < s.max {
+			s.workers++
+			s.mu.Unlock()
 			s.wg.Add(1)
 			go s.work(ctx, t)
 			return true
 		}
+		s.mu.Unlock()
 		select {
-		case s.jobs <- t:
-			return true
-		case <-s.exited: // room for a new worker: try again
+		case <-s.freed:
 		case <-ctx.Done():
 			s.finish(t, false)
 			return false
@@ -238,21 +239,30 @@ func (s *scheduler) dispatch(ctx context.Context, t *probeTask) bool {
 // or no work came for workerIdle.
 func (s *scheduler) work(ctx context.Context, first *probeTask) {
 	defer s.wg.Done()
-	idle := time.NewTimer(workerIdle)
+	inbox := make(chan *probeTask, 1)
+	idle := time.NewTimer(s.idleAfter)
 	defer idle.Stop()
 	for t := first; ; {
 		s.runOne(ctx, t)
-		idle.Reset(workerIdle)
+		s.mu.Lock()
+		s.idle = append(s.idle, inbox)
+		s.mu.Unlock()
+		signal(s.freed)
+		idle.Reset(s.idleAfter)
 		select {
-		case t = <-s.jobs:
+		case t = <-inbox:
 		case <-ctx.Done():
 			return
 		case <-idle.C:
 			s.mu.Lock()
-			s.workers--
+			if i := slices.Index(s.idle, inbox); i >= 0 {
+				s.idle = slices.Delete(s.idle, i, i+1)
+				s.workers--
+				s.mu.Unlock()
+				return
+			}
 			s.mu.Unlock()
-			signal(s.exited)
-			return
+			t = <-inbox // handed work just as the timer fired: it is on its way
 		}
 	}
 }

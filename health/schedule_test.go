@@ -256,3 +256,28 @@ func TestANewInstanceGoesBeforeABacklogOfRepeatProbes(t *testing.T) {
 		t.Errorf("a repeat probe ran without a pacing token (got %v, wait %v)", got, wait)
 	}
 }
+
+func TestWorkersNotNeededAnyMoreExit(t *testing.T) {
+	release := make(chan struct{})
+	var running sync.WaitGroup
+	s := newScheduler(32, func(ctx context.Context, t *probeTask) {
+		if t.inst.ID != "steady" {
+			running.Done()
+			<-release
+		}
+	})
+	s.idleAfter = 50 * time.Millisecond
+	runScheduler(t, s)
+	running.Add(20)
+	for i := range 20 { // twenty probes in flight at once: twenty workers
+		s.add(task(fmt.Sprintf("slow-%d", i), time.Hour))
+	}
+	running.Wait()
+	close(release)
+	s.add(task("steady", 5*time.Millisecond)) // one probe at a time from now on
+	waitFor(t, "idle workers to exit", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.workers <= 2
+	})
+}
