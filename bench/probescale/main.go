@@ -8,7 +8,8 @@
 //
 //	go run ./bench/probescale -instances 20000 -duration 30s [-o bench/results/probe-scale.md]
 //
-// The listeners run in a child process (this program started with -serve),
+// PROBESCALE_BUCKETS=1 also prints the probe starts of every 100 ms bucket
+// to stderr. The listeners run in a child process (this program started with -serve),
 // so their CPU and memory are not counted. They are minimal net/http
 // servers with keep-alive answering 200 "ok".
 package main
@@ -67,6 +68,7 @@ type window struct {
 	buckets []atomic.Int64
 	failed  atomic.Int64
 	total   atomic.Int64
+	latency atomic.Int64 // nanoseconds, summed
 }
 
 func (w *window) onProbe(_, _ string, latency time.Duration, err error) {
@@ -80,6 +82,7 @@ func (w *window) onProbe(_, _ string, latency time.Duration, err error) {
 	}
 	w.buckets[i].Add(1)
 	w.total.Add(1)
+	w.latency.Add(int64(latency))
 	if err != nil {
 		w.failed.Add(1)
 	}
@@ -140,6 +143,7 @@ func run(n, listeners int, duration, interval time.Duration, workers int, out st
 		firstRound: firstRound, cpu: cpu, idleRSS: idleRSS, rss: rss, heap: ms.HeapAlloc,
 		idleG: idleG, goroutines: goroutines, accepted: accepted, acceptedWindow: accepted - accepted0, open: open,
 		probes: win.total.Load(), failed: win.failed.Load(), buckets: win.buckets,
+		latency: time.Duration(win.latency.Load() / max(1, win.total.Load())),
 	}
 	if os.Getenv("PROBESCALE_BUCKETS") != "" {
 		for i := range win.buckets {
