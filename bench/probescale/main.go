@@ -33,6 +33,7 @@ import (
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
 	"github.com/switchyard-gw/switchyard/health"
+	"github.com/switchyard-gw/switchyard/telemetry"
 )
 
 func main() {
@@ -44,12 +45,13 @@ func main() {
 	workers := flag.Int("workers", config.Default().Health.MaxConcurrentProbes, "health.max_concurrent_probes")
 	out := flag.String("o", "", "also write the report (markdown) to this file")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the measured window to this file")
+	withTelemetry := flag.Bool("telemetry", false, "also record every probe into the gateway's metrics (telemetry defaults), as the gateway does")
 	flag.Parse()
 	if *serve > 0 {
 		serveListeners(*serve)
 		return
 	}
-	cpuProfile = *profile
+	cpuProfile, useTelemetry = *profile, *withTelemetry
 	if err := run(*instances, *listeners, *duration, *interval, *workers, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "probescale:", err)
 		os.Exit(1)
@@ -99,9 +101,23 @@ func run(n, listeners int, duration, interval time.Duration, workers int, out st
 	h.Interval, h.MaxConcurrentProbes = interval, workers
 	win := &window{buckets: make([]atomic.Int64, int(duration/(100*time.Millisecond)))}
 	set := &setter{}
+	onProbe := win.onProbe
+	if useTelemetry {
+		tel, err := telemetry.New(context.Background(), telemetry.Options{Config: config.Default().Telemetry, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return err
+		}
+		defer tel.Shutdown(context.Background())
+		if hook := tel.ProbeHook(); hook != nil {
+			onProbe = func(service, id string, latency time.Duration, err error) {
+				hook(service, id, latency, err)
+				win.onProbe(service, id, latency, err)
+			}
+		}
+	}
 	c := health.New(health.Options{
 		Defaults: h, Setter: set, Logger: slog.New(slog.DiscardHandler),
-		OnProbe: win.onProbe,
+		OnProbe: onProbe,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -143,7 +159,8 @@ func run(n, listeners int, duration, interval time.Duration, workers int, out st
 		firstRound: firstRound, cpu: cpu, idleRSS: idleRSS, rss: rss, heap: ms.HeapAlloc,
 		idleG: idleG, goroutines: goroutines, accepted: accepted, acceptedWindow: accepted - accepted0, open: open,
 		probes: win.total.Load(), failed: win.failed.Load(), buckets: win.buckets,
-		latency: time.Duration(win.latency.Load() / max(1, win.total.Load())),
+		latency:   time.Duration(win.latency.Load() / max(1, win.total.Load())),
+		telemetry: useTelemetry,
 	}
 	if os.Getenv("PROBESCALE_BUCKETS") != "" {
 		for i := range win.buckets {
@@ -159,8 +176,11 @@ func run(n, listeners int, duration, interval time.Duration, workers int, out st
 	return nil
 }
 
-// cpuProfile, when set, names the file startProfile writes.
-var cpuProfile string
+// Flags read by run and startProfile.
+var (
+	cpuProfile   string // the file startProfile writes
+	useTelemetry bool
+)
 
 func startProfile() (stop func()) {
 	if cpuProfile == "" {

@@ -23,6 +23,7 @@ type report struct {
 	acceptedWindow        int64
 	probes, failed        int64
 	latency               time.Duration // mean
+	telemetry             bool
 	buckets               []atomic.Int64
 }
 
@@ -54,13 +55,17 @@ func (r report) markdown() string {
 	cpuPct := r.cpu / r.duration.Seconds() * 100
 	host, _ := os.Hostname()
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(&b, "## %d instances, health.max_concurrent_probes %d\n\n", r.n, r.workers)
+	flags := ""
+	if r.telemetry {
+		flags = " -telemetry"
+	}
+	fmt.Fprintf(&b, "## %d instances, health.max_concurrent_probes %d%s\n\n", r.n, r.workers, flags)
 	fmt.Fprintf(&b, "- **Date**: %s\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "- **Machine**: %d CPUs, host %s, %s; load average at the end %s. Shared with other engineers' builds and tests while measured: CPU figures are upper bounds, take them as an order of magnitude.\n",
 		runtime.NumCPU(), host, runtime.Version(), strings.Join(strings.Fields(string(load))[:3], " "))
 	fmt.Fprintf(&b, "- **Setup**: %d instances (%d services x 4) on %d loopback listeners (net/http, keep-alive, in a child process not counted here); health.interval %s, jitter 10%%, timeout 1s, health.max_concurrent_probes %d. The first probe round took %s; measuring starts 1.5 intervals after it and lasts %s.\n",
 		r.n, (r.n+3)/4, r.listeners, r.interval, r.workers, r.firstRound.Round(time.Millisecond), r.duration.Round(time.Millisecond))
-	fmt.Fprintf(&b, "- **Command**: `go run ./bench/probescale -instances %d -duration %s -workers %d`\n\n", r.n, r.duration.Round(time.Second), r.workers)
+	fmt.Fprintf(&b, "- **Command**: `go run ./bench/probescale -instances %d -duration %s -workers %d%s`\n\n", r.n, r.duration.Round(time.Second), r.workers, flags)
 	fmt.Fprintf(&b, "| measure | value | target |\n|---|---:|---|\n")
 	fmt.Fprintf(&b, "| probes in the window | %d (%.0f/s, %d failed) | %.0f/s expected |\n", r.probes, float64(r.probes)/r.duration.Seconds(), r.failed, float64(r.n)/r.interval.Seconds())
 	fmt.Fprintf(&b, "| mean probe latency, and probes in flight by Little's law | %s, %.0f | |\n", r.latency.Round(10*time.Microsecond), float64(r.probes)/r.duration.Seconds()*r.latency.Seconds())
