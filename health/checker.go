@@ -162,15 +162,22 @@ func (c *Checker) updateLocked(snap discovery.Snapshot, all bool) {
 			continue
 		}
 		c.applied[svc.Name] = svc
-		set, err := newSettings(svc.Health.Apply(c.opt.Defaults))
+		parsed, err := newSettings(svc.Health.Apply(c.opt.Defaults))
 		if err != nil {
 			c.log.Error("invalid health settings, using defaults", "service", svc.Name, "error", err)
-			set, _ = newSettings(c.opt.Defaults)
+			parsed, _ = newSettings(c.opt.Defaults)
 		}
 		insts := c.services[svc.Name]
 		if insts == nil {
 			insts = map[string]*instanceState{}
 			c.services[svc.Name] = insts
+		}
+		set := &parsed // shared by the service's instances and their probe tasks
+		for _, st := range insts {
+			if st.set.equal(parsed) {
+				set = st.set
+			}
+			break
 		}
 		keep := make(map[string]bool, len(svc.Instances))
 		for _, in := range svc.Instances {
@@ -197,7 +204,7 @@ func (c *Checker) updateLocked(snap discovery.Snapshot, all bool) {
 				c.startLocked(st)
 			default:
 				st.inst = in
-				if !st.set.equal(set) {
+				if !st.set.equal(*set) {
 					st.set = set
 					c.stopLocked(st)
 					c.startLocked(st)

@@ -18,7 +18,7 @@ import (
 type probeTask struct {
 	service string
 	inst    discovery.Instance
-	set     settings
+	set     *settings
 	phase   time.Duration // stable offset within the interval, from the id
 	request []byte        // the probe request, written as is
 
@@ -31,7 +31,7 @@ type probeTask struct {
 	cancel  context.CancelFunc // ends the probe in flight, if any
 }
 
-func newProbeTask(service string, in discovery.Instance, set settings) *probeTask {
+func newProbeTask(service string, in discovery.Instance, set *settings) *probeTask {
 	return &probeTask{
 		service: service,
 		inst:    in,

@@ -115,7 +115,7 @@ func runScheduler(t *testing.T, s *scheduler) {
 }
 
 func task(id string, interval time.Duration) *probeTask {
-	return newProbeTask("svc", discovery.Instance{ID: id, Address: "127.0.0.1:1"}, settings{Health: healthCfg(interval, 1, 1)})
+	return newProbeTask("svc", discovery.Instance{ID: id, Address: "127.0.0.1:1"}, &settings{Health: healthCfg(interval, 1, 1)})
 }
 
 func TestSchedulerProbesANewTaskAtOnceAndNotAfterItsRemoval(t *testing.T) {

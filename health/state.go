@@ -46,7 +46,7 @@ func (s settings) equal(o settings) bool { return s.Health == o.Health }
 type instanceState struct {
 	service string
 	inst    discovery.Instance
-	set     settings
+	set     *settings // shared by the instances of a service; never modified
 
 	probe       ProbeStatus
 	passes      int // consecutive

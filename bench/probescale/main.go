@@ -45,13 +45,14 @@ func main() {
 	workers := flag.Int("workers", config.Default().Health.MaxConcurrentProbes, "health.max_concurrent_probes")
 	out := flag.String("o", "", "also write the report (markdown) to this file")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the measured window to this file")
+	memProfile := flag.String("memprofile", "", "write a heap profile at the end of the window to this file")
 	withTelemetry := flag.Bool("telemetry", false, "also record every probe into the gateway's metrics (telemetry defaults), as the gateway does")
 	flag.Parse()
 	if *serve > 0 {
 		serveListeners(*serve)
 		return
 	}
-	cpuProfile, useTelemetry = *profile, *withTelemetry
+	cpuProfile, heapProfile, useTelemetry = *profile, *memProfile, *withTelemetry
 	if err := run(*instances, *listeners, *duration, *interval, *workers, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "probescale:", err)
 		os.Exit(1)
@@ -152,6 +153,12 @@ func run(n, listeners int, duration, interval time.Duration, workers int, out st
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
+	if heapProfile != "" {
+		if f, err := os.Create(heapProfile); err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+	}
 	accepted, open := child.stats()
 
 	r := report{
@@ -179,6 +186,7 @@ func run(n, listeners int, duration, interval time.Duration, workers int, out st
 // Flags read by run and startProfile.
 var (
 	cpuProfile   string // the file startProfile writes
+	heapProfile  string
 	useTelemetry bool
 )
 
