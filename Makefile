@@ -64,3 +64,8 @@ fmt:
 
 clean:
 	rm -rf $(BIN)
+
+## bench-probes: what active probing costs at 20,000 instances (writes bench/results/probe-scale.md; wants a quiet machine)
+.PHONY: bench-probes
+bench-probes:
+	$(GO) run ./bench/probescale -instances 20000 -duration 30s -o bench/results/probe-scale.md

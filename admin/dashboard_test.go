@@ -218,9 +218,10 @@ func TestDashboardShowsTheDataOfTheJSONAPI(t *testing.T) {
 	if v.Discovery.Provider != "consul" || v.Discovery.LastSuccess == nil || len(v.Routes) != 3 {
 		t.Errorf("API discovery %+v, routes %+v", v.Discovery, v.Routes)
 	}
-	// The script refreshes from that same endpoint, relative to the page.
-	if !strings.Contains(page, `fetch('api/v1/services'`) {
-		t.Error("the page does not fetch api/v1/services")
+	// The script refreshes from that same endpoint, relative to the page,
+	// one page of summaries at a time.
+	if !strings.Contains(page, `getJSON('api/v1/services?' + q`) || !strings.Contains(page, `'summary=true&limit=' + PAGE_SIZE`) {
+		t.Error("the page does not fetch summary pages of api/v1/services")
 	}
 }
 

@@ -231,11 +231,13 @@ func (a *App) proxyServer() (drainer, func() error) {
 func (a *App) adminServer() *http.Server {
 	return &http.Server{
 		Handler: admin.New(admin.Options{
-			Ready:     a.Ready,
-			Services:  a.checker.Services,
-			Routes:    a.gw.Routes,
-			Discovery: a.source.Status,
-			Extra:     a.adminExtra(),
+			Ready:         a.Ready,
+			Services:      a.checker.Services,
+			Summaries:     a.checker.Summaries,
+			ServicesNamed: a.checker.ServicesNamed,
+			Routes:        a.gw.Routes,
+			Discovery:     a.source.Status,
+			Extra:         a.adminExtra(),
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,

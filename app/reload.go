@@ -100,6 +100,10 @@ func reloadHealth(started, next config.Health) (live config.Health, fixed []stri
 		fixed = append(fixed, "health.passive.consecutive_failures")
 		next.Passive.ConsecutiveFailures = started.Passive.ConsecutiveFailures
 	}
+	if next.MaxConcurrentProbes != started.MaxConcurrentProbes {
+		fixed = append(fixed, "health.max_concurrent_probes")
+		next.MaxConcurrentProbes = started.MaxConcurrentProbes
+	}
 	return next, fixed
 }
 

@@ -57,6 +57,10 @@ type Health struct {
 	PanicThreshold int `mapstructure:"panic_threshold"`
 	// Passive ejects instances that fail real requests.
 	Passive Passive `mapstructure:"passive"`
+	// MaxConcurrentProbes bounds the probes in flight at once, whatever the
+	// number of instances; a probe waiting for a slot starts late, it is
+	// not skipped. Fixed at start.
+	MaxConcurrentProbes int `mapstructure:"max_concurrent_probes"`
 }
 
 // Passive configures outlier ejection from request outcomes: connection
@@ -286,6 +290,7 @@ func Default() Config {
 				MaxEjectionTime:     5 * time.Minute,
 				MaxEjectionPercent:  50,
 			},
+			MaxConcurrentProbes: 256,
 		},
 		Discovery: Discovery{
 			Provider: ProviderStatic,

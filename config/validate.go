@@ -66,6 +66,9 @@ func (c *Config) validateHealth() error {
 	if p := c.Health.PanicThreshold; p < 0 || p > 100 {
 		return bad("health.panic_threshold", p, "want a percentage from 0 (off) to 100")
 	}
+	if n := c.Health.MaxConcurrentProbes; n < 1 {
+		return bad("health.max_concurrent_probes", n, "must be at least 1")
+	}
 	if err := c.Health.Passive.validate(); err != nil {
 		return err
 	}

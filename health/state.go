@@ -30,7 +30,7 @@ type settings = config.Health
 type instanceState struct {
 	service string
 	inst    discovery.Instance
-	set     settings
+	set     *settings // shared by the instances of a service; never modified
 
 	probe       ProbeStatus
 	passes      int // consecutive
@@ -44,7 +44,7 @@ type instanceState struct {
 	reason   string
 	since    time.Time // when routable last changed
 
-	stop func() // stops the prober; nil when none runs
+	task *probeTask // its probe schedule; nil when not probed
 
 	// Passive health: ejected by real-request failures until ejectEnd.
 	ejected     bool

@@ -49,7 +49,7 @@ func TestProbeStateMachine(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			st := &instanceState{probe: ProbeUnknown, set: testSettings(t, c.rise, c.fall)}
+			st := &instanceState{probe: ProbeUnknown, set: ptr(testSettings(t, c.rise, c.fall))}
 			got := run(st, c.seq)
 			for i := range got {
 				if got[i] != c.want[i] {
@@ -83,7 +83,7 @@ func TestVerdict(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			st := &instanceState{probe: c.probe, set: testSettings(t, 2, 2)}
+			st := &instanceState{probe: c.probe, set: ptr(testSettings(t, 2, 2))}
 			st.inst.Registry = discovery.RegistryHealth{Status: c.registry}
 			if c.registry == discovery.StatusCritical {
 				st.inst.Registry.Check, st.inst.Registry.Output = "svc-check", "HTTP 500"
@@ -101,3 +101,5 @@ func TestVerdict(t *testing.T) {
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -148,3 +148,29 @@ func TestDisabledTelemetryLeavesEveryHookNil(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCowMapKeepsEveryEntryAndPublishesAHotOne(t *testing.T) {
+	var m cowMap[int, int]
+	built := 0
+	for i := range 20000 {
+		if got := m.get(i, func(k int) int { built++; return k * 2 }); got != i*2 {
+			t.Fatalf("get(%d) = %d", i, got)
+		}
+	}
+	if built != 20000 {
+		t.Errorf("%d values built for 20,000 keys", built)
+	}
+	// A key still waiting in the dirty map is published after a bounded
+	// number of reads under the mutex.
+	for range 40001 {
+		m.get(19999, func(int) int { t.Fatal("rebuilt an existing value"); return 0 })
+	}
+	if _, ok := (*m.m.Load())[19999]; !ok {
+		t.Error("a hot entry never reached the lock-free map")
+	}
+	n := 0
+	m.each(func(int) { n++ })
+	if n != 20000 {
+		t.Errorf("each saw %d values, want 20,000", n)
+	}
+}
