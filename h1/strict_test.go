@@ -31,7 +31,7 @@ func strictServer(t *testing.T) (addr string, seen func() []string) {
 			w.WriteHeader(http.StatusBadRequest)
 		}
 	})}
-	go srv.Serve(StrictListener(ln))
+	go srv.Serve(StrictListener(ln, StrictOptions{}))
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String(), func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }
 }
