@@ -66,13 +66,14 @@ func readExchangeOracle(data []byte, method string) exchangeOracle {
 	}
 }
 
-// pairUpstream serves data on socket pairs: the first request on a
-// connection gets data, any later one a plain "ok"; the connection is
-// half-closed after data unless the oracle says the upstream would wait.
+// pairUpstream serves data on socket pairs: the first request it gets is
+// answered with data, every later one with a plain "ok"; the connection
+// is half-closed after data unless the oracle says the upstream would wait.
 type pairUpstream struct {
 	data     []byte
 	keepOpen bool
 	wg       sync.WaitGroup
+	sent     atomic.Bool // data was sent
 	reused   atomic.Bool // a second request came on a connection
 }
 
@@ -106,8 +107,8 @@ func (u *pairUpstream) serve(c net.Conn) {
 			return
 		}
 		io.Copy(io.Discard, req.Body)
-		if n > 0 {
-			u.reused.Store(true)
+		if n > 0 || u.sent.Swap(true) {
+			u.reused.Store(u.reused.Load() || n > 0)
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 			continue
 		}
