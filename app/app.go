@@ -108,7 +108,7 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 		// Unambiguous HTTP/1 framing on cleartext connections. Over TLS
 		// net/http must see the *tls.Conn itself (for HTTP/2 by ALPN), so
 		// its own parser is the only check there.
-		a.proxyLn = h1.StrictListener(a.proxyLn)
+		a.proxyLn = h1.StrictListener(a.proxyLn, h1.StrictOptions{MaxHeaderBytes: cfg.Server.MaxHeaderBytes, H2C: cfg.Server.H2C})
 	}
 	if a.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		a.proxyLn.Close()

@@ -235,6 +235,11 @@ type reqState struct {
 type stateKey struct{}
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h1.OriginForm(r) {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusBadRequest, "request target must be a path (origin-form) or an http URL")
+		return
+	}
 	clean := cleanPath(r.URL.Path)
 	rt := g.table.Load().match(r.Host, clean)
 	var end func(int)
@@ -271,6 +276,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Time{})
+		w = upgradeWriter{w}
 	}
 	// One copy of the request carries the hook's context and the state.
 	r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
