@@ -47,6 +47,12 @@ type Health struct {
 	UnhealthyThreshold int           `mapstructure:"unhealthy_threshold"`
 	ExpectedStatus     string        `mapstructure:"expected_status"`
 	Jitter             string        `mapstructure:"jitter"`
+	// Type is the probe: http, or grpc (grpc.health.v1.Health/Check);
+	// empty means grpc for grpc services and http for the others.
+	Type string `mapstructure:"type"`
+	// GRPCService is the service name a grpc probe asks about; empty asks
+	// about the server as a whole.
+	GRPCService string `mapstructure:"grpc_service"`
 	// Merge says how registry health and probes combine: both, probe, consul.
 	Merge string `mapstructure:"merge"`
 	// PanicThreshold (percent, 0 = off): when fewer than this share of a
@@ -80,6 +86,8 @@ type HealthOverride struct {
 	UnhealthyThreshold *int           `mapstructure:"unhealthy_threshold"`
 	ExpectedStatus     *string        `mapstructure:"expected_status"`
 	Jitter             *string        `mapstructure:"jitter"`
+	Type               *string        `mapstructure:"type"`
+	GRPCService        *string        `mapstructure:"grpc_service"`
 }
 
 // Apply returns base with the fields set in o replaced. A nil o returns base.
@@ -94,6 +102,8 @@ func (o *HealthOverride) Apply(base Health) Health {
 	setFrom(&base.UnhealthyThreshold, o.UnhealthyThreshold)
 	setFrom(&base.ExpectedStatus, o.ExpectedStatus)
 	setFrom(&base.Jitter, o.Jitter)
+	setFrom(&base.Type, o.Type)
+	setFrom(&base.GRPCService, o.GRPCService)
 	return base
 }
 
@@ -115,6 +125,8 @@ func (o *HealthOverride) Over(under *HealthOverride) *HealthOverride {
 	prefer(&m.UnhealthyThreshold, o.UnhealthyThreshold)
 	prefer(&m.ExpectedStatus, o.ExpectedStatus)
 	prefer(&m.Jitter, o.Jitter)
+	prefer(&m.Type, o.Type)
+	prefer(&m.GRPCService, o.GRPCService)
 	return &m
 }
 
@@ -138,6 +150,9 @@ type Service struct {
 	Name      string          `mapstructure:"name"`
 	Instances []Instance      `mapstructure:"instances"`
 	Health    *HealthOverride `mapstructure:"health"`
+	// Protocol and TLS say how instances are spoken to (upstream.go).
+	Protocol string      `mapstructure:"protocol"`
+	TLS      UpstreamTLS `mapstructure:"tls"`
 }
 
 // Instance is one static backend. ID defaults to Address.

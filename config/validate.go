@@ -168,6 +168,9 @@ func (c *Config) Validate() error {
 		if err := s.Health.Apply(c.Health).validate(key + ".health"); err != nil {
 			return err
 		}
+		if err := s.Upstream().validate(key); err != nil {
+			return err
+		}
 	}
 	if c.Discovery.Provider == ProviderStatic && len(c.Services) == 0 {
 		return bad("services", "", "no services: set services (or backends / SWITCHYARD_BACKENDS), or use discovery.provider consul")
@@ -280,7 +283,7 @@ func (h Health) validate(prefix string) error {
 	if _, err := ParseJitter(h.Jitter); err != nil {
 		return bad(prefix+".jitter", h.Jitter, "%v", err)
 	}
-	return nil
+	return validateProbeType(prefix+".type", h.Type)
 }
 
 func (p Passive) validate() error {
