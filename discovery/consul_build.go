@@ -26,6 +26,8 @@ type consulTags struct {
 	Route config.Route
 	// Health holds the <prefix>.health.* settings; nil when there are none.
 	Health *config.HealthOverride
+	// Upstream holds the <prefix>.protocol and <prefix>.tls.* settings.
+	Upstream config.Upstream
 }
 
 // parseTags reads the <prefix>.* tags of service name. tags is the union of
@@ -143,7 +145,15 @@ func parseTags(prefix, name string, tags []string) (consulTags, []string) {
 			}
 			h.Jitter, hasHealth = &value, true
 		default:
-			warn("tag %q ignored: unknown key %s.%s", tag, prefix, key)
+			known, want := upstreamTag(key, value, &out.Upstream, &h)
+			switch {
+			case !known:
+				warn("tag %q ignored: unknown key %s.%s", tag, prefix, key)
+			case want != "":
+				invalid(want)
+			case strings.HasPrefix(key, "health."):
+				hasHealth = true
+			}
 		}
 	}
 	if hasHealth {
@@ -169,6 +179,7 @@ func buildService(name string, tags consulTags, instances []Instance, file *conf
 	if tags.Enabled {
 		svc.Routes = []config.Route{tags.Route}
 		svc.Health = mergeHealth(file, tags.Health)
+		svc.Upstream = tags.Upstream
 	} else {
 		svc.Health = file
 	}
