@@ -145,10 +145,10 @@ func (c *Checker) updateLocked(snap discovery.Snapshot) {
 	seen := make(map[string]bool, len(snap.Services))
 	for _, svc := range snap.Services {
 		seen[svc.Name] = true
-		set, err := newSettings(svc.Health.Apply(c.opt.Defaults))
+		set, err := newSettings(svc.Health.Apply(c.opt.Defaults), svc.Upstream)
 		if err != nil {
 			c.log.Error("invalid health settings, using defaults", "service", svc.Name, "error", err)
-			set, _ = newSettings(c.opt.Defaults)
+			set, _ = newSettings(c.opt.Defaults, svc.Upstream)
 		}
 		insts := c.services[svc.Name]
 		if insts == nil {
@@ -279,16 +279,25 @@ func jittered(d time.Duration, frac float64) time.Duration {
 	return d + time.Duration((rand.Float64()*2-1)*delta)
 }
 
-// probe performs one HTTP check against addr.
+// probe performs one check against addr: the service's own prober (gRPC,
+// TLS, h2c), else an HTTP/1.1 GET with the Checker's client.
 func (c *Checker) probe(ctx context.Context, addr string, set settings) error {
 	ctx, cancel := context.WithTimeout(ctx, set.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+set.Path, nil)
+	if set.prober != nil {
+		return set.prober.probe(ctx, addr, set)
+	}
+	return httpCheck(ctx, c.opt.Client, "http://"+addr+set.Path, set)
+}
+
+// httpCheck GETs url with client and checks the status against set.
+func httpCheck(ctx context.Context, client *http.Client, url string, set settings) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("User-Agent", "switchyard-health/1")
-	resp, err := c.opt.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return probeError(err, set.Timeout)
 	}

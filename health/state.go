@@ -25,9 +25,13 @@ type settings struct {
 	config.Health
 	expect config.StatusRanges
 	jitter float64
+	// up is how the instances are spoken to; prober, built from it, is
+	// nil for the plain HTTP/1.1 probe.
+	up     config.Upstream
+	prober prober
 }
 
-func newSettings(h config.Health) (settings, error) {
+func newSettings(h config.Health, up config.Upstream) (settings, error) {
 	exp, err := config.ParseStatusRanges(h.ExpectedStatus)
 	if err != nil {
 		return settings{}, fmt.Errorf("expected_status %q: %w", h.ExpectedStatus, err)
@@ -36,10 +40,10 @@ func newSettings(h config.Health) (settings, error) {
 	if err != nil {
 		return settings{}, fmt.Errorf("jitter %q: %w", h.Jitter, err)
 	}
-	return settings{Health: h, expect: exp, jitter: j}, nil
+	return settings{Health: h, expect: exp, jitter: j, up: up, prober: upstreamProber(h, up)}, nil
 }
 
-func (s settings) equal(o settings) bool { return s.Health == o.Health }
+func (s settings) equal(o settings) bool { return s.Health == o.Health && s.up.Equal(o.up) }
 
 // instanceState is everything the checker knows about one instance. Guarded
 // by Checker.mu.

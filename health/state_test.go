@@ -14,7 +14,7 @@ func testSettings(t *testing.T, rise, fall int) settings {
 	t.Helper()
 	h := config.Default().Health
 	h.HealthyThreshold, h.UnhealthyThreshold = rise, fall
-	s, err := newSettings(h)
+	s, err := newSettings(h, config.Upstream{})
 	if err != nil {
 		t.Fatal(err)
 	}
