@@ -88,6 +88,7 @@ type Gateway struct {
 	wire       *h1.Transport // nil when Options.Transport was given
 	maxBody    int64
 	bodyTime   time.Duration
+	proxyCfg   config.Proxy // for per-service transports (protocol.go)
 
 	table atomic.Pointer[table]
 	// offset gives a new pool its round-robin start; random so that many
@@ -124,6 +125,7 @@ func New(opt Options) (*Gateway, error) {
 		ejectAfter: int32(opt.EjectAfter),
 		maxBody:    opt.Proxy.MaxBodyBytes,
 		bodyTime:   opt.BodyTimeout,
+		proxyCfg:   opt.Proxy,
 	}
 
 	base := opt.Transport
@@ -186,6 +188,9 @@ func (g *Gateway) CloseIdleConnections() {
 	if g.wire != nil {
 		g.wire.Close()
 	}
+	g.mu.Lock()
+	g.closeProtoTransportsLocked()
+	g.mu.Unlock()
 }
 
 // SetRoutes replaces the routing table. Routes naming a service that has no
