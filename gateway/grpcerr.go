@@ -94,6 +94,15 @@ func writeGRPCError(w http.ResponseWriter, status int, msg string) int {
 	return status
 }
 
+// answerError writes a gateway error in the form the client speaks: a
+// gRPC status for a gRPC call, plain text otherwise. It returns status.
+func answerError(w http.ResponseWriter, grpc bool, status int, msg string) int {
+	if grpc {
+		return writeGRPCError(w, status, msg)
+	}
+	return writeError(w, status, msg)
+}
+
 // grpcEncodeMessage percent-encodes msg for grpc-message: every byte
 // outside printable ASCII, and '%' itself.
 func grpcEncodeMessage(msg string) string {

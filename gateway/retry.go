@@ -73,7 +73,11 @@ func (t *retryTransport) attempt(req *http.Request, st *reqState, u *Upstream, n
 	if h := t.g.hooks.Attempt; h != nil {
 		done = h(req, Attempt{Upstream: u, N: n, Healthy: len(st.pool.upstreams), Panic: st.pool.panic})
 	}
-	resp, err := t.base.RoundTrip(req)
+	base := t.base
+	if st.proto != nil {
+		base = st.proto.rt
+	}
+	resp, err := base.RoundTrip(req)
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode
