@@ -46,6 +46,8 @@ type Server struct {
 
 	// Calls counts the calls that reached the TestService.
 	Calls atomic.Int64
+	// Conns counts the connections accepted.
+	Conns atomic.Int64
 	// Canceled receives the method name of every call whose context was
 	// canceled while it ran (buffered; extra values are dropped).
 	Canceled chan string
@@ -97,9 +99,22 @@ func serve(t testing.TB, ln net.Listener, opt Options) *Server {
 	testgrpc.RegisterTestServiceServer(s.srv, &testService{s: s})
 	healthpb.RegisterHealthServer(s.srv, s.Health)
 	done := make(chan struct{})
-	go func() { defer close(done); _ = s.srv.Serve(ln) }()
+	go func() { defer close(done); _ = s.srv.Serve(countingListener{ln, &s.Conns}) }()
 	t.Cleanup(func() { s.Stop(); <-done })
 	return s
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
 }
 
 // Stop closes the listener and every connection at once: in-flight calls
