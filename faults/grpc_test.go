@@ -77,7 +77,7 @@ func TestGRPCEveryCallKindThroughTheGateway(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		tlsFront bool
-		upTLS    *tls.Config       // upstream server TLS; nil: h2c
+		upTLS    *tls.Config        // upstream server TLS; nil: h2c
 		up       config.UpstreamTLS // the service's tls section
 	}{
 		{"h2c listener to an h2c upstream", false, nil, config.UpstreamTLS{}},
