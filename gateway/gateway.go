@@ -317,6 +317,7 @@ func (g *Gateway) finish(end func(int), status int) {
 func (g *Gateway) modifyResponse(resp *http.Response) error {
 	if st, ok := resp.Request.Context().Value(stateKey{}).(*reqState); ok {
 		st.status = resp.StatusCode
+		wrapGRPCBody(resp, st)
 	}
 	return nil
 }

@@ -1,6 +1,10 @@
 package gateway
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -129,4 +133,48 @@ func grpcServiceOf(path string) string {
 		s = s[:i]
 	}
 	return s
+}
+
+// grpcBody ends a gRPC response whose upstream failed mid-stream (killed,
+// reset, timed out) with a gRPC status in the trailers, as gRPC servers
+// end calls, rather than with a stream reset the client can only read as
+// INTERNAL. The client sees UNAVAILABLE, or DEADLINE_EXCEEDED when time
+// ran out, with a grpc-message naming the service. A client that went
+// away gets nothing. Read is called by ReverseProxy's copy, on the
+// request's goroutine, which also reads resp.Trailer after the copy.
+type grpcBody struct {
+	io.ReadCloser
+	resp    *http.Response
+	st      *reqState
+	service string
+}
+
+// wrapGRPCBody installs grpcBody on a gRPC response to a gRPC call.
+func wrapGRPCBody(resp *http.Response, st *reqState) {
+	if !st.grpc || resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") {
+		return
+	}
+	resp.Body = &grpcBody{ReadCloser: resp.Body, resp: resp, st: st, service: st.route.svc.name}
+}
+
+func (b *grpcBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == nil || err == io.EOF {
+		return n, err
+	}
+	ctx := b.resp.Request.Context()
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return n, err // the client went away: nobody to tell
+	}
+	status, msg := upstreamStatus(ctx, err)
+	if status == 0 {
+		return n, err
+	}
+	b.st.status = status
+	if b.resp.Trailer == nil {
+		b.resp.Trailer = http.Header{}
+	}
+	b.resp.Trailer.Set("Grpc-Status", strconv.Itoa(int(grpcCode(status))))
+	b.resp.Trailer.Set("Grpc-Message", grpcEncodeMessage(fmt.Sprintf("switchyard: service %q: %s mid-stream", b.service, msg)))
+	return n, io.EOF
 }
