@@ -79,7 +79,7 @@ func TestGRPCFailureMatrix(t *testing.T) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("the call took %s with a 300ms deadline", d)
 		}
-		waitCanceled(t, "UnaryCall", a, b)
+		waitAborted(t, "UnaryCall", a, b)
 	})
 	t.Run("the gateway answers DEADLINE_EXCEEDED when grpc-timeout passes", func(t *testing.T) {
 		// A raw HTTP/2 call: a gRPC client would give up on its own first.
@@ -87,7 +87,7 @@ func TestGRPCFailureMatrix(t *testing.T) {
 		if code != "4" || !strings.Contains(msg, `service "tests": upstream timed out`) {
 			t.Fatalf("grpc-status %q, grpc-message %q; want 4 naming the service", code, msg)
 		}
-		waitCanceled(t, "UnaryCall", a, b)
+		waitAborted(t, "UnaryCall", a, b)
 	})
 	t.Run("a client cancel mid-stream reaches the upstream", func(t *testing.T) {
 		sctx, scancel := context.WithCancel(ctx)
@@ -102,7 +102,7 @@ func TestGRPCFailureMatrix(t *testing.T) {
 			t.Fatal(err)
 		}
 		scancel()
-		waitCanceled(t, "FullDuplexCall", a, b)
+		waitAborted(t, "FullDuplexCall", a, b)
 	})
 	t.Run("an instance killed mid-stream ends the call UNAVAILABLE and the next call succeeds", func(t *testing.T) {
 		before := a.Calls.Load()
@@ -133,14 +133,15 @@ func TestGRPCFailureMatrix(t *testing.T) {
 	})
 }
 
-// waitCanceled waits until one of servers saw method's context canceled.
-func waitCanceled(t *testing.T, method string, servers ...*grpctest.Server) {
+// waitAborted waits until one of servers saw a call of method end early:
+// canceled, or past the deadline the gateway forwarded in grpc-timeout.
+func waitAborted(t *testing.T, method string, servers ...*grpctest.Server) {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for {
 		for _, s := range servers {
 			select {
-			case m := <-s.Canceled:
+			case m := <-s.Aborted:
 				if m == method {
 					return
 				}
@@ -149,7 +150,7 @@ func waitCanceled(t *testing.T, method string, servers ...*grpctest.Server) {
 		}
 		select {
 		case <-deadline:
-			t.Fatalf("no upstream saw %s canceled", method)
+			t.Fatalf("no upstream saw %s end early", method)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -25,6 +25,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// The transport closes the body on a dial error; keep it usable.
 		st.body = &retryBody{rc: req.Body}
 		req.Body = st.body
+		if st.proto != nil {
+			withReplay(req) // HTTP/2: refused streams may go again
+		}
 	}
 	var lastErr error
 	n := 0 // attempts made, re-sends on a stale connection included

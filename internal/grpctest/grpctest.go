@@ -13,7 +13,6 @@ package grpctest
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -48,9 +47,10 @@ type Server struct {
 	Calls atomic.Int64
 	// Conns counts the connections accepted.
 	Conns atomic.Int64
-	// Canceled receives the method name of every call whose context was
-	// canceled while it ran (buffered; extra values are dropped).
-	Canceled chan string
+	// Aborted receives the method name of every call whose context ended
+	// (canceled, or its deadline passed) while it ran (buffered; extra
+	// values are dropped).
+	Aborted chan string
 
 	srv  *grpc.Server
 	once sync.Once
@@ -90,11 +90,11 @@ func serve(t testing.TB, ln net.Listener, opt Options) *Server {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(opt.TLS)))
 	}
 	s := &Server{
-		Name:     opt.Name,
-		Addr:     ln.Addr().String(),
-		Health:   health.NewServer(),
-		Canceled: make(chan string, 64),
-		srv:      grpc.NewServer(opts...),
+		Name:    opt.Name,
+		Addr:    ln.Addr().String(),
+		Health:  health.NewServer(),
+		Aborted: make(chan string, 64),
+		srv:     grpc.NewServer(opts...),
 	}
 	testgrpc.RegisterTestServiceServer(s.srv, &testService{s: s})
 	healthpb.RegisterHealthServer(s.srv, s.Health)
@@ -130,7 +130,7 @@ type testService struct {
 }
 
 // begin counts the call, echoes the initial metadata as headers and the
-// trailer key as trailer, and reports cancellation when the call ends.
+// trailer key as trailer, and reports an aborted call when it ends.
 func (ts *testService) begin(ctx context.Context, method string) func() {
 	ts.s.Calls.Add(1)
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -141,9 +141,9 @@ func (ts *testService) begin(ctx context.Context, method string) func() {
 		grpc.SetTrailer(ctx, metadata.Pairs(EchoTrailerKey, v[0]))
 	}
 	return func() {
-		if errors.Is(ctx.Err(), context.Canceled) {
+		if ctx.Err() != nil {
 			select {
-			case ts.s.Canceled <- method:
+			case ts.s.Aborted <- method:
 			default:
 			}
 		}
