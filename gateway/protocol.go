@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -48,28 +47,17 @@ func newProtoTransport(c config.Proxy, up config.Upstream, service string, log *
 		return nil
 	}
 	pt := &protoTransport{up: up, scheme: "http", grpc: proto == config.ProtocolGRPC}
-	t := &http.Transport{
-		Proxy: nil, // never route upstream traffic through HTTP_PROXY
-		DialContext: (&net.Dialer{
-			Timeout:   c.DialTimeout, // a dead host fails fast and is retried elsewhere
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
-		MaxIdleConns:          0, // no global cap; the per-host cap bounds it
-		MaxIdleConnsPerHost:   c.MaxIdleConnsPerHost,
-		IdleConnTimeout:       c.IdleConnTimeout,       // release connections upstreams may have dropped
-		ResponseHeaderTimeout: c.ResponseHeaderTimeout, // a hung upstream becomes 504, not a hang
-		TLSHandshakeTimeout:   c.DialTimeout,           // a handshake that stalls is a connection that failed
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true, // pass Accept-Encoding and bodies through untouched
-		Protocols:             new(http.Protocols),
-		HTTP2: &http.HTTP2Config{
-			// More connections rather than queueing behind a full one.
-			StrictMaxConcurrentRequests: false,
-			// A connection silent for 30s is pinged; no answer in 15s
-			// closes it, so a black-holed upstream is noticed.
-			SendPingTimeout: 30 * time.Second,
-			PingTimeout:     15 * time.Second,
-		},
+	// The HTTP/1 fallback's settings, timeouts and dialer, plus HTTP/2.
+	t := newFallback(c, newDialer(c).DialContext)
+	t.TLSHandshakeTimeout = c.DialTimeout // a stalled handshake is a failed connection
+	t.Protocols = new(http.Protocols)
+	t.HTTP2 = &http.HTTP2Config{
+		// More connections rather than queueing behind a full one.
+		StrictMaxConcurrentRequests: false,
+		// A connection silent for 30s is pinged; no answer in 15s closes
+		// it, so a black-holed upstream is noticed.
+		SendPingTimeout: 30 * time.Second,
+		PingTimeout:     15 * time.Second,
 	}
 	if pt.grpc {
 		t.ResponseHeaderTimeout = 0 // bounded by grpc-timeout (see protoTransport.grpc)
