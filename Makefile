@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build run test test-short test-faults soak tools browser vet fmt bench demo clean
+.PHONY: all build run test test-short test-faults soak tools browser vet fmt bench demo clean h2spec bench-grpc
 
 all: build
 
@@ -45,6 +45,11 @@ test-faults: tools
 SOAK ?= 30m
 soak: tools
 	$(GO) test -count=1 -timeout 0 -v -run TestSoakUnderConsulChurn ./faults/ -soak=$(SOAK)
+
+## h2spec: installs h2spec (Go module proxy) and runs it against the h2c and TLS listeners (docs/grpc.md)
+h2spec:
+	$(GO) install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
+	$(GO) test -count=1 -v -run TestH2Spec ./faults/
 
 ## bench: Switchyard next to nginx, HAProxy and Caddy (see README)
 bench:
