@@ -51,6 +51,10 @@ h2spec:
 	$(GO) install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
 	$(GO) test -count=1 -v -run TestH2Spec ./faults/
 
+## bench-grpc: gRPC unary calls per CPU-second, direct and through the gateway (docs/grpc.md)
+bench-grpc:
+	$(GO) test -run '^$$' -bench GRPCUnary -benchtime 20000x -count 3 ./app/
+
 ## bench: Switchyard next to nginx, HAProxy and Caddy (see README)
 bench:
 	@scripts/bench.sh $(BENCH_FLAGS)
