@@ -129,18 +129,21 @@ func (u Upstream) ProbeType(healthType string) string {
 }
 
 // validate checks u; prefix is the key of its service section. It loads
-// the TLS files, so a missing or malformed file fails at startup.
-func (u Upstream) validate(prefix string) error {
+// the TLS files, so a missing or malformed file fails at startup. With
+// tagged true (the consul provider) an unset protocol may still come from
+// tags, so TLS settings are accepted without one.
+func (u Upstream) validate(prefix string, tagged bool) error {
 	switch u.Protocol {
 	case "", ProtocolHTTP, ProtocolH2C, ProtocolHTTPS, ProtocolGRPC:
 	default:
 		return bad(prefix+".protocol", u.Protocol, "want http, h2c, https or grpc")
 	}
 	t := u.TLS
-	if t.Enabled != nil && *t.Enabled && u.Proto() != ProtocolGRPC && u.Proto() != ProtocolHTTPS {
+	open := tagged && u.Protocol == ""
+	if t.Enabled != nil && *t.Enabled && u.Proto() != ProtocolGRPC && u.Proto() != ProtocolHTTPS && !open {
 		return bad(prefix+".tls.enabled", *t.Enabled, "TLS is for protocol https or grpc (protocol is %s)", u.Proto())
 	}
-	if !u.UsesTLS() {
+	if !u.UsesTLS() && !open {
 		if t.CAFile != "" || t.CertFile != "" || t.KeyFile != "" || t.ServerName != "" || t.MinVersion != "" || t.InsecureSkipVerify {
 			return bad(prefix+".tls", "", "TLS settings need protocol https, or grpc with tls.enabled: true (protocol is %s)", u.Proto())
 		}

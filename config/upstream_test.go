@@ -71,6 +71,8 @@ func TestInvalidUpstreamSettingsNameTheKey(t *testing.T) {
 		{"a certificate needs its key", service("    protocol: https\n    tls: {cert_file: " + pki.ClientCert + "}\n"), "services[0].tls.cert_file"},
 		{"an unknown TLS version is refused", service("    protocol: https\n    tls: {min_version: \"1.1\"}\n"), `services[0].tls.min_version: invalid value "1.1": want 1.2 or 1.3`},
 		{"a server name with a port is refused", service("    protocol: https\n    tls: {server_name: \"a:443\"}\n"), "services[0].tls.server_name"},
+		{"with static instances TLS settings need a TLS protocol", service("    tls: {ca_file: " + pki.CAFile + "}\n"), "services[0].tls: TLS settings need"},
+		{"with consul a missing CA file is named even without a protocol", "discovery: {provider: consul}\nservices:\n  - name: s\n    tls: {ca_file: /nonexistent/ca.pem}\n", "services[0].tls.ca_file"},
 		{"an unknown probe type is refused", service("    health: {type: tcp}\n"), `services[0].health.type: invalid value "tcp"`},
 		{"an unknown global probe type is refused", "health: {type: exec}\n" + service(""), `health.type: invalid value "exec"`},
 	}
@@ -81,6 +83,14 @@ func TestInvalidUpstreamSettingsNameTheKey(t *testing.T) {
 				t.Fatalf("error = %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestWithConsulTLSSettingsMayWaitForTheProtocolFromTags(t *testing.T) {
+	pki := testpki.New(t)
+	_, err := Load(writeFile(t, fmt.Sprintf("discovery: {provider: consul}\nservices:\n  - name: s\n    tls: {ca_file: %s}\n", pki.CAFile)))
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

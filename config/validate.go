@@ -168,7 +168,7 @@ func (c *Config) Validate() error {
 		if err := s.Health.Apply(c.Health).validate(key + ".health"); err != nil {
 			return err
 		}
-		if err := s.Upstream().validate(key); err != nil {
+		if err := s.Upstream().validate(key, c.Discovery.Provider == ProviderConsul); err != nil {
 			return err
 		}
 	}
