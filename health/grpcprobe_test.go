@@ -119,7 +119,9 @@ func TestHTTPSProbeUsesTheServiceCA(t *testing.T) {
 		{"a server name the certificate lacks fails", config.UpstreamTLS{CAFile: pki.CAFile, ServerName: "other.example"}, false, "other.example"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, rec := start(t, Options{Defaults: healthCfg(time.Hour, 1, 1)})
+			h := healthCfg(time.Hour, 1, 1)
+			h.Timeout = 10 * time.Second // the first use of the system roots parses them all
+			c, rec := start(t, Options{Defaults: h})
 			c.Update(upstreamSnapshot(config.Upstream{Protocol: "https", TLS: tc.tls}, nil, discovery.Instance{ID: "a", Address: addr}))
 			waitFor(t, "the first probe", c.Ready)
 			r := reasonOf(c, "svc", "a")
