@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build run test test-short test-faults soak tools browser vet fmt bench bench-scale demo clean
+.PHONY: all build run test test-short test-faults soak tools browser vet fmt bench bench-scale demo clean h2spec bench-grpc
 
 all: build
 
@@ -19,7 +19,7 @@ run: build
 demo: tools
 	$(GO) run ./cmd/demo
 
-## tools: Consul and Jaeger for the integration tests (built once into ~/.cache/switchyard/tools)
+## tools: Consul, Jaeger and h2spec for the integration tests (built once into ~/.cache/switchyard/tools)
 tools:
 	@scripts/tools.sh all >/dev/null
 
@@ -45,6 +45,15 @@ test-faults: tools
 SOAK ?= 30m
 soak: tools
 	$(GO) test -count=1 -timeout 0 -v -run TestSoakUnderConsulChurn ./faults/ -soak=$(SOAK)
+
+## h2spec: h2spec (from the tools cache) against the h2c and TLS listeners (docs/grpc.md)
+h2spec:
+	@scripts/tools.sh h2spec >/dev/null
+	$(GO) test -count=1 -v -run TestH2Spec ./faults/
+
+## bench-grpc: gRPC unary calls per CPU-second, direct and through the gateway (docs/grpc.md)
+bench-grpc:
+	$(GO) test -run '^$$' -bench GRPCUnary -benchtime 20000x -count 3 ./app/
 
 ## bench: Switchyard next to nginx, HAProxy and Caddy (see docs/benchmark.md)
 bench:

@@ -144,7 +144,9 @@ func (a *App) onSnapshot(snap discovery.Snapshot) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.last = snap
+	snap = withFileUpstreams(a.live, snap)
 	a.checker.Update(snap)
+	a.gw.SetUpstreams(upstreams(snap))
 	a.gw.SetRoutes(Routes(a.live, snap))
 }
 

@@ -55,6 +55,7 @@ func (a *App) Reload(next *config.Config) error {
 		// Run's loop applies it through onSnapshot, health before routes.
 		a.static.Set(discovery.FromConfig(&live))
 	} else {
+		a.gw.SetUpstreams(upstreams(withFileUpstreams(&live, a.last)))
 		a.gw.SetRoutes(Routes(&live, a.last))
 	}
 	a.reloads.Add(1)

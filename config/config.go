@@ -50,6 +50,12 @@ type Health struct {
 	ExpectedStatus StatusSet `mapstructure:"expected_status"`
 	// Jitter moves each probe by up to this fraction of Interval.
 	Jitter Jitter `mapstructure:"jitter"`
+	// Type is the probe: http, or grpc (grpc.health.v1.Health/Check);
+	// empty means grpc for grpc services and http for the others.
+	Type string `mapstructure:"type"`
+	// GRPCService is the service name a grpc probe asks about; empty asks
+	// about the server as a whole.
+	GRPCService string `mapstructure:"grpc_service"`
 	// Merge says how registry health and probes combine: both, probe, consul.
 	Merge string `mapstructure:"merge"`
 	// PanicThreshold (percent, 0 = off): when fewer than this share of a
@@ -87,6 +93,8 @@ type HealthOverride struct {
 	UnhealthyThreshold *int           `mapstructure:"unhealthy_threshold"`
 	ExpectedStatus     *StatusSet     `mapstructure:"expected_status"`
 	Jitter             *Jitter        `mapstructure:"jitter"`
+	Type               *string        `mapstructure:"type"`
+	GRPCService        *string        `mapstructure:"grpc_service"`
 }
 
 // Apply returns base with the fields set in o replaced. A nil o returns base.
@@ -101,6 +109,8 @@ func (o *HealthOverride) Apply(base Health) Health {
 	setFrom(&base.UnhealthyThreshold, o.UnhealthyThreshold)
 	setFrom(&base.ExpectedStatus, o.ExpectedStatus)
 	setFrom(&base.Jitter, o.Jitter)
+	setFrom(&base.Type, o.Type)
+	setFrom(&base.GRPCService, o.GRPCService)
 	return base
 }
 
@@ -122,6 +132,8 @@ func (o *HealthOverride) Over(under *HealthOverride) *HealthOverride {
 	prefer(&m.UnhealthyThreshold, o.UnhealthyThreshold)
 	prefer(&m.ExpectedStatus, o.ExpectedStatus)
 	prefer(&m.Jitter, o.Jitter)
+	prefer(&m.Type, o.Type)
+	prefer(&m.GRPCService, o.GRPCService)
 	return &m
 }
 
@@ -145,6 +157,9 @@ type Service struct {
 	Name      string          `mapstructure:"name"`
 	Instances []Instance      `mapstructure:"instances"`
 	Health    *HealthOverride `mapstructure:"health"`
+	// Protocol and TLS say how instances are spoken to (upstream.go).
+	Protocol string      `mapstructure:"protocol"`
+	TLS      UpstreamTLS `mapstructure:"tls"`
 }
 
 // Instance is one static backend. ID defaults to Address.

@@ -139,7 +139,10 @@ func (c *Config) validateService(key string, s Service, seen map[string]bool) er
 		}
 		ids[in.ID] = true
 	}
-	return s.Health.Apply(c.Health).validate(key + ".health")
+	if err := s.Health.Apply(c.Health).validate(key + ".health"); err != nil {
+		return err
+	}
+	return s.Upstream().validate(key, c.Discovery.Provider == ProviderConsul)
 }
 
 func (r Route) validate(key string) error {
@@ -290,7 +293,7 @@ func (h Health) validate(prefix string) error {
 	if err := h.Jitter.check(); err != nil {
 		return bad(prefix+".jitter", h.Jitter, "%v", err)
 	}
-	return nil
+	return validateProbeType(prefix+".type", h.Type)
 }
 
 func (p Passive) validate() error {

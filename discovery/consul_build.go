@@ -27,6 +27,8 @@ type consulTags struct {
 	Route config.Route
 	// Health holds the <prefix>.health.* settings; nil when there are none.
 	Health *config.HealthOverride
+	// Upstream holds the <prefix>.protocol and <prefix>.tls.* settings.
+	Upstream config.Upstream
 }
 
 // parseTags reads the <prefix>.* tags of service name. tags is the union of
@@ -48,6 +50,12 @@ func parseTags(prefix, name string, tags []string) (consulTags, []string) {
 		value, tag := vals[0], prefix+"."+key+"="+vals[0]
 		if len(vals) > 1 {
 			warn("instances disagree on %s.%s (%s); using %q", prefix, key, strings.Join(vals, ", "), value)
+		}
+		if known, want := upstreamTag(key, value, &out.Upstream, &h); known {
+			if want != "" {
+				warn("tag %q ignored: %s", tag, want)
+			}
+			continue
 		}
 		var err error
 		if hkey, ok := strings.CutPrefix(key, "health."); ok {
@@ -197,6 +205,7 @@ func buildService(name string, tags consulTags, instances []Instance, file *conf
 	if tags.Enabled {
 		svc.Routes = []config.Route{tags.Route}
 		svc.Health = mergeHealth(file, tags.Health)
+		svc.Upstream = tags.Upstream
 	} else {
 		svc.Health = file
 	}

@@ -52,6 +52,10 @@ type Service struct {
 	Routes []config.Route
 	// Health overrides the global probe settings for this service.
 	Health *config.HealthOverride
+	// Upstream is how to speak to the instances: from the config file
+	// (static) or from tags (Consul; the config file's settings are laid
+	// over them by the caller, see config.Upstream.Over).
+	Upstream config.Upstream
 }
 
 // Snapshot is the complete state of a source at one moment.

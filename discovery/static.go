@@ -29,7 +29,7 @@ func NewStatic(snap Snapshot) *Static {
 func FromConfig(c *config.Config) Snapshot {
 	var s Snapshot
 	for _, sc := range c.Services {
-		svc := Service{Name: sc.Name, Health: sc.Health}
+		svc := Service{Name: sc.Name, Health: sc.Health, Upstream: sc.Upstream()}
 		for _, in := range sc.Instances {
 			svc.Instances = append(svc.Instances, Instance{ID: in.ID, Address: in.Address})
 		}

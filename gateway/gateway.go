@@ -87,6 +87,7 @@ type Gateway struct {
 	wire       *h1.Transport // nil when Options.Transport was given
 	maxBody    int64
 	bodyTime   time.Duration
+	proxyCfg   config.Proxy // for per-service transports (protocol.go)
 
 	table atomic.Pointer[table]
 	// offset gives a new pool its round-robin start; random so that many
@@ -119,6 +120,7 @@ func New(opt Options) (*Gateway, error) {
 		ejectAfter: int32(opt.EjectAfter),
 		maxBody:    opt.Proxy.MaxBodyBytes,
 		bodyTime:   opt.BodyTimeout,
+		proxyCfg:   opt.Proxy,
 	}
 
 	base := opt.Transport
@@ -181,6 +183,9 @@ func (g *Gateway) CloseIdleConnections() {
 	if g.wire != nil {
 		g.wire.Close()
 	}
+	g.mu.Lock()
+	g.closeProtoTransportsLocked()
+	g.mu.Unlock()
 }
 
 // SetRoutes replaces the routing table. Routes naming a service that has no
@@ -230,6 +235,10 @@ type reqState struct {
 	// bodyErr is the error reading the client's body, if any: the client's
 	// fault, so neither a 5xx nor a passive-health failure.
 	bodyErr error
+	// proto is the service's transport when it is not HTTP/1.1; nil for
+	// HTTP/1.1. Loaded once, so every attempt of a request uses the same.
+	proto *protoTransport
+	grpc  bool // the request is a gRPC call: errors are answered in gRPC
 }
 
 type stateKey struct{}
@@ -251,24 +260,40 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		ctx, end = g.hooks.Request(r, routeName, svcName)
 	}
+	grpc := isGRPC(r)
 	if rt == nil {
-		g.finish(end, writeError(w, http.StatusNotFound, "no route for this host and path"))
+		msg := "no route for this host and path"
+		if grpc {
+			msg = fmt.Sprintf("no route for gRPC service %q", grpcServiceOf(clean))
+		}
+		g.finish(end, answerError(w, grpc, http.StatusNotFound, msg))
 		return
 	}
 	p := rt.svc.pool.Load()
 	if p == nil || len(p.upstreams) == 0 {
 		w.Header().Set("Retry-After", g.retryAfter)
-		g.finish(end, writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("no healthy instance of service %q", rt.svc.name)))
+		g.finish(end, answerError(w, grpc, http.StatusServiceUnavailable, fmt.Sprintf("no healthy instance of service %q", rt.svc.name)))
 		return
 	}
-	st := &reqState{route: rt, pool: p, path: clean}
+	st := &reqState{route: rt, pool: p, path: clean, proto: rt.svc.proto.Load(), grpc: grpc}
 	st.tried = st.triedA[:0]
+	bodyTime := g.bodyTime
+	if grpc {
+		// A gRPC call's body is its stream of requests: it is bounded by
+		// the call's deadline, not by server.read_timeout.
+		bodyTime = 0
+		if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+	}
 	if r.Body != nil && r.Body != http.NoBody {
 		if g.maxBody > 0 && r.ContentLength > g.maxBody {
-			g.finish(end, writeError(w, http.StatusRequestEntityTooLarge, "request body too large"))
+			g.finish(end, answerError(w, grpc, http.StatusRequestEntityTooLarge, "request body too large"))
 			return
 		}
-		r.Body = newClientBody(w, r.Body, st, g.maxBody, g.bodyTime)
+		r.Body = newClientBody(w, r.Body, st, g.maxBody, bodyTime)
 	}
 	if isUpgrade(r) {
 		// An upgraded connection (WebSocket) lives as long as both ends
@@ -293,6 +318,7 @@ func (g *Gateway) finish(end func(int), status int) {
 func (g *Gateway) modifyResponse(resp *http.Response) error {
 	if st, ok := resp.Request.Context().Value(stateKey{}).(*reqState); ok {
 		st.status = resp.StatusCode
+		wrapGRPCBody(resp, st)
 	}
 	return nil
 }

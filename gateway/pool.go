@@ -91,6 +91,8 @@ func contains(list []*Upstream, u *Upstream) bool {
 type service struct {
 	name string
 	pool atomic.Pointer[pool] // nil until the health checker published
+	// proto is how to reach the instances; nil: HTTP/1.1 (protocol.go).
+	proto atomic.Pointer[protoTransport]
 }
 
 func randomOffset() uint64 { return rand.Uint64() }

@@ -25,6 +25,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// The transport closes the body on a dial error; keep it usable.
 		st.body = &retryBody{rc: req.Body}
 		req.Body = st.body
+		if st.proto != nil {
+			withReplay(req) // HTTP/2: refused streams may go again
+		}
 	}
 	var lastErr error
 	n := 0 // attempts made, re-sends on a stale connection included
@@ -73,7 +76,11 @@ func (t *retryTransport) attempt(req *http.Request, st *reqState, u *Upstream, n
 	if h := t.g.hooks.Attempt; h != nil {
 		done = h(req, Attempt{Upstream: u, N: n, Healthy: len(st.pool.upstreams), Panic: st.pool.panic})
 	}
-	resp, err := t.base.RoundTrip(req)
+	base := t.base
+	if st.proto != nil {
+		base = st.proto.rt
+	}
+	resp, err := base.RoundTrip(req)
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode

@@ -166,7 +166,7 @@ func (c *Checker) updateLocked(snap discovery.Snapshot, all bool) {
 			continue
 		}
 		c.applied[svc.Name] = svc
-		parsed := svc.Health.Apply(c.opt.Defaults)
+		parsed := newSettings(svc.Health.Apply(c.opt.Defaults), svc.Upstream)
 		insts := c.services[svc.Name]
 		if insts == nil {
 			insts = map[string]*instanceState{}
@@ -174,7 +174,7 @@ func (c *Checker) updateLocked(snap discovery.Snapshot, all bool) {
 		}
 		set := &parsed // shared by the service's instances and their probe tasks
 		for _, st := range insts {
-			if *st.set == parsed {
+			if st.set.equal(parsed) {
 				set = st.set
 			}
 			break
@@ -204,7 +204,7 @@ func (c *Checker) updateLocked(snap discovery.Snapshot, all bool) {
 				c.startLocked(st)
 			default:
 				st.inst = in
-				if *st.set != *set {
+				if !st.set.equal(*set) {
 					st.set = set
 					c.stopLocked(st)
 					c.startLocked(st)
@@ -241,7 +241,7 @@ func (c *Checker) updateLocked(snap discovery.Snapshot, all bool) {
 // sameForHealth reports whether two versions of a service carry the same
 // instances and health settings (routes do not matter here).
 func sameForHealth(a, b discovery.Service) bool {
-	return a.Name == b.Name && reflect.DeepEqual(a.Health, b.Health) && reflect.DeepEqual(a.Instances, b.Instances)
+	return a.Name == b.Name && reflect.DeepEqual(a.Health, b.Health) && a.Upstream.Equal(b.Upstream) && reflect.DeepEqual(a.Instances, b.Instances)
 }
 
 // Ready reports whether the first probe round finished: every instance of

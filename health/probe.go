@@ -160,14 +160,19 @@ func atBoundary(conn net.Conn) bool {
 	return err == nil && clean
 }
 
-// probe sends one HTTP check for t and returns nil when it passes. ctx ends
-// the probe early (removal, shutdown); t.set.Timeout bounds it.
+// probe sends one check for t and returns nil when it passes: the
+// service's own prober (gRPC, TLS, h2c), else an HTTP/1.1 GET over the
+// Checker's kept connections. ctx ends the probe early (removal,
+// shutdown); t.set.Timeout bounds it.
 func (c *Checker) probe(ctx context.Context, t *probeTask) error {
+	ctx, cancel := context.WithTimeout(ctx, t.set.Timeout)
+	defer cancel()
+	if t.set.prober != nil {
+		return t.set.prober.probe(ctx, t.inst.Address, *t.set)
+	}
 	if t.request == nil {
 		return fmt.Errorf("invalid probe URL %q", "http://"+t.inst.Address+t.set.Path)
 	}
-	ctx, cancel := context.WithTimeout(ctx, t.set.Timeout)
-	defer cancel()
 	for attempt := 0; ; attempt++ {
 		conn, reused, err := c.pool.get(ctx, t.inst.Address)
 		if err != nil {

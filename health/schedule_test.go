@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
 )
 
@@ -115,7 +116,7 @@ func runScheduler(t *testing.T, s *scheduler) {
 }
 
 func task(id string, interval time.Duration) *probeTask {
-	return newProbeTask("svc", discovery.Instance{ID: id, Address: "127.0.0.1:1"}, func() *settings { s := healthCfg(interval, 1, 1); return &s }())
+	return newProbeTask("svc", discovery.Instance{ID: id, Address: "127.0.0.1:1"}, func() *settings { s := newSettings(healthCfg(interval, 1, 1), config.Upstream{}); return &s }())
 }
 
 func TestSchedulerProbesANewTaskAtOnceAndNotAfterItsRemoval(t *testing.T) {

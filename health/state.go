@@ -22,8 +22,19 @@ const (
 
 // settings are a service's effective probe settings. Every value in them
 // was decoded and validated where it was read (config.Load, discovery's tag
-// parser); settings compare with ==.
-type settings = config.Health
+// parser). up is how the instances are spoken to; prober, built from it, is
+// nil for the plain HTTP/1.1 probe over the Checker's own connections.
+type settings struct {
+	config.Health
+	up     config.Upstream
+	prober prober
+}
+
+func newSettings(h config.Health, up config.Upstream) settings {
+	return settings{Health: h, up: up, prober: upstreamProber(h, up)}
+}
+
+func (s settings) equal(o settings) bool { return s.Health == o.Health && s.up.Equal(o.up) }
 
 // instanceState is everything the checker knows about one instance. Guarded
 // by Checker.mu.

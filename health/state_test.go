@@ -14,7 +14,7 @@ func testSettings(t *testing.T, rise, fall int) settings {
 	t.Helper()
 	h := config.Default().Health
 	h.HealthyThreshold, h.UnhealthyThreshold = rise, fall
-	return h
+	return newSettings(h, config.Upstream{})
 }
 
 // run feeds a sequence of probe results ('+' pass, '-' fail) and returns the

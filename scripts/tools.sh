@@ -2,7 +2,7 @@
 # Ensures the external programs the integration tests use are available,
 # building them from the Go module proxy into a per-user cache the first time.
 #
-#   scripts/tools.sh consul|jaeger|all   prints the binary path(s)
+#   scripts/tools.sh consul|jaeger|h2spec|all   prints the binary path(s)
 #
 # A binary already on PATH wins. The cache lives outside the clone
 # (SWITCHYARD_TOOLS_DIR, default ~/.cache/switchyard/tools) because CI
@@ -11,6 +11,7 @@ set -euo pipefail
 
 CONSUL_VERSION=${CONSUL_VERSION:-v1.14.11}
 JAEGER_VERSION=${JAEGER_VERSION:-v1.76.0}
+H2SPEC_VERSION=${H2SPEC_VERSION:-v2.2.1+incompatible}
 TOOLS_DIR=${SWITCHYARD_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/tools}
 mkdir -p "$TOOLS_DIR"
 
@@ -61,9 +62,20 @@ ensure_jaeger() {
   echo "$out"
 }
 
+ensure_h2spec() {
+  if command -v h2spec >/dev/null 2>&1; then command -v h2spec; return; fi
+  local dir="$TOOLS_DIR/h2spec-$H2SPEC_VERSION"
+  if [ -x "$dir/h2spec" ]; then echo "$dir/h2spec"; return; fi
+  log "installing h2spec $H2SPEC_VERSION from the Go module proxy into $dir"
+  mkdir -p "$dir"
+  GOBIN="$dir" CGO_ENABLED=0 go install "github.com/summerwind/h2spec/cmd/h2spec@$H2SPEC_VERSION" >&2
+  echo "$dir/h2spec"
+}
+
 case "${1:-all}" in
   consul) ensure_consul ;;
   jaeger) ensure_jaeger ;;
-  all) ensure_consul; ensure_jaeger ;;
-  *) echo "usage: $0 consul|jaeger|all" >&2; exit 2 ;;
+  h2spec) ensure_h2spec ;;
+  all) ensure_consul; ensure_jaeger; ensure_h2spec ;;
+  *) echo "usage: $0 consul|jaeger|h2spec|all" >&2; exit 2 ;;
 esac
