@@ -105,7 +105,6 @@ func TestH2Spec(t *testing.T) {
 	}
 }
 
-
 // h2specFailures reads h2spec's JUnit report: the failed cases' ids
 // ("http2/6.5.3/2": section and case number, as h2spec's command line
 // names them) and the number of cases.
