@@ -144,6 +144,7 @@ func (a *App) onSnapshot(snap discovery.Snapshot) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.last = snap
+	a.gw.SetServices(snap, Balancing(a.live)) // before health builds pools
 	a.checker.Update(snap)
 	a.gw.SetRoutes(Routes(a.live, snap))
 }

@@ -22,6 +22,7 @@ type Config struct {
 	Services  []Service `mapstructure:"services"`
 	Routes    []Route   `mapstructure:"routes"`
 	Proxy     Proxy     `mapstructure:"proxy"`
+	LB        LB        `mapstructure:"lb"`
 	Server    Server    `mapstructure:"server"`
 	Telemetry Telemetry `mapstructure:"telemetry"`
 	Log       Log       `mapstructure:"log"`
@@ -54,6 +55,9 @@ type Health struct {
 	PanicThreshold int `mapstructure:"panic_threshold"`
 	// Passive ejects instances that fail real requests.
 	Passive Passive `mapstructure:"passive"`
+	// SlowStart (0 = off) ramps the weight of an instance that joins
+	// rotation from 10% to full over this window (docs/balancing.md).
+	SlowStart time.Duration `mapstructure:"slow_start"`
 }
 
 // Passive configures outlier ejection from request outcomes: connection
@@ -80,6 +84,7 @@ type HealthOverride struct {
 	UnhealthyThreshold *int           `mapstructure:"unhealthy_threshold"`
 	ExpectedStatus     *string        `mapstructure:"expected_status"`
 	Jitter             *string        `mapstructure:"jitter"`
+	SlowStart          *time.Duration `mapstructure:"slow_start"`
 }
 
 // Apply returns base with the fields set in o replaced. A nil o returns base.
@@ -94,6 +99,7 @@ func (o *HealthOverride) Apply(base Health) Health {
 	setFrom(&base.UnhealthyThreshold, o.UnhealthyThreshold)
 	setFrom(&base.ExpectedStatus, o.ExpectedStatus)
 	setFrom(&base.Jitter, o.Jitter)
+	setFrom(&base.SlowStart, o.SlowStart)
 	return base
 }
 
@@ -115,6 +121,7 @@ func (o *HealthOverride) Over(under *HealthOverride) *HealthOverride {
 	prefer(&m.UnhealthyThreshold, o.UnhealthyThreshold)
 	prefer(&m.ExpectedStatus, o.ExpectedStatus)
 	prefer(&m.Jitter, o.Jitter)
+	prefer(&m.SlowStart, o.SlowStart)
 	return &m
 }
 
@@ -138,12 +145,25 @@ type Service struct {
 	Name      string          `mapstructure:"name"`
 	Instances []Instance      `mapstructure:"instances"`
 	Health    *HealthOverride `mapstructure:"health"`
+	// LB overrides the top-level lb section for this service.
+	LB LB `mapstructure:"lb"`
 }
 
 // Instance is one static backend. ID defaults to Address.
 type Instance struct {
 	ID      string `mapstructure:"id"`
 	Address string `mapstructure:"address"`
+	// Weight is the instance's relative share of traffic (nil: 1); 0
+	// keeps it out of traffic (drain).
+	Weight *int `mapstructure:"weight"`
+}
+
+// LB chooses how requests are spread over a service's instances. Under
+// services[] an empty Policy inherits the top-level one.
+type LB struct {
+	// Policy is round_robin (weighted) or least_request (power of two
+	// random choices by requests in flight).
+	Policy string `mapstructure:"policy"`
 }
 
 // Route maps an exact host (optional) and a path prefix to a service.
@@ -303,6 +323,7 @@ func Default() Config {
 			SamplerArg:         1,
 			TrustIncomingTrace: true,
 		},
+		LB:              LB{Policy: PolicyRoundRobin},
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: 15 * time.Second,
 	}
@@ -319,4 +340,10 @@ const (
 const (
 	ProviderStatic = "static"
 	ProviderConsul = "consul"
+)
+
+// Balancing policies for LB.Policy.
+const (
+	PolicyRoundRobin   = "round_robin"
+	PolicyLeastRequest = "least_request"
 )

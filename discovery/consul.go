@@ -377,7 +377,7 @@ func (c *Consul) watchService(ctx context.Context, w *serviceWatch, send func(co
 		if err != nil {
 			return 0, err
 		}
-		insts, warns := consulInstances(entries)
+		insts, warns := consulInstances(c.opt.TagPrefix, entries)
 		if joined := strings.Join(warns, "; "); joined != lastWarns {
 			for _, msg := range warns {
 				c.log.Warn("consul: " + msg)

@@ -26,6 +26,8 @@ type consulTags struct {
 	Route config.Route
 	// Health holds the <prefix>.health.* settings; nil when there are none.
 	Health *config.HealthOverride
+	// LB holds <prefix>.lb.policy; empty when not set.
+	LB config.LB
 }
 
 // parseTags reads the <prefix>.* tags of service name. tags is the union of
@@ -53,6 +55,9 @@ func parseTags(prefix, name string, tags []string) (consulTags, []string) {
 			continue
 		}
 		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if key == weightTag {
+			continue // per instance, read by consulWeight: instances may differ
+		}
 		if !slices.Contains(values[key], value) {
 			values[key] = append(values[key], value)
 		}
@@ -136,6 +141,19 @@ func parseTags(prefix, name string, tags []string) (consulTags, []string) {
 				continue
 			}
 			h.ExpectedStatus, hasHealth = &value, true
+		case "health.slow_start":
+			d, err := time.ParseDuration(value)
+			if err != nil || d < 0 {
+				invalid("want a duration such as 30s (0 turns slow start off)")
+				continue
+			}
+			h.SlowStart, hasHealth = &d, true
+		case "lb.policy":
+			if err := config.CheckPolicy(value); err != nil {
+				invalid(err.Error())
+				continue
+			}
+			out.LB.Policy = value
 		case "health.jitter":
 			if _, err := config.ParseJitter(value); err != nil {
 				invalid(err.Error())
@@ -172,6 +190,10 @@ func buildService(name string, tags consulTags, instances []Instance, file *conf
 	} else {
 		svc.Health = file
 	}
+	// Unlike routes and health, the balancing policy is read from the
+	// tags of every watched service: the config file's lb section is
+	// applied over it by the gateway's caller.
+	svc.LB = tags.LB
 	return svc
 }
 
@@ -180,7 +202,8 @@ func buildService(name string, tags consulTags, instances []Instance, file *conf
 // the registration lives, so health state survives updates. The address is
 // the service address, or the node address when the service has none.
 // Entries without a usable address or port are left out with a warning.
-func consulInstances(entries []*api.ServiceEntry) ([]Instance, []string) {
+// Weights come from consulWeight; prefix is the tag prefix.
+func consulInstances(prefix string, entries []*api.ServiceEntry) ([]Instance, []string) {
 	out := make([]Instance, 0, len(entries))
 	var warns []string
 	for _, e := range entries {
@@ -200,10 +223,16 @@ func consulInstances(entries []*api.ServiceEntry) ([]Instance, []string) {
 			warns = append(warns, fmt.Sprintf("instance %q of service %q skipped: port %d", id, e.Service.Service, e.Service.Port))
 			continue
 		}
+		reg := registryHealth(e.Checks)
+		weight, warn := consulWeight(prefix, e.Service, reg.Status)
+		if warn != "" {
+			warns = append(warns, warn)
+		}
 		out = append(out, Instance{
 			ID:       id,
 			Address:  net.JoinHostPort(host, strconv.Itoa(e.Service.Port)),
-			Registry: registryHealth(e.Checks),
+			Registry: reg,
+			Weight:   weight,
 		})
 	}
 	slices.SortFunc(out, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })

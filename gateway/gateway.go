@@ -93,9 +93,12 @@ type Gateway struct {
 	// offset gives a new pool its round-robin start; random so that many
 	// gateways do not hit instances in lock-step. Tests fix it.
 	offset func() uint64
+	now    func() time.Time // slow-start clock; tests step it
 
-	mu       sync.Mutex // guards services (writers only)
-	services map[string]*service
+	mu          sync.Mutex // guards services (writers only)
+	services    map[string]*service
+	sawServices bool // SetServices was called
+	closed      bool // no more slow-start steps
 }
 
 var _ health.Setter = (*Gateway)(nil)
@@ -121,6 +124,7 @@ func New(opt Options) (*Gateway, error) {
 		retryAfter: strconv.Itoa(ra),
 		services:   map[string]*service{},
 		offset:     randomOffset,
+		now:        time.Now,
 		ejectAfter: int32(opt.EjectAfter),
 		maxBody:    opt.Proxy.MaxBodyBytes,
 		bodyTime:   opt.BodyTimeout,
@@ -165,13 +169,9 @@ func (g *Gateway) SetHealthy(name string, instances []discovery.Instance, panic 
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	svc := g.serviceLocked(name)
-	var prev []*Upstream
-	if p := svc.pool.Load(); p != nil {
-		prev = p.upstreams
-	}
-	next := newPool(name, instances, prev, panic, g.offset())
-	svc.pool.Store(next)
+	prev := g.publishLocked(svc, instances, panic)
 	if g.wire != nil {
+		next := svc.pool.Load()
 		for _, u := range prev {
 			if !contains(next.upstreams, u) {
 				g.wire.CloseIdle(u.Address) // out of rotation: free its connections
@@ -180,9 +180,10 @@ func (g *Gateway) SetHealthy(name string, instances []discovery.Instance, panic 
 	}
 }
 
-// CloseIdleConnections closes the pooled upstream connections. Call it
-// after the server stopped serving.
+// CloseIdleConnections closes the pooled upstream connections and stops
+// slow-start steps. Call it after the server stopped serving.
 func (g *Gateway) CloseIdleConnections() {
+	g.stopRamps()
 	if g.wire != nil {
 		g.wire.Close()
 	}

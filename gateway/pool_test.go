@@ -45,7 +45,7 @@ func TestRoundRobinThenHealthUpdateSkipsTheUnhealthyInstance(t *testing.T) {
 
 func TestRoundRobinIsFairAcrossAnyStartingOffset(t *testing.T) {
 	for _, offset := range []uint64{0, 1, 2, ^uint64(0) - 1} {
-		p := newPool("web", instances("a", "b", "c"), nil, false, offset)
+		p := newPool("web", instances("a", "b", "c"), nil, poolSpec{offset: offset})
 		counts := map[string]int{}
 		for range 300 {
 			counts[p.pick().ID]++
@@ -62,13 +62,13 @@ func TestRoundRobinIsFairAcrossAnyStartingOffset(t *testing.T) {
 }
 
 func TestPickOnEmptyPoolReturnsNil(t *testing.T) {
-	if u := newPool("web", nil, nil, false, 0).pick(); u != nil {
+	if u := newPool("web", nil, nil, poolSpec{}).pick(); u != nil {
 		t.Fatalf("pick on empty pool = %v, want nil", u)
 	}
 }
 
 func TestRetriesTakeTheNextInstancesWithoutAdvancingTheRoundRobin(t *testing.T) {
-	p := newPool("web", instances("a", "b", "c"), nil, false, 0)
+	p := newPool("web", instances("a", "b", "c"), nil, poolSpec{})
 	first := p.pick() // a
 	tried := []*Upstream{first}
 	for _, want := range []string{"b", "c"} {
@@ -88,14 +88,14 @@ func TestRetriesTakeTheNextInstancesWithoutAdvancingTheRoundRobin(t *testing.T) 
 }
 
 func TestPickAllocatesNothing(t *testing.T) {
-	p := newPool("web", instances("a", "b", "c"), nil, false, 0)
+	p := newPool("web", instances("a", "b", "c"), nil, poolSpec{})
 	if n := testing.AllocsPerRun(1000, func() { p.pick() }); n != 0 {
 		t.Fatalf("pick allocates %v times, want 0", n)
 	}
 }
 
 func BenchmarkPick(b *testing.B) {
-	p := newPool("web", instances("a", "b", "c"), nil, false, 0)
+	p := newPool("web", instances("a", "b", "c"), nil, poolSpec{})
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
