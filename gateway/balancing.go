@@ -76,20 +76,26 @@ func (p *pool) ramping() bool {
 
 // pickLeast is the power of two random choices: two upstreams drawn by
 // effective weight, the one with fewer requests in flight wins (the first
-// on a tie). A second draw that lands on the first upstream is drawn again
-// once, so two instances are compared whenever there are two.
+// on a tie). A pair that lands twice on one upstream is drawn again once,
+// so two instances are compared nearly always when there are two.
 func (p *pool) pickLeast() *Upstream {
-	a := p.sample()
-	if len(p.upstreams) == 1 {
-		return p.upstreams[a]
-	}
-	b := p.sample()
-	if b == a {
-		b = p.sample()
+	a, b := p.sample()
+	if a == b && len(p.upstreams) > 1 {
+		a, b = p.sample()
 	}
 	ua, ub := p.upstreams[a], p.upstreams[b]
 	if ub.inflight.Load() < ua.inflight.Load() {
 		return ub
 	}
 	return ua
+}
+
+// attempt describes the n-th attempt on u for the Attempt hook.
+func (p *pool) attempt(u *Upstream, n int) Attempt {
+	a := Attempt{Upstream: u, N: n, Healthy: len(p.upstreams), Panic: p.panic, Policy: config.PolicyRoundRobin}
+	if p.policy == leastRequest {
+		a.Policy = config.PolicyLeastRequest
+	}
+	_, a.Weight = p.weightOf(u)
+	return a
 }

@@ -46,6 +46,11 @@ type Attempt struct {
 	N        int  // attempts before this one for the same request; 0 for the first
 	Healthy  int  // size of the healthy set at pick time
 	Panic    bool // the set holds every instance (health.panic_threshold)
+	// Policy is the service's balancing policy (config.PolicyRoundRobin or
+	// config.PolicyLeastRequest) and Weight the instance's effective
+	// weight in configured units (less while it ramps up).
+	Policy string
+	Weight float64
 }
 
 // Ejector receives passive-health verdicts: an instance that failed
@@ -236,6 +241,18 @@ type reqState struct {
 	// bodyErr is the error reading the client's body, if any: the client's
 	// fault, so neither a 5xx nor a passive-health failure.
 	bodyErr error
+	// active is the upstream whose response is being sent, counted in
+	// flight until the request ends.
+	active *Upstream
+}
+
+// release ends the in-flight count of the upstream that answered. Deferred,
+// so a response copy aborted by a panic (http.ErrAbortHandler) counts too.
+func (st *reqState) release() {
+	if st.active != nil {
+		st.active.inflight.Add(-1)
+		st.active = nil
+	}
 }
 
 type stateKey struct{}
@@ -264,6 +281,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st := &reqState{route: rt, pool: p, path: clean}
 	st.tried = st.triedA[:0]
+	defer st.release()
 	if r.Body != nil && r.Body != http.NoBody {
 		if g.maxBody > 0 && r.ContentLength > g.maxBody {
 			g.finish(end, writeError(w, http.StatusRequestEntityTooLarge, "request body too large"))

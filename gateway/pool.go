@@ -109,13 +109,18 @@ func (p *pool) pick() *Upstream {
 	return p.upstreams[p.sched[i%uint64(len(p.sched))]]
 }
 
-// sample returns an upstream index drawn with probability proportional to
-// its effective weight.
-func (p *pool) sample() int {
+// sample returns two upstream indices, each drawn with probability
+// proportional to its effective weight, from one random number (32 bits
+// each, mapped onto the range by multiplication).
+func (p *pool) sample() (int, int) {
+	r := rand.Uint64()
+	hi, lo := r>>32, r&0xffffffff
 	if p.sched == nil {
-		return int(rand.Uint64N(uint64(len(p.upstreams))))
+		n := uint64(len(p.upstreams))
+		return int(hi * n >> 32), int(lo * n >> 32)
 	}
-	return int(p.sched[rand.Uint64N(uint64(len(p.sched)))])
+	n := uint64(len(p.sched))
+	return int(p.sched[hi*n>>32]), int(p.sched[lo*n>>32])
 }
 
 // retryPick returns the upstream to retry on after the ones in tried (the
