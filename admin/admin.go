@@ -19,6 +19,7 @@ type Options struct {
 	Services  func() []health.ServiceStatus
 	Routes    func() []gateway.RouteInfo
 	Discovery func() discovery.Status
+	Balance   func() []gateway.BalanceInfo
 	// Extra handlers mounted on the admin mux (e.g. /metrics), by pattern.
 	Extra map[string]http.Handler
 }
@@ -61,6 +62,9 @@ type ServicesResponse struct {
 	Services  []health.ServiceStatus `json:"services"`
 	Routes    []gateway.RouteInfo    `json:"routes"`
 	Discovery DiscoveryView          `json:"discovery"`
+	// Balancing shows each service's policy and, per routable instance,
+	// its configured and effective weight and requests in flight.
+	Balancing []gateway.BalanceInfo `json:"balancing"`
 }
 
 // DiscoveryView shows the freshness of the discovery source.
@@ -80,6 +84,10 @@ func servicesView(opt Options) ServicesResponse {
 	}
 	if opt.Routes != nil {
 		out.Routes = opt.Routes()
+	}
+	out.Balancing = []gateway.BalanceInfo{}
+	if opt.Balance != nil {
+		out.Balancing = opt.Balance()
 	}
 	if opt.Discovery != nil {
 		st := opt.Discovery()

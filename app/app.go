@@ -186,6 +186,7 @@ func (a *App) Run(ctx context.Context) error {
 			Ready:     a.Ready,
 			Services:  a.checker.Services,
 			Routes:    a.gw.Routes,
+			Balance:   a.gw.Balance,
 			Discovery: a.source.Status,
 			Extra:     a.adminExtra(),
 		}),

@@ -57,7 +57,7 @@ func TestADrainedInstanceGetsNoTrafficAndIsNotRetried(t *testing.T) {
 	}
 }
 
-func TestCanaryWeightsGiveExactSharesPerCycle(t *testing.T) {
+func TestCanaryWeightsGiveExactSharesOver10000Requests(t *testing.T) {
 	// Three v1 instances of weight 3 and one v2 canary of weight 1: 90/10.
 	p := newPool("web", weighted(3, 3, 3, 1), nil, poolSpec{offset: 12345})
 	counts := map[string]int{}
