@@ -187,13 +187,10 @@ func buildService(name string, tags consulTags, instances []Instance, file *conf
 	if tags.Enabled {
 		svc.Routes = []config.Route{tags.Route}
 		svc.Health = mergeHealth(file, tags.Health)
+		svc.LB = tags.LB // the config file's services[].lb is applied over it by the caller
 	} else {
 		svc.Health = file
 	}
-	// Unlike routes and health, the balancing policy is read from the
-	// tags of every watched service: the config file's lb section is
-	// applied over it by the gateway's caller.
-	svc.LB = tags.LB
 	return svc
 }
 
