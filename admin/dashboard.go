@@ -72,6 +72,7 @@ type dashboardPage struct {
 	Discovery discoveryLine
 	Groups    []serviceGroup
 	Routes    []routeLine
+	Balance   []balanceLine
 }
 
 type discoveryLine struct {
@@ -119,6 +120,7 @@ func newDashboardPage(v ServicesResponse, now time.Time, nonce string) dashboard
 		RefreshText: strconv.FormatFloat(refreshInterval.Seconds(), 'g', -1, 64) + " s",
 		Services:    len(v.Services),
 		Discovery:   newDiscoveryLine(v.Discovery),
+		Balance:     newBalanceLines(v.Balancing),
 	}
 	matches := map[string]string{} // service -> "host/prefix, ..."
 	for _, r := range v.Routes {
