@@ -42,7 +42,13 @@ type pool struct {
 	sched  []uint32
 	policy policy
 	panic  bool
-	next   atomic.Uint64
+
+	// next is the pick counter, alone on its cache line: every pick
+	// writes it, and the fields above, read by every pick, must not
+	// share a line that the other cores keep taking away.
+	_    [64]byte
+	next atomic.Uint64
+	_    [56]byte
 }
 
 // effectiveScale is the resolution of effective weights: a configured
@@ -93,19 +99,27 @@ func newPool(service string, instances []discovery.Instance, prev []*Upstream, s
 
 // pick returns the upstream for a new request, or nil when the pool is
 // empty. Round-robin is one atomic add, no lock, no allocation; safe for
-// concurrent use.
+// concurrent use. Small enough to be inlined on the request path.
 func (p *pool) pick() *Upstream {
+	if p.policy != roundRobin || p.sched != nil {
+		return p.pickOther()
+	}
 	n := uint64(len(p.upstreams))
 	if n == 0 {
+		return nil
+	}
+	return p.upstreams[(p.next.Add(1)-1)%n]
+}
+
+// pickOther picks by least_request or by the weighted schedule.
+func (p *pool) pickOther() *Upstream {
+	if len(p.upstreams) == 0 {
 		return nil
 	}
 	if p.policy == leastRequest {
 		return p.pickLeast()
 	}
 	i := p.next.Add(1) - 1
-	if p.sched == nil {
-		return p.upstreams[i%n]
-	}
 	return p.upstreams[p.sched[i%uint64(len(p.sched))]]
 }
 

@@ -72,7 +72,7 @@ func (g *Gateway) publishLocked(svc *service, instances []discovery.Instance, pa
 		svc.ramp.Stop()
 		svc.ramp = nil
 	}
-	if next.ramping() {
+	if next.ramping() && !g.closed {
 		svc.ramp = time.AfterFunc(rampStep(svc.bal.SlowStart), func() { g.rampTick(svc) })
 	}
 	return prev
@@ -92,7 +92,8 @@ func (g *Gateway) rampTick(svc *service) {
 	}
 }
 
-// stopRamps stops every pending slow-start step; no pool changes after.
+// stopRamps stops every pending slow-start step and schedules no more;
+// pools published later keep the effective weights they were built with.
 func (g *Gateway) stopRamps() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
