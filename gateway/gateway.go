@@ -1,5 +1,6 @@
-// Package gateway routes each request to a service and proxies it with
-// round-robin over that service's healthy instances.
+// Package gateway routes each request to a service and proxies it to one
+// of that service's healthy instances, by weighted round-robin or least
+// request (docs/balancing.md).
 //
 // The request path takes no lock: the routing table and every service's
 // healthy pool are immutable snapshots read through atomic pointers.
