@@ -98,8 +98,9 @@ func newPool(service string, instances []discovery.Instance, prev []*Upstream, s
 }
 
 // pick returns the upstream for a new request, or nil when the pool is
-// empty. Round-robin is one atomic add, no lock, no allocation; safe for
-// concurrent use. Small enough to be inlined on the request path.
+// empty. Round-robin, weighted or not, is one atomic add and no lock;
+// nothing allocates. Safe for concurrent use. Plain round-robin is tested
+// first and costs what it cost before weights.
 func (p *pool) pick() *Upstream {
 	if p.policy != roundRobin || p.sched != nil {
 		return p.pickOther()

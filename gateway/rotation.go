@@ -58,15 +58,11 @@ func (g *Gateway) publishLocked(svc *service, instances []discovery.Instance, pa
 		panic:  panic,
 		offset: g.offset(),
 		now:    g.now(),
-		fullWeight: func(id string) bool {
-			full := svc.startup[id]
-			delete(svc.startup, id) // a second join is a return
-			return full
-		},
+		fullWeight: func(id string) bool { return svc.startup[id] },
 	})
 	svc.pool.Store(next)
 	for _, u := range next.upstreams {
-		delete(svc.startup, u.ID) // joined (drained ones stay startup)
+		delete(svc.startup, u.ID) // joined: a second join is a return (drained ones stay startup)
 	}
 	if svc.ramp != nil {
 		svc.ramp.Stop()
