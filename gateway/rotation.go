@@ -29,7 +29,9 @@ func (g *Gateway) SetServices(snap discovery.Snapshot, bal func(discovery.Servic
 		if first {
 			svc.startup = make(map[string]bool, len(s.Instances))
 			for _, in := range s.Instances {
-				svc.startup[in.ID] = true
+				if !svc.inPool(in.ID) { // already in rotation: nothing to decide
+					svc.startup[in.ID] = true
+				}
 			}
 		}
 		b := bal(s)
@@ -54,10 +56,10 @@ func (g *Gateway) publishLocked(svc *service, instances []discovery.Instance, pa
 		prev = p.upstreams
 	}
 	next := newPool(svc.name, instances, prev, poolSpec{
-		bal:    svc.bal,
-		panic:  panic,
-		offset: g.offset(),
-		now:    g.now(),
+		bal:        svc.bal,
+		panic:      panic,
+		offset:     g.offset(),
+		now:        g.now(),
 		fullWeight: func(id string) bool { return svc.startup[id] },
 	})
 	svc.pool.Store(next)
@@ -100,4 +102,16 @@ func (g *Gateway) stopRamps() {
 			svc.ramp = nil
 		}
 	}
+}
+
+// inPool reports whether id is in the current pool of svc.
+func (svc *service) inPool(id string) bool {
+	if p := svc.pool.Load(); p != nil {
+		for _, u := range p.upstreams {
+			if u.ID == id {
+				return true
+			}
+		}
+	}
+	return false
 }
