@@ -23,6 +23,9 @@ type Options struct {
 	ServicesNamed func(names ...string) []health.ServiceStatus
 	Routes        func() []gateway.RouteInfo
 	Discovery     func() discovery.Status
+	// Balance shows each service's policy, weights and requests in
+	// flight; nil: none.
+	Balance func() []gateway.BalanceInfo
 	// Extra handlers mounted on the admin mux (e.g. /metrics), by pattern.
 	Extra map[string]http.Handler
 }

@@ -102,6 +102,7 @@ type dashboardPage struct {
 	Discovery discoveryLine
 	Groups    []serviceGroup
 	Routes    []routeLine
+	Balance   []balanceLine
 }
 
 type discoveryLine struct {
@@ -156,6 +157,7 @@ func newDashboardPage(v ServicesResponse, now time.Time, nonce string) dashboard
 		Offset:      v.Page.Offset,
 		PageSize:    pageSize,
 		AutoExpand:  autoExpand,
+		Balance:     newBalanceLines(v.Balancing),
 	}
 	p.Query = v.Page.Query
 	p.Pager, p.Prev, p.Next = pager(v.Page, len(v.Services), v.Totals.Services)

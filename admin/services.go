@@ -28,6 +28,10 @@ type ServicesResponse struct {
 	Totals Totals `json:"totals"`
 	// Page says which part of the matching services was listed.
 	Page Page `json:"page"`
+	// Balancing shows, for the listed services, the policy and, per
+	// routable instance, its configured and effective weight and requests
+	// in flight.
+	Balancing []gateway.BalanceInfo `json:"balancing"`
 }
 
 // Totals count every known service and instance.
@@ -153,8 +157,32 @@ func servicesView(opt Options, q servicesQuery) ServicesResponse {
 			out.Routes = append([]gateway.RouteInfo{}, kept...)
 		}
 	}
+	out.Balancing = balancing(opt, q, page)
 	if opt.Discovery != nil {
 		out.Discovery = discoveryView(opt)
+	}
+	return out
+}
+
+// balancing is Options.Balance for the listed services (every one when q
+// selects all); never nil.
+func balancing(opt Options, q servicesQuery, page []health.ServiceStatus) []gateway.BalanceInfo {
+	out := []gateway.BalanceInfo{}
+	if opt.Balance == nil {
+		return out
+	}
+	all := opt.Balance()
+	if q.selectsAll() {
+		return append(out, all...)
+	}
+	listed := make(map[string]bool, len(page))
+	for _, s := range page {
+		listed[s.Name] = true
+	}
+	for _, b := range all {
+		if listed[b.Service] {
+			out = append(out, b)
+		}
 	}
 	return out
 }

@@ -145,6 +145,7 @@ func (a *App) onSnapshot(snap discovery.Snapshot) {
 	defer a.mu.Unlock()
 	a.last = snap
 	snap = withFileUpstreams(a.live, snap)
+	a.gw.SetServices(snap, Balancing(a.live)) // before health builds pools
 	a.checker.Update(snap)
 	a.gw.SetUpstreams(upstreams(snap))
 	a.gw.SetRoutes(Routes(a.live, snap))
@@ -238,6 +239,7 @@ func (a *App) adminServer() *http.Server {
 			Summaries:     a.checker.Summaries,
 			ServicesNamed: a.checker.ServicesNamed,
 			Routes:        a.gw.Routes,
+			Balance:       a.gw.Balance,
 			Discovery:     a.source.Status,
 			Extra:         a.adminExtra(),
 		}),

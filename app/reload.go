@@ -42,7 +42,7 @@ func (a *App) Reload(next *config.Config) error {
 		return err
 	}
 	live := *a.live
-	live.Backends, live.Services, live.Routes = next.Backends, next.Services, next.Routes
+	live.Backends, live.Services, live.Routes, live.LB = next.Backends, next.Services, next.Routes, next.LB
 	health, fixed := reloadHealth(a.cfg.Health, next.Health)
 	live.Health = health
 	for _, k := range append(fixedKeysChanged(a.cfg, next), fixed...) {
@@ -56,6 +56,7 @@ func (a *App) Reload(next *config.Config) error {
 		a.static.Set(discovery.FromConfig(&live))
 	} else {
 		a.gw.SetUpstreams(upstreams(withFileUpstreams(&live, a.last)))
+		a.gw.SetServices(a.last, Balancing(&live))
 		a.gw.SetRoutes(Routes(&live, a.last))
 	}
 	a.reloads.Add(1)

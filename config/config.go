@@ -23,6 +23,7 @@ type Config struct {
 	Services  []Service `mapstructure:"services"`
 	Routes    []Route   `mapstructure:"routes"`
 	Proxy     Proxy     `mapstructure:"proxy"`
+	LB        LB        `mapstructure:"lb"`
 	Server    Server    `mapstructure:"server"`
 	Telemetry Telemetry `mapstructure:"telemetry"`
 	Log       Log       `mapstructure:"log"`
@@ -67,6 +68,9 @@ type Health struct {
 	// number of instances; a probe waiting for a slot starts late, it is
 	// not skipped. Fixed at start.
 	MaxConcurrentProbes int `mapstructure:"max_concurrent_probes"`
+	// SlowStart (0 = off) ramps the weight of an instance that joins
+	// rotation from 10% to full over this window (docs/balancing.md).
+	SlowStart time.Duration `mapstructure:"slow_start"`
 }
 
 // Passive configures outlier ejection from request outcomes: connection
@@ -95,6 +99,7 @@ type HealthOverride struct {
 	Jitter             *Jitter        `mapstructure:"jitter"`
 	Type               *string        `mapstructure:"type"`
 	GRPCService        *string        `mapstructure:"grpc_service"`
+	SlowStart          *time.Duration `mapstructure:"slow_start"`
 }
 
 // Apply returns base with the fields set in o replaced. A nil o returns base.
@@ -111,6 +116,7 @@ func (o *HealthOverride) Apply(base Health) Health {
 	setFrom(&base.Jitter, o.Jitter)
 	setFrom(&base.Type, o.Type)
 	setFrom(&base.GRPCService, o.GRPCService)
+	setFrom(&base.SlowStart, o.SlowStart)
 	return base
 }
 
@@ -134,6 +140,7 @@ func (o *HealthOverride) Over(under *HealthOverride) *HealthOverride {
 	prefer(&m.Jitter, o.Jitter)
 	prefer(&m.Type, o.Type)
 	prefer(&m.GRPCService, o.GRPCService)
+	prefer(&m.SlowStart, o.SlowStart)
 	return &m
 }
 
@@ -160,12 +167,25 @@ type Service struct {
 	// Protocol and TLS say how instances are spoken to (upstream.go).
 	Protocol string      `mapstructure:"protocol"`
 	TLS      UpstreamTLS `mapstructure:"tls"`
+	// LB overrides the top-level lb section for this service.
+	LB LB `mapstructure:"lb"`
 }
 
 // Instance is one static backend. ID defaults to Address.
 type Instance struct {
 	ID      string `mapstructure:"id"`
 	Address string `mapstructure:"address"`
+	// Weight is the instance's relative share of traffic (nil: 1); 0
+	// keeps it out of traffic (drain).
+	Weight *int `mapstructure:"weight"`
+}
+
+// LB chooses how requests are spread over a service's instances. Under
+// services[] an empty Policy inherits the top-level one.
+type LB struct {
+	// Policy is round_robin (weighted) or least_request (power of two
+	// random choices by requests in flight).
+	Policy string `mapstructure:"policy"`
 }
 
 // Route maps an exact host (optional) and a path prefix to a service.
@@ -336,6 +356,7 @@ func Default() Config {
 			SamplerArg:         1,
 			TrustIncomingTrace: true,
 		},
+		LB:              LB{Policy: PolicyRoundRobin},
 		Log:             Log{Level: LevelInfo, Format: "text"},
 		ShutdownTimeout: 15 * time.Second,
 	}
@@ -352,4 +373,10 @@ const (
 const (
 	ProviderStatic = "static"
 	ProviderConsul = "consul"
+)
+
+// Balancing policies for LB.Policy.
+const (
+	PolicyRoundRobin   = "round_robin"
+	PolicyLeastRequest = "least_request"
 )

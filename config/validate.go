@@ -72,6 +72,9 @@ func (c *Config) validateHealth() error {
 	if err := c.Health.Passive.validate(); err != nil {
 		return err
 	}
+	if err := c.LB.validate("lb", false); err != nil {
+		return err
+	}
 	switch c.Health.Merge {
 	case MergeBoth, MergeProbe, MergeConsul:
 		return nil
@@ -138,6 +141,12 @@ func (c *Config) validateService(key string, s Service, seen map[string]bool) er
 			return bad(ikey+".id", in.ID, "duplicate instance id in service %q", s.Name)
 		}
 		ids[in.ID] = true
+		if in.Weight != nil && (*in.Weight < 0 || *in.Weight > MaxWeight) {
+			return bad(ikey+".weight", *in.Weight, "want 0 (drain) to %d", MaxWeight)
+		}
+	}
+	if err := s.LB.validate(key+".lb", true); err != nil {
+		return err
 	}
 	if err := s.Health.Apply(c.Health).validate(key + ".health"); err != nil {
 		return err
@@ -293,7 +302,34 @@ func (h Health) validate(prefix string) error {
 	if err := h.Jitter.check(); err != nil {
 		return bad(prefix+".jitter", h.Jitter, "%v", err)
 	}
+	if h.SlowStart < 0 {
+		return bad(prefix+".slow_start", h.SlowStart, "must not be negative (0 turns slow start off)")
+	}
 	return validateProbeType(prefix+".type", h.Type)
+}
+
+// MaxWeight caps instance weights, from the config file and the registry.
+const MaxWeight = 10000
+
+// validate checks an lb section; under services[] (inherit) the policy may
+// be empty.
+func (l LB) validate(prefix string, inherit bool) error {
+	if l.Policy == "" && inherit {
+		return nil
+	}
+	if err := CheckPolicy(l.Policy); err != nil {
+		return bad(prefix+".policy", l.Policy, "%v", err)
+	}
+	return nil
+}
+
+// CheckPolicy reports whether p names a balancing policy.
+func CheckPolicy(p string) error {
+	switch p {
+	case PolicyRoundRobin, PolicyLeastRequest:
+		return nil
+	}
+	return fmt.Errorf("want %s or %s", PolicyRoundRobin, PolicyLeastRequest)
 }
 
 func (p Passive) validate() error {

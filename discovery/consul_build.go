@@ -29,6 +29,8 @@ type consulTags struct {
 	Health *config.HealthOverride
 	// Upstream holds the <prefix>.protocol and <prefix>.tls.* settings.
 	Upstream config.Upstream
+	// LB holds <prefix>.lb.policy; empty when not set.
+	LB config.LB
 }
 
 // parseTags reads the <prefix>.* tags of service name. tags is the union of
@@ -92,6 +94,9 @@ func groupTags(prefix string, tags []string, warn func(string, ...any)) (map[str
 			continue
 		}
 		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if key == weightTag {
+			continue // per instance, read by consulWeight: instances may differ
+		}
 		if !slices.Contains(values[key], value) {
 			values[key] = append(values[key], value)
 		}
@@ -108,7 +113,7 @@ func groupTags(prefix string, tags []string, warn func(string, ...any)) (map[str
 // errUnknownTag is returned by the tag setters for a key they do not know.
 var errUnknownTag = errors.New("unknown tag key")
 
-// setRouteTag applies one of enable, path, host and strip_prefix to out.
+// setRouteTag applies one of enable, path, host, strip_prefix and lb.policy to out.
 // An invalid value leaves out unchanged; the error says what is wanted.
 func setRouteTag(out *consulTags, key, value string) error {
 	switch key {
@@ -134,6 +139,11 @@ func setRouteTag(out *consulTags, key, value string) error {
 			return errors.New("want true or false")
 		}
 		out.Route.StripPrefix = b
+	case "lb.policy":
+		if err := config.CheckPolicy(value); err != nil {
+			return err
+		}
+		out.LB.Policy = value
 	default:
 		return errUnknownTag
 	}
@@ -182,6 +192,12 @@ func setHealthTag(h *config.HealthOverride, key, value string) error {
 			return err
 		}
 		h.Jitter = &j
+	case "slow_start":
+		d, err := time.ParseDuration(value)
+		if err != nil || d < 0 {
+			return errors.New("want a duration such as 30s (0 turns slow start off)")
+		}
+		h.SlowStart = &d
 	default:
 		return errUnknownTag
 	}
@@ -206,6 +222,7 @@ func buildService(name string, tags consulTags, instances []Instance, file *conf
 		svc.Routes = []config.Route{tags.Route}
 		svc.Health = mergeHealth(file, tags.Health)
 		svc.Upstream = tags.Upstream
+		svc.LB = tags.LB // the config file's services[].lb is applied over it by the caller
 	} else {
 		svc.Health = file
 	}
@@ -219,8 +236,9 @@ func buildService(name string, tags consulTags, instances []Instance, file *conf
 // Entries without a usable address or port are left out with a warning.
 // Proxies and gateways (Kind connect-proxy, mesh-gateway, ...) are left out
 // silently: a Connect sidecar copies its service's tags and listens for
-// mTLS, so it is never a plain instance to route to or probe.
-func consulInstances(entries []*api.ServiceEntry) ([]Instance, []string) {
+// mTLS, so it is never a plain instance to route to or probe. Weights come
+// from consulWeight; prefix is the tag prefix.
+func consulInstances(prefix string, entries []*api.ServiceEntry) ([]Instance, []string) {
 	out := make([]Instance, 0, len(entries))
 	var warns []string
 	for _, e := range entries {
@@ -240,10 +258,16 @@ func consulInstances(entries []*api.ServiceEntry) ([]Instance, []string) {
 			warns = append(warns, fmt.Sprintf("instance %q of service %q skipped: port %d", id, e.Service.Service, e.Service.Port))
 			continue
 		}
+		reg := registryHealth(e.Checks)
+		weight, warn := consulWeight(prefix, e.Service, reg.Status)
+		if warn != "" {
+			warns = append(warns, warn)
+		}
 		out = append(out, Instance{
 			ID:       id,
 			Address:  net.JoinHostPort(host, strconv.Itoa(e.Service.Port)),
-			Registry: registryHealth(e.Checks),
+			Registry: reg,
+			Weight:   weight,
 		})
 	}
 	slices.SortFunc(out, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })

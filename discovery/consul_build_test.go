@@ -125,9 +125,9 @@ func TestParseTags(t *testing.T) {
 		},
 		{
 			name:  "an unknown key is reported and ignored",
-			tags:  []string{"switchyard.enable=true", "switchyard.weight=3"},
+			tags:  []string{"switchyard.enable=true", "switchyard.priority=3"},
 			want:  consulTags{Enabled: true, Route: route("", "/web", false)},
-			warns: []string{"unknown key switchyard.weight"},
+			warns: []string{"unknown key switchyard.priority"},
 		},
 		{
 			name:  "a tag without a value is reported and ignored",
@@ -350,7 +350,7 @@ func TestConsulInstances(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, warns := consulInstances(tt.entries)
+			got, warns := consulInstances("switchyard", tt.entries)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("consulInstances = %+v, want %+v", got, tt.want)
 			}

@@ -64,14 +64,14 @@ type serviceAnswer struct {
 }
 
 // fetchService reads /v1/health/service/<name> (every status, so the
-// verdict can be explained), without blocking.
-func fetchService(ctx context.Context, client *api.Client, name string) (serviceAnswer, error) {
+// verdict can be explained), without blocking. prefix is the tag prefix.
+func fetchService(ctx context.Context, client *api.Client, prefix, name string) (serviceAnswer, error) {
 	q := (&api.QueryOptions{Filter: typicalEntries}).WithContext(ctx)
 	entries, meta, err := client.Health().Service(name, "", false, q)
 	if err != nil {
 		return serviceAnswer{}, err
 	}
-	insts, warns := consulInstances(entries)
+	insts, warns := consulInstances(prefix, entries)
 	return serviceAnswer{insts: insts, nodes: entryNodes(entries), index: meta.LastIndex, warns: warns}, nil
 }
 

@@ -166,7 +166,7 @@ func (c *Consul) do(ctx context.Context, client *consulClient, j job) jobResult 
 			return jobResult{job: j, err: err}
 		}
 	}
-	ans, err := fetchService(ctx, client.api, j.name)
+	ans, err := fetchService(ctx, client.api, c.opt.TagPrefix, j.name)
 	if err != nil {
 		return jobResult{job: j, err: err}
 	}

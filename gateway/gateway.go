@@ -1,5 +1,6 @@
-// Package gateway routes each request to a service and proxies it with
-// round-robin over that service's healthy instances.
+// Package gateway routes each request to a service and proxies it to one
+// of that service's healthy instances, by weighted round-robin or least
+// request (docs/balancing.md).
 //
 // The request path takes no lock: the routing table and every service's
 // healthy pool are immutable snapshots read through atomic pointers.
@@ -45,6 +46,11 @@ type Attempt struct {
 	N        int  // attempts before this one for the same request; 0 for the first
 	Healthy  int  // size of the healthy set at pick time
 	Panic    bool // the set holds every instance (health.panic_threshold)
+	// Policy is the service's balancing policy (config.PolicyRoundRobin or
+	// config.PolicyLeastRequest) and Weight the instance's effective
+	// weight in configured units (less while it ramps up).
+	Policy string
+	Weight float64
 }
 
 // Ejector receives passive-health verdicts: an instance that failed
@@ -93,9 +99,12 @@ type Gateway struct {
 	// offset gives a new pool its round-robin start; random so that many
 	// gateways do not hit instances in lock-step. Tests fix it.
 	offset func() uint64
+	now    func() time.Time // slow-start clock; tests step it
 
-	mu       sync.Mutex // guards services (writers only)
-	services map[string]*service
+	mu          sync.Mutex // guards services (writers only)
+	services    map[string]*service
+	sawServices bool // SetServices was called
+	closed      bool // no more slow-start steps
 }
 
 var _ health.Setter = (*Gateway)(nil)
@@ -117,6 +126,7 @@ func New(opt Options) (*Gateway, error) {
 		retryAfter: strconv.Itoa(ra),
 		services:   map[string]*service{},
 		offset:     randomOffset,
+		now:        time.Now,
 		ejectAfter: int32(opt.EjectAfter),
 		maxBody:    opt.Proxy.MaxBodyBytes,
 		bodyTime:   opt.BodyTimeout,
@@ -162,13 +172,9 @@ func (g *Gateway) SetHealthy(name string, instances []discovery.Instance, panic 
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	svc := g.serviceLocked(name)
-	var prev []*Upstream
-	if p := svc.pool.Load(); p != nil {
-		prev = p.upstreams
-	}
-	next := newPool(name, instances, prev, panic, g.offset())
-	svc.pool.Store(next)
+	prev := g.publishLocked(svc, instances, panic)
 	if g.wire != nil {
+		next := svc.pool.Load()
 		for _, u := range prev {
 			if !contains(next.upstreams, u) {
 				g.wire.CloseIdle(u.Address) // out of rotation: free its connections
@@ -177,9 +183,10 @@ func (g *Gateway) SetHealthy(name string, instances []discovery.Instance, panic 
 	}
 }
 
-// CloseIdleConnections closes the pooled upstream connections. Call it
-// after the server stopped serving.
+// CloseIdleConnections closes the pooled upstream connections and stops
+// slow-start steps. Call it after the server stopped serving.
 func (g *Gateway) CloseIdleConnections() {
+	g.stopRamps()
 	if g.wire != nil {
 		g.wire.Close()
 	}
@@ -239,6 +246,18 @@ type reqState struct {
 	// HTTP/1.1. Loaded once, so every attempt of a request uses the same.
 	proto *protoTransport
 	grpc  bool // the request is a gRPC call: errors are answered in gRPC
+	// active is the upstream whose response is being sent, counted in
+	// flight until the request ends.
+	active *Upstream
+}
+
+// release ends the in-flight count of the upstream that answered. Deferred,
+// so a response copy aborted by a panic (http.ErrAbortHandler) counts too.
+func (st *reqState) release() {
+	if st.active != nil {
+		st.active.inflight.Add(-1)
+		st.active = nil
+	}
 }
 
 type stateKey struct{}
@@ -277,6 +296,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st := &reqState{route: rt, pool: p, path: clean, proto: rt.svc.proto.Load(), grpc: grpc}
 	st.tried = st.triedA[:0]
+	defer st.release()
 	bodyTime := g.bodyTime
 	if grpc {
 		// A gRPC call's body is its stream of requests: it is bounded by

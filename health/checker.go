@@ -56,7 +56,7 @@ type Checker struct {
 	mu        sync.Mutex
 	ctx       context.Context // set by Run; nil: tasks wait for Run
 	services  map[string]map[string]*instanceState
-	published map[string][]string          // ids last given to Setter, per service
+	published map[string][]string          // ids (and weights) last given to Setter, per service
 	panic     map[string]bool              // services last published in panic mode
 	started   bool                         // Update was called at least once
 	last      discovery.Snapshot           // the snapshot last applied
@@ -343,7 +343,8 @@ func (c *Checker) publishLocked(service string) {
 		}
 	}
 	slices.Sort(ids)
-	if prev, ok := c.published[service]; ok && slices.Equal(prev, ids) && c.panic[service] == panicMode {
+	keys := publishedKeys(insts, ids)
+	if prev, ok := c.published[service]; ok && slices.Equal(prev, keys) && c.panic[service] == panicMode {
 		return
 	}
 	if panicMode != c.panic[service] {
@@ -353,7 +354,7 @@ func (c *Checker) publishLocked(service string) {
 			c.log.Info("panic mode over", "service", service)
 		}
 	}
-	c.published[service] = ids
+	c.published[service] = keys
 	c.panic[service] = panicMode
 	healthy := make([]discovery.Instance, len(ids))
 	for i, id := range ids {

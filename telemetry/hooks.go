@@ -27,10 +27,10 @@ const (
 	AttrHealthy    = attribute.Key("switchyard.healthy_instances")
 	AttrAttempts   = attribute.Key("switchyard.attempts")
 	AttrPanic      = attribute.Key("switchyard.lb.panic")
+	// AttrWeight is the instance's effective weight when it was picked:
+	// its configured weight, less while it ramps up (slow start).
+	AttrWeight = attribute.Key("switchyard.lb.effective_weight")
 )
-
-// lbPolicy is the gateway's only balancing policy.
-const lbPolicy = "round_robin"
 
 // Hooks returns the gateway hooks for what is enabled (tracing, metrics,
 // access log). With everything off it returns zero Hooks, which cost the
@@ -138,7 +138,7 @@ type nameKey struct {
 }
 
 // maxSpanAttrs is the most attributes serverAttrs or clientAttrs return.
-const maxSpanAttrs = 14
+const maxSpanAttrs = 15
 
 // attrPool recycles the attribute slices that spans are ended with: the SDK
 // span copies what SetAttributes is given, so a slice can be reused as soon
@@ -279,7 +279,8 @@ func clientAttrs(attrs []attribute.KeyValue, req *http.Request, a gateway.Attemp
 		semconv.URLFull("http://"+a.Upstream.Address+req.URL.EscapedPath()),
 		AttrService.String(a.Upstream.Service),
 		AttrInstanceID.String(a.Upstream.ID),
-		AttrLBPolicy.String(lbPolicy),
+		AttrLBPolicy.String(a.Policy),
+		AttrWeight.Float64(a.Weight),
 		AttrAttempt.Int(a.N),
 		AttrHealthy.Int(a.Healthy),
 	)

@@ -52,15 +52,16 @@ func TestARequestIsOneServerSpanWithOneClientSpanPerAttempt(t *testing.T) {
 	}
 	host, port := splitHostPort(b.addr())
 	wantAttrs(t, client, map[string]string{
-		"server.address":               host,
-		"server.port":                  strconv.Itoa(port),
-		"switchyard.service":           "web",
-		"switchyard.instance.id":       "web-1",
-		"switchyard.lb.policy":         "round_robin",
-		"switchyard.attempt":           "0",
-		"switchyard.healthy_instances": "1",
-		"http.response.status_code":    "200",
-		"url.full":                     "http://" + b.addr() + "/api/items/42",
+		"server.address":                 host,
+		"server.port":                    strconv.Itoa(port),
+		"switchyard.service":             "web",
+		"switchyard.instance.id":         "web-1",
+		"switchyard.lb.policy":           "round_robin",
+		"switchyard.lb.effective_weight": "1",
+		"switchyard.attempt":             "0",
+		"switchyard.healthy_instances":   "1",
+		"http.response.status_code":      "200",
+		"url.full":                       "http://" + b.addr() + "/api/items/42",
 	})
 
 	sc := parseTraceparent(t, b.headers("one").Get("Traceparent"))
