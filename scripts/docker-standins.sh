@@ -34,8 +34,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Bump when what an image contains changes, so that old stand-ins are rebuilt.
-STANDIN_REV=3
+# Bump one when what its image contains changes, so that the old stand-in is
+# rebuilt. A new golang or distroless image invalidates the layer cache of
+# every build from deployments/Dockerfile.
+GOLANG_REV=3
+DISTROLESS_REV=3
+CONSUL_REV=3
+JAEGER_REV=3
 GO_VERSION=$(sed -n 's/^ARG GO_VERSION=//p' deployments/Dockerfile)
 CONSUL_VERSION=${CONSUL_VERSION:-v1.14.11}
 JAEGER_VERSION=${JAEGER_VERSION:-v1.76.0}
@@ -117,7 +122,7 @@ small_root() {
 }
 
 build_golang() {
-  local name="golang:$GO_VERSION" rev="golang-$GO_VERSION-$STANDIN_REV" have
+  local name="golang:$GO_VERSION" rev="golang-$GO_VERSION-$GOLANG_REV" have
   needs "$name" "$rev" || return 0
   have=$(go env GOVERSION)
   [ "$have" = "go$GO_VERSION" ] || die "the Dockerfile wants Go $GO_VERSION; this machine has $have"
@@ -143,7 +148,7 @@ build_golang() {
 }
 
 build_distroless() {
-  local name="gcr.io/distroless/static-debian12:nonroot" rev="distroless-$STANDIN_REV"
+  local name="gcr.io/distroless/static-debian12:nonroot" rev="distroless-$DISTROLESS_REV"
   needs "$name" "$rev" || return 0
   log "$name: scratch + passwd, CA certificates, tzdata"
   local dir
@@ -168,7 +173,7 @@ build_distroless() {
 
 build_consul() {
   local v=${CONSUL_VERSION#v}
-  local name="switchyard-test/consul:$v" rev="consul-$v-$STANDIN_REV"
+  local name="switchyard-test/consul:$v" rev="consul-$v-$CONSUL_REV"
   needs "$name" "$rev" || return 0
   local bin dir
   bin=$(scripts/tools.sh consul)
@@ -196,7 +201,7 @@ build_consul() {
 
 build_jaeger() {
   local v=${JAEGER_VERSION#v}
-  local name="switchyard-test/jaeger-all-in-one:$v" rev="jaeger-$v-$STANDIN_REV"
+  local name="switchyard-test/jaeger-all-in-one:$v" rev="jaeger-$v-$JAEGER_REV"
   needs "$name" "$rev" || return 0
   local bin src dir
   bin=$(scripts/tools.sh jaeger-all-in-one)
