@@ -2,13 +2,9 @@ package dockertest_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -28,58 +24,6 @@ const (
 
 var backends = []string{"backend-1", "backend-2", "backend-3"}
 
-// stack brings up composeFile under a new project, as a user would, with
-// the stand-in images of scripts/docker-standins.sh swapped in by override,
-// and removes everything at cleanup. It skips the test when Docker cannot
-// run it here.
-func stack(t *testing.T, prefix, composeFile, override string) (*dockertest.Compose, context.Context) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("runs docker-compose under a real Docker Engine; skipped with -short")
-	}
-	root := testenv.RepoRoot(t)
-	if why := dockertest.SkipReason(t.Context(), filepath.Join(root, composeFile)); why != "" {
-		t.Skip(why)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Minute)
-	t.Cleanup(cancel)
-
-	log := t.Output()
-	if testing.Verbose() {
-		log = os.Stderr
-	}
-	start := time.Now()
-	if err := dockertest.StandIns(ctx, root, log); err != nil {
-		t.Fatal(err)
-	}
-	c, err := dockertest.NewProject(ctx, root, prefix, log, composeFile, override)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("compose %s %s, project %s", strings.Join(c.Command, " "), c.Version, c.Project)
-	t.Cleanup(func() {
-		// Not ctx: it may have expired; cleanup gets its own time.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		if t.Failed() {
-			if out, err := c.Run(ctx, "logs", "--no-color", "--tail", "40"); err == nil {
-				t.Logf("the end of every container's log:\n%s", out)
-			}
-		}
-		if err := c.Down(ctx); err != nil {
-			t.Errorf("cleaning up project %s: %v", c.Project, err)
-		}
-		if left, err := c.Leftovers(ctx); err != nil || len(left) > 0 {
-			t.Errorf("project %s left behind %q (%v)", c.Project, left, err)
-		}
-	})
-	if _, err := c.Run(ctx, "up", "-d", "--build"); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("stand-ins, build and up: %s", time.Since(start).Round(time.Second))
-	return c, ctx
-}
-
 // TestComposeUp brings up the real docker-compose.yml under Docker and
 // checks what the README (Try it) promises, through the published ports.
 func TestComposeUp(t *testing.T) {
@@ -89,139 +33,20 @@ func TestComposeUp(t *testing.T) {
 
 	waitHealthy(t, ctx, c, stackUpBound, "consul", "jaeger", "switchyard", "backend-1", "backend-2", "backend-3")
 
-	t.Run("the gateway runs as nonroot on a read-only root filesystem", func(t *testing.T) {
-		for _, svc := range []string{"switchyard", "backend-1"} {
-			id, err := c.ContainerID(ctx, svc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ct, err := c.Inspect(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ct.HostConfig.ReadonlyRootfs {
-				t.Errorf("%s: root filesystem is writable", svc)
-			}
-			top, err := c.Docker(ctx, "top", id, "-o", "pid,uid")
-			if err != nil {
-				t.Fatal(err)
-			}
-			// PID UID lines after a header.
-			var uids []string
-			for _, l := range strings.Split(strings.TrimSpace(top), "\n")[1:] {
-				if f := strings.Fields(l); len(f) == 2 {
-					uids = append(uids, f[1])
-				}
-			}
-			if len(uids) == 0 || slices.ContainsFunc(uids, func(u string) bool { return u != "65532" }) {
-				t.Errorf("%s: processes run as uid %q, want only 65532 (nonroot)", svc, uids)
-			}
-		}
-		images, err := c.Images(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for svc, ref := range images {
-			size, err := c.Docker(ctx, "image", "inspect", "--format", "{{.Size}}", ref)
-			if err == nil {
-				t.Logf("image of %s: %s bytes", svc, strings.TrimSpace(size))
-			}
-		}
-	})
+	t.Run("the gateway runs as nonroot on a read-only root filesystem", func(t *testing.T) { checkHardened(t, ctx, c) })
 
 	testenv.WaitFor(t, 30*time.Second, "all three backends routable in /api/v1/services", func() bool {
 		s, err := getServices(client, admin)
 		return err == nil && len(s.routable()) == 3
 	})
 
-	t.Run("curl localhost:8080 rotates over the three backends", func(t *testing.T) {
-		var got []string
-		for range 3 * len(backends) * 4 {
-			name, err := get(client, gateway+"/")
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, name)
-		}
-		for i := 0; i+3 <= len(got); i++ {
-			w := slices.Clone(got[i : i+3])
-			slices.Sort(w)
-			if !slices.Equal(w, backends) {
-				t.Fatalf("answers %q: %q at %d is not one of each backend (round-robin)", got, got[i:i+3], i)
-			}
-		}
-	})
+	t.Run("curl localhost:8080 rotates over the three backends", func(t *testing.T) { checkRotation(t, client, gateway) })
 
-	t.Run("the dashboard and /api/v1/services answer on 9901", func(t *testing.T) {
-		body, err := get(client, admin+"/")
-		if err != nil || !strings.Contains(body, "<html") {
-			t.Errorf("GET %s/: %v %.200q", admin, err, body)
-		}
-		s, err := getServices(client, admin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.Discovery.Provider != "consul" || s.Discovery.Stale {
-			t.Errorf("discovery %+v, want consul and fresh", s.Discovery)
-		}
-		for _, in := range s.routable() {
-			// Instances are reached by the address they advertise:
-			// the compose service name, not 127.0.0.1 or a container IP.
-			if !strings.Contains(in, "@backend-") || !strings.HasSuffix(in, ":9000") {
-				t.Errorf("instance %s: want the advertised backend-N:9000", in)
-			}
-		}
-	})
+	t.Run("the dashboard and /api/v1/services answer on 9901", func(t *testing.T) { checkAdmin(t, client, admin) })
 
-	t.Run("POST localhost:9002/admin/health takes backend-2 out and back", func(t *testing.T) {
-		flip := func(status int) {
-			resp, err := client.Post(fmt.Sprintf("http://127.0.0.1:9002/admin/health?status=%d", status), "", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if resp.StatusCode/100 != 2 {
-				t.Fatalf("POST /admin/health?status=%d: %d", status, resp.StatusCode)
-			}
-		}
-		flip(500)
-		t.Cleanup(func() { flip(200) })
-		start := time.Now()
-		waitRoutable(t, client, admin, "backend-2", false)
-		t.Logf("backend-2 out of rotation %s after status=500 (bound %s)", time.Since(start).Round(10*time.Millisecond), healthFlipBound)
-		for range 12 {
-			if name, err := get(client, gateway+"/"); err != nil || name == "backend-2" {
-				t.Fatalf("with backend-2 out: %q %v", name, err)
-			}
-		}
-		flip(200)
-		start = time.Now()
-		waitRoutable(t, client, admin, "backend-2", true)
-		t.Logf("backend-2 back in rotation %s after status=200 (bound %s)", time.Since(start).Round(10*time.Millisecond), healthFlipBound)
-	})
+	t.Run("POST localhost:9002/admin/health takes backend-2 out and back", func(t *testing.T) { checkHealthFlip(t, client, gateway, admin) })
 
-	t.Run("docker compose stop backend-2 under steady traffic fails no request", func(t *testing.T) {
-		l := startLoad(client, []string{gateway + "/"}, 4, 2*time.Minute)
-		defer l.stop()
-		if _, err := c.Run(ctx, "stop", "backend-2"); err != nil {
-			t.Fatal(err)
-		}
-		stopped := time.Now()
-		waitRoutable(t, client, admin, "backend-2", false)
-		testenv.WaitFor(t, 20*time.Second, "traffic to the other two after backend-2 stopped", func() bool {
-			n := l.since(stopped)
-			return n["backend-1"] >= 50 && n["backend-3"] >= 50
-		})
-		if _, err := c.Run(ctx, "start", "backend-2"); err != nil {
-			t.Fatal(err)
-		}
-		started := time.Now()
-		testenv.WaitFor(t, 30*time.Second, "answers from backend-2 after docker compose start", func() bool {
-			return l.since(started)["backend-2"] >= 20
-		})
-		t.Logf("backend-2 answering %s after docker compose start", time.Since(started).Round(10*time.Millisecond))
-		checkNoFailures(t, l.stop())
-	})
+	t.Run("docker compose stop backend-2 under steady traffic fails no request", func(t *testing.T) { checkStopUnderLoad(t, ctx, c, client, gateway, admin) })
 
 	t.Run("a request's trace is in Jaeger with the server and client spans", func(t *testing.T) {
 		checkTrace(t, client, gateway, "http://127.0.0.1:16686")
@@ -245,63 +70,147 @@ func TestComposeUp(t *testing.T) {
 	})
 }
 
-// waitHealthy waits until each service's container runs and, when it has a
-// healthcheck, is healthy.
-func waitHealthy(t *testing.T, ctx context.Context, c *dockertest.Compose, timeout time.Duration, services ...string) {
+// checkHardened checks that the gateway and a backend run as nonroot on
+// a read-only root filesystem, and logs the sizes of the images built.
+func checkHardened(t *testing.T, ctx context.Context, c *dockertest.Compose) {
 	t.Helper()
-	state := map[string]string{}
-	testenv.WaitFor(t, timeout, "every container healthy", func() bool {
-		ok := true
-		for _, svc := range services {
-			st := "no container"
-			if id, err := c.ContainerID(ctx, svc); err == nil {
-				if ct, err := c.Inspect(ctx, id); err == nil {
-					st = ct.State.Status
-					if ct.State.Health != nil {
-						st += "/" + ct.State.Health.Status
-					}
-				}
+	for _, svc := range []string{"switchyard", "backend-1"} {
+		id, err := c.ContainerID(ctx, svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, err := c.Inspect(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ct.HostConfig.ReadonlyRootfs {
+			t.Errorf("%s: root filesystem is writable", svc)
+		}
+		top, err := c.Docker(ctx, "top", id, "-o", "pid,uid")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// PID UID lines after a header.
+		var uids []string
+		for _, l := range strings.Split(strings.TrimSpace(top), "\n")[1:] {
+			if f := strings.Fields(l); len(f) == 2 {
+				uids = append(uids, f[1])
 			}
-			state[svc] = st
-			ok = ok && (st == "running" || st == "running/healthy")
 		}
-		if !ok {
-			// Polling docker is not free on a shared machine.
-			time.Sleep(500 * time.Millisecond)
+		if len(uids) == 0 || slices.ContainsFunc(uids, func(u string) bool { return u != "65532" }) {
+			t.Errorf("%s: processes run as uid %q, want only 65532 (nonroot)", svc, uids)
 		}
-		return ok
-	})
-	t.Logf("containers: %v", state)
+	}
+	images, err := c.Images(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for svc, ref := range images {
+		size, err := c.Docker(ctx, "image", "inspect", "--format", "{{.Size}}", ref)
+		if err == nil {
+			t.Logf("image of %s: %s bytes", svc, strings.TrimSpace(size))
+		}
+	}
 }
 
-// waitRoutable waits until the gateway at admin shows backend in or out of
-// rotation, within healthFlipBound.
-func waitRoutable(t *testing.T, client *http.Client, admin, backend string, want bool) {
+// checkRotation checks that sequential requests through gateway rotate
+// over the three backends, each once in every three answers.
+func checkRotation(t *testing.T, client *http.Client, gateway string) {
 	t.Helper()
-	testenv.WaitFor(t, healthFlipBound, fmt.Sprintf("%s routable=%v at %s", backend, want, admin), func() bool {
-		s, err := getServices(client, admin)
-		return err == nil && s.routableByName()[backend] == want
-	})
+	var got []string
+	for range 3 * len(backends) * 4 {
+		name, err := get(client, gateway+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, name)
+	}
+	for i := 0; i+3 <= len(got); i++ {
+		w := slices.Clone(got[i : i+3])
+		slices.Sort(w)
+		if !slices.Equal(w, backends) {
+			t.Fatalf("answers %q: %q at %d is not one of each backend (round-robin)", got, got[i:i+3], i)
+		}
+	}
 }
 
-func checkNoFailures(t *testing.T, results []result) {
+// checkAdmin checks the dashboard and /api/v1/services at admin.
+func checkAdmin(t *testing.T, client *http.Client, admin string) {
 	t.Helper()
-	counts := map[string]int{}
-	failed := 0
-	for _, r := range results {
-		if r.err != "" {
-			failed++
-			if failed <= 10 {
-				t.Errorf("request to %s at %s failed: %s", r.target, r.start.Format("15:04:05.000"), r.err)
-			}
-			continue
+	body, err := get(client, admin+"/")
+	if err != nil || !strings.Contains(body, "<html") {
+		t.Errorf("GET %s/: %v %.200q", admin, err, body)
+	}
+	s, err := getServices(client, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Discovery.Provider != "consul" || s.Discovery.Stale {
+		t.Errorf("discovery %+v, want consul and fresh", s.Discovery)
+	}
+	for _, in := range s.routable() {
+		// Instances are reached by the address they advertise:
+		// the compose service name, not 127.0.0.1 or a container IP.
+		if !strings.Contains(in, "@backend-") || !strings.HasSuffix(in, ":9000") {
+			t.Errorf("instance %s: want the advertised backend-N:9000", in)
 		}
-		counts[r.backend]++
 	}
-	t.Logf("%d requests, %d failed; answered by %v", len(results), failed, counts)
-	if failed > 0 {
-		t.Errorf("%d of %d requests failed", failed, len(results))
+}
+
+// checkHealthFlip flips backend-2's health through its published port and
+// checks that it leaves and rejoins rotation within healthFlipBound.
+func checkHealthFlip(t *testing.T, client *http.Client, gateway, admin string) {
+	t.Helper()
+	flip := func(status int) {
+		resp, err := client.Post(fmt.Sprintf("http://127.0.0.1:9002/admin/health?status=%d", status), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			t.Fatalf("POST /admin/health?status=%d: %d", status, resp.StatusCode)
+		}
 	}
+	flip(500)
+	t.Cleanup(func() { flip(200) })
+	start := time.Now()
+	waitRoutable(t, client, admin, "backend-2", false)
+	t.Logf("backend-2 out of rotation %s after status=500 (bound %s)", time.Since(start).Round(10*time.Millisecond), healthFlipBound)
+	for range 12 {
+		if name, err := get(client, gateway+"/"); err != nil || name == "backend-2" {
+			t.Fatalf("with backend-2 out: %q %v", name, err)
+		}
+	}
+	flip(200)
+	start = time.Now()
+	waitRoutable(t, client, admin, "backend-2", true)
+	t.Logf("backend-2 back in rotation %s after status=200 (bound %s)", time.Since(start).Round(10*time.Millisecond), healthFlipBound)
+}
+
+// checkStopUnderLoad stops and starts backend-2 with Compose under steady
+// traffic and checks that no request failed.
+func checkStopUnderLoad(t *testing.T, ctx context.Context, c *dockertest.Compose, client *http.Client, gateway, admin string) {
+	t.Helper()
+	l := startLoad(client, []string{gateway + "/"}, 4, 2*time.Minute)
+	defer l.stop()
+	if _, err := c.Run(ctx, "stop", "backend-2"); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	waitRoutable(t, client, admin, "backend-2", false)
+	testenv.WaitFor(t, 20*time.Second, "traffic to the other two after backend-2 stopped", func() bool {
+		n := l.since(stopped)
+		return n["backend-1"] >= 50 && n["backend-3"] >= 50
+	})
+	if _, err := c.Run(ctx, "start", "backend-2"); err != nil {
+		t.Fatal(err)
+	}
+	started := time.Now()
+	testenv.WaitFor(t, 30*time.Second, "answers from backend-2 after docker compose start", func() bool {
+		return l.since(started)["backend-2"] >= 20
+	})
+	t.Logf("backend-2 answering %s after docker compose start", time.Since(started).Round(10*time.Millisecond))
+	checkNoFailures(t, l.stop())
 }
 
 // checkTrace sends a request with a traceparent through gateway and finds
@@ -402,10 +311,4 @@ func readyAfterRestart(t *testing.T, ctx context.Context, c *dockertest.Compose,
 	}
 	t.Logf("gateway container: ready %s after it started (State.StartedAt to the first 200 from /readyz on :9901)",
 		ready.Sub(ct.State.StartedAt).Round(time.Millisecond))
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
