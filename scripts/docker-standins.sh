@@ -76,7 +76,15 @@ old_images=()
 debian_root() {
   local root="$CACHE/debian-$SUITE"
   if [ -f "$root/.complete" ]; then echo "$root"; return; fi
-  command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
+  if ! command -v debootstrap >/dev/null; then
+    # As scripts/ensure-chromium.sh: Debian's package, when apt-get and root
+    # are at hand; the package lists are refreshed only if needed.
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
+    log "installing debootstrap"
+    local install='DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=120 debootstrap'
+    { sh -c "$install" || { apt-get update -qq -o DPkg::Lock::Timeout=120 && sh -c "$install"; }; } >"$CACHE/apt.log" 2>&1 ||
+      die "apt-get install debootstrap failed; see $CACHE/apt.log"
+  fi
   log "debootstrap $SUITE into $root (once per machine, a few minutes)"
   rm -rf "$root.tmp"
   debootstrap --variant=minbase --include=ca-certificates,tzdata "$SUITE" "$root.tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||

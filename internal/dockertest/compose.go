@@ -142,17 +142,20 @@ func (c *Compose) query(ctx context.Context, args ...string) (string, error) {
 	return quiet.Run(ctx, args...)
 }
 
+// run runs name with args in c.Dir, logging the command line, its
+// standard error and (for up and build, live) its output to c.Log.
 func (c *Compose) run(ctx context.Context, name string, args ...string) (string, error) {
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = c.Dir
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
+	live := slices.Contains(args, "up") || slices.Contains(args, "build")
 	if c.Log != nil {
 		// Live, so that a long build shows its progress.
 		fmt.Fprintf(c.Log, "$ %s %s\n", name, strings.Join(args, " "))
 		cmd.Stderr = io.MultiWriter(&stderr, c.Log)
-		if slices.Contains(args, "up") || slices.Contains(args, "build") {
+		if live {
 			cmd.Stdout = io.MultiWriter(&stdout, c.Log)
 		}
 	}
@@ -160,7 +163,11 @@ func (c *Compose) run(ctx context.Context, name string, args ...string) (string,
 	start := time.Now()
 	err := cmd.Run()
 	if c.Log != nil {
-		fmt.Fprintf(c.Log, "%s(%s)\n", tail(stdout.String(), 2000), time.Since(start).Round(100*time.Millisecond))
+		out := ""
+		if !live {
+			out = tail(stdout.String(), 2000)
+		}
+		fmt.Fprintf(c.Log, "%s(%s)\n", out, time.Since(start).Round(100*time.Millisecond))
 	}
 	if err != nil {
 		return stdout.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, tail(stderr.String(), 2000))
