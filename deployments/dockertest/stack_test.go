@@ -29,8 +29,19 @@ func stack(t *testing.T, prefix, composeFile, override string) (*dockertest.Comp
 	if why := dockertest.SkipReason(t.Context(), filepath.Join(root, composeFile)); why != "" {
 		t.Skip(why)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 25*time.Minute)
+	// Leave a minute of the test binary's time to clean up: a binary that
+	// times out runs no cleanup.
+	deadline := time.Now().Add(25 * time.Minute)
+	if d, ok := t.Deadline(); ok && d.Add(-time.Minute).Before(deadline) {
+		deadline = d.Add(-time.Minute)
+	}
+	ctx, cancel := context.WithDeadline(t.Context(), deadline)
 	t.Cleanup(cancel)
+	if gone, err := dockertest.RemoveAbandoned(ctx, prefix); err != nil {
+		t.Fatal(err)
+	} else if len(gone) > 0 {
+		t.Logf("removed what killed runs left behind: projects %q", gone)
+	}
 
 	log := t.Output()
 	if testing.Verbose() {

@@ -291,6 +291,56 @@ func (c *Compose) Down(ctx context.Context) error {
 	return errors.Join(err, ierr)
 }
 
+// RemoveAbandoned removes the containers, networks and volumes of earlier
+// projects named prefix + 8 hex digits (see NewProject) whose test was
+// killed before its cleanup ran, and the tags of their images (keeping the
+// layers, as Down does); it returns the projects' names. Call it only
+// when SkipReason found the published ports free, so that no live run of
+// the same test owns them.
+func RemoveAbandoned(ctx context.Context, prefix string) ([]string, error) {
+	out, err := exec.CommandContext(ctx, "docker", "ps", "-a", "--filter", "label=com.docker.compose.project",
+		"--format", `{{.Label "com.docker.compose.project"}}`).Output()
+	if err != nil {
+		return nil, fmt.Errorf("listing compose containers: %w", err)
+	}
+	ours := regexp.MustCompile("^" + regexp.QuoteMeta(prefix) + "[0-9a-f]{8}$")
+	var removed []string
+	for _, p := range strings.Fields(string(out)) {
+		if !ours.MatchString(p) || slices.Contains(removed, p) {
+			continue
+		}
+		removed = append(removed, p)
+		filter := "label=com.docker.compose.project=" + p
+		for _, list := range [][]string{{"ps", "-aq"}, {"network", "ls", "-q"}, {"volume", "ls", "-q"}} {
+			ids, err := exec.CommandContext(ctx, "docker", append(list, "--filter", filter)...).Output()
+			if err != nil || len(strings.Fields(string(ids))) == 0 {
+				continue
+			}
+			rm := map[string][]string{"ps": {"rm", "-f", "-v"}, "network": {"network", "rm"}, "volume": {"volume", "rm", "-f"}}[list[0]]
+			if out, err := exec.CommandContext(ctx, "docker", append(rm, strings.Fields(string(ids))...)...).CombinedOutput(); err != nil {
+				return removed, fmt.Errorf("removing project %s: %w: %s", p, err, out)
+			}
+		}
+	}
+	images, err := exec.CommandContext(ctx, "docker", "images", "--format", "{{.Repository}}:{{.Tag}}").Output()
+	if err != nil {
+		return removed, fmt.Errorf("listing images: %w", err)
+	}
+	ourImage := regexp.MustCompile("^" + regexp.QuoteMeta(prefix) + "[0-9a-f]{8}[_-]")
+	var tags []string
+	for _, ref := range strings.Fields(string(images)) {
+		if ourImage.MatchString(ref) {
+			tags = append(tags, ref)
+		}
+	}
+	if len(tags) > 0 {
+		if out, err := exec.CommandContext(ctx, "docker", append([]string{"rmi", "--no-prune"}, tags...)...).CombinedOutput(); err != nil {
+			return removed, fmt.Errorf("untagging %q: %w: %s", tags, err, out)
+		}
+	}
+	return removed, nil
+}
+
 // StandIns runs scripts/docker-standins.sh in dir, which puts the local
 // stand-ins for the base, Consul and Jaeger images into the engine,
 // printing its progress to log.
