@@ -3,6 +3,9 @@
 # building them from the Go module proxy into a per-user cache the first time.
 #
 #   scripts/tools.sh consul|jaeger|h2spec|all   prints the binary path(s)
+#   scripts/tools.sh jaeger-all-in-one    Jaeger v1's all-in-one (cmd/all-in-one),
+#                                         the program in jaegertracing/all-in-one,
+#                                         for the Docker stand-in image
 #
 # A binary already on PATH wins. The cache lives outside the clone
 # (SWITCHYARD_TOOLS_DIR, default ~/.cache/switchyard/tools) because CI
@@ -72,10 +75,30 @@ ensure_h2spec() {
   echo "$dir/h2spec"
 }
 
+ensure_jaeger_all_in_one() {
+  local out="$TOOLS_DIR/jaeger-all-in-one-$JAEGER_VERSION/all-in-one"
+  if [ -x "$out" ]; then echo "$out"; return; fi
+  log "building jaeger all-in-one $JAEGER_VERSION from the Go module proxy into $out (once per machine, several minutes)"
+  local work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  (
+    cd "$work"
+    go mod init jaegertool >/dev/null 2>&1
+    go get -tool "github.com/jaegertracing/jaeger/cmd/all-in-one@$JAEGER_VERSION" >&2
+    mkdir -p "$(dirname "$out")"
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp" github.com/jaegertracing/jaeger/cmd/all-in-one
+    mv "$out.tmp" "$out"
+  )
+  log "jaeger all-in-one ready: $out"
+  echo "$out"
+}
+
 case "${1:-all}" in
   consul) ensure_consul ;;
   jaeger) ensure_jaeger ;;
   h2spec) ensure_h2spec ;;
+  jaeger-all-in-one) ensure_jaeger_all_in_one ;;
   all) ensure_consul; ensure_jaeger; ensure_h2spec ;;
-  *) echo "usage: $0 consul|jaeger|h2spec|all" >&2; exit 2 ;;
+  *) echo "usage: $0 consul|jaeger|h2spec|jaeger-all-in-one|all" >&2; exit 2 ;;
 esac
