@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build run test test-short test-faults soak tools browser vet fmt bench demo clean
+.PHONY: all build run test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-scale demo clean h2spec bench-grpc
 
 all: build
 
@@ -17,21 +17,30 @@ run: build
 
 ## demo: the docker-compose.yml topology as processes (Consul, Jaeger, backends, gateway), no Docker needed
 demo: tools
-	$(GO) run ./deployments/twin/demo
+	$(GO) run ./cmd/demo
 
-## tools: Consul and Jaeger for the integration tests (built once into ~/.cache/switchyard/tools)
+## tools: Consul, Jaeger and h2spec for the integration tests (built once into ~/.cache/switchyard/tools)
 tools:
 	@scripts/tools.sh all >/dev/null
+
+## standins: local stand-ins for the images the compose files name, when a
+## Docker daemon answers (no registry needed; see docs/docker.md)
+standins:
+	@if docker info >/dev/null 2>&1; then scripts/docker-standins.sh; \
+	else echo "standins: no Docker daemon answers; the compose tests will skip"; fi
 
 ## browser: Debian's chromium for the dashboard test, when apt is available
 browser:
 	@scripts/ensure-chromium.sh
 
 ## test: every test, with the race detector, against real Consul and Jaeger
-## (the fault suite in its short form, with a 20 s soak)
-test: tools browser
+## (the fault suite in its short form, with a 20 s soak); then the compose
+## files under Docker, on their own so image builds do not load the timed
+## suites (skipped with a reason where no Docker daemon answers)
+test: tools browser standins
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v /deployments/dockertest)
+	$(GO) test -race -count=1 -timeout 30m ./deployments/dockertest/
 
 ## test-short: unit tests only (no external tools)
 test-short:
@@ -41,14 +50,34 @@ test-short:
 test-faults: tools
 	SWITCHYARD_FAULTS=full $(GO) test -race -count=1 -timeout 30m -v ./faults/
 
+## test-compose: docker-compose.yml and the HA topology under a real Docker
+## Engine, through the published ports (docs/docker.md)
+test-compose: tools standins
+	$(GO) test -count=1 -timeout 30m -v ./deployments/dockertest/
+
 ## soak: the documented 30 minute soak (SOAK=30m to change)
 SOAK ?= 30m
 soak: tools
 	$(GO) test -count=1 -timeout 0 -v -run TestSoakUnderConsulChurn ./faults/ -soak=$(SOAK)
 
-## bench: Switchyard next to nginx, HAProxy and Caddy (see README)
+## h2spec: h2spec (from the tools cache) against the h2c and TLS listeners (docs/grpc.md)
+h2spec:
+	@scripts/tools.sh h2spec >/dev/null
+	$(GO) test -count=1 -v -run TestH2Spec ./faults/
+
+## bench-grpc: gRPC unary calls per CPU-second, direct and through the gateway (docs/grpc.md)
+bench-grpc:
+	$(GO) test -run '^$$' -bench GRPCUnary -benchtime 20000x -count 3 ./app/
+
+## bench: Switchyard next to nginx, HAProxy and Caddy (see docs/benchmark.md)
 bench:
 	@scripts/bench.sh $(BENCH_FLAGS)
+
+## bench-scale: Consul discovery at 1,000 and 5,000 services x 4 instances (docs/consul-scale.md)
+SCALE_FLAGS ?= -services 1000,5000 -instances 4 -out bench/results/scale.md
+bench-scale:
+	@scripts/tools.sh consul >/dev/null
+	$(GO) run ./bench/scale $(SCALE_FLAGS)
 
 vet:
 	$(GO) vet ./...
@@ -58,3 +87,8 @@ fmt:
 
 clean:
 	rm -rf $(BIN)
+
+## bench-probes: what active probing costs at 20,000 instances (writes bench/results/probe-scale.md; wants a quiet machine)
+.PHONY: bench-probes
+bench-probes:
+	$(GO) run ./bench/probescale -instances 20000 -duration 30s -o bench/results/probe-scale.md

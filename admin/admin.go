@@ -5,7 +5,6 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
-	"time"
 
 	"github.com/switchyard-gw/switchyard/discovery"
 	"github.com/switchyard-gw/switchyard/gateway"
@@ -15,10 +14,18 @@ import (
 // Options supply the state the admin endpoints show. Every func must be safe
 // for concurrent use. Nil funcs show nothing.
 type Options struct {
-	Ready     func() bool
-	Services  func() []health.ServiceStatus
-	Routes    func() []gateway.RouteInfo
-	Discovery func() discovery.Status
+	Ready    func() bool
+	Services func() []health.ServiceStatus
+	// Summaries lists every service without its instances and
+	// ServicesNamed the named ones with theirs (health.Checker has both);
+	// nil: derived from Services, at the cost of building every instance.
+	Summaries     func() []health.ServiceStatus
+	ServicesNamed func(names ...string) []health.ServiceStatus
+	Routes        func() []gateway.RouteInfo
+	Discovery     func() discovery.Status
+	// Balance shows each service's policy, weights and requests in
+	// flight; nil: none.
+	Balance func() []gateway.BalanceInfo
 	// Extra handlers mounted on the admin mux (e.g. /metrics), by pattern.
 	Extra map[string]http.Handler
 }
@@ -41,7 +48,12 @@ func New(opt Options) http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	mux.HandleFunc("GET /api/v1/services", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, servicesView(opt))
+		q, err := parseServicesQuery(r.URL.Query())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		writeJSON(w, servicesView(opt, q))
 	})
 	mux.HandleFunc("GET /api/v1/routes", func(w http.ResponseWriter, r *http.Request) {
 		var routes []gateway.RouteInfo
@@ -56,45 +68,11 @@ func New(opt Options) http.Handler {
 	return mux
 }
 
-// ServicesResponse is the body of GET /api/v1/services.
-type ServicesResponse struct {
-	Services  []health.ServiceStatus `json:"services"`
-	Routes    []gateway.RouteInfo    `json:"routes"`
-	Discovery DiscoveryView          `json:"discovery"`
-}
-
-// DiscoveryView shows the freshness of the discovery source.
-type DiscoveryView struct {
-	Provider    string     `json:"provider"`
-	LastSuccess *time.Time `json:"last_success,omitempty"`
-	AgeSeconds  float64    `json:"age_seconds"`
-	Stale       bool       `json:"stale"`
-	LastError   string     `json:"last_error,omitempty"`
-	ErrorSince  *time.Time `json:"error_since,omitempty"`
-}
-
-func servicesView(opt Options) ServicesResponse {
-	out := ServicesResponse{Services: []health.ServiceStatus{}, Routes: []gateway.RouteInfo{}}
-	if opt.Services != nil {
-		out.Services = opt.Services()
-	}
-	if opt.Routes != nil {
-		out.Routes = opt.Routes()
-	}
-	if opt.Discovery != nil {
-		st := opt.Discovery()
-		out.Discovery = DiscoveryView{Provider: st.Provider, LastError: st.LastError, Stale: st.LastError != ""}
-		if !st.LastSuccess.IsZero() {
-			t := st.LastSuccess
-			out.Discovery.LastSuccess = &t
-			out.Discovery.AgeSeconds = time.Since(t).Round(time.Millisecond).Seconds()
-		}
-		if !st.ErrorSince.IsZero() {
-			t := st.ErrorSince
-			out.Discovery.ErrorSince = &t
-		}
-	}
-	return out
+func writeError(w http.ResponseWriter, status int, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

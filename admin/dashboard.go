@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/switchyard-gw/switchyard/health"
@@ -15,7 +17,10 @@ import (
 
 // The dashboard is one server-rendered page (html/template) that a small
 // inline script keeps current by fetching api/v1/services every
-// refreshInterval and updating the DOM in place. Both render the same
+// refreshInterval and updating the DOM in place. It shows one page of
+// pageSize services at a time: each refresh fetches that page's summary
+// (?summary=true&limit=&offset=&q=) and the instances of the services
+// shown expanded (?service=), never the whole catalog. Both render the same
 // ServicesResponse, with the same wording: the formatting helpers below have
 // twins in dashboard.html (fmtAgo, fmtLatency, statusClass, groupVerdict),
 // so the first paint and every refresh look alike. Without JavaScript the
@@ -31,13 +36,31 @@ var dashboardTemplate = template.Must(template.New("dashboard").Parse(dashboardH
 // refreshInterval is how often the page refreshes itself.
 const refreshInterval = 2500 * time.Millisecond
 
-// dashboard serves the operator page. It renders servicesView(opt), the very
-// value GET /api/v1/services encodes, so the page never shows a different
-// truth than the API.
+// pageSize is the number of services on one dashboard page; a page whose
+// services hold at most autoExpand instances shows them all, a larger one
+// shows only service rows until one is expanded. The script has twins of
+// both (PAGE_SIZE, AUTO_EXPAND).
+const (
+	pageSize   = 50
+	autoExpand = 100
+)
+
+// dashboard serves the operator page. It renders servicesView, the very
+// value GET /api/v1/services encodes for the page's query, so the page
+// never shows a different truth than the API. ?q= and ?offset= select the
+// page, as the script's filter box and pager do.
 func dashboard(opt Options) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		nonce := rand.Text() // 26 base32 characters, 130 random bits
-		page := newDashboardPage(servicesView(opt), time.Now(), nonce)
+		q := servicesQuery{search: strings.TrimSpace(r.URL.Query().Get("q")), limit: pageSize, summary: true}
+		if n, err := strconv.Atoi(r.URL.Query().Get("offset")); err == nil && n > 0 {
+			q.offset = n
+		}
+		v := servicesView(opt, q)
+		if pageInstances(v.Services) <= autoExpand && len(v.Services) > 0 {
+			v.Services = withTotals(detail(opt, v.Services))
+		}
+		page := newDashboardPage(v, time.Now(), nonce)
 		var buf bytes.Buffer
 		if err := dashboardTemplate.Execute(&buf, page); err != nil {
 			http.Error(w, "dashboard: "+err.Error(), http.StatusInternalServerError)
@@ -69,9 +92,17 @@ type dashboardPage struct {
 	Instances int
 	In, Out   int
 
+	Query      string // the filter
+	Offset     int
+	Pager      string // "services 1–50 of 5000"
+	Prev, Next string // hrefs; "" when there is no such page
+	PageSize   int
+	AutoExpand int
+
 	Discovery discoveryLine
 	Groups    []serviceGroup
 	Routes    []routeLine
+	Balance   []balanceLine
 }
 
 type discoveryLine struct {
@@ -84,6 +115,7 @@ type serviceGroup struct {
 	Name      string
 	Healthy   int
 	Total     int
+	Expanded  bool   // its instances are listed
 	Class     string // ok, warn (some out), bad (none in)
 	Summary   string
 	RoutesTo  string // the route matches that lead here, or ""
@@ -117,9 +149,18 @@ func newDashboardPage(v ServicesResponse, now time.Time, nonce string) dashboard
 		Nonce:       nonce,
 		RefreshMS:   refreshInterval.Milliseconds(),
 		RefreshText: strconv.FormatFloat(refreshInterval.Seconds(), 'g', -1, 64) + " s",
-		Services:    len(v.Services),
+		Services:    v.Totals.Services,
+		Instances:   v.Totals.Instances,
+		In:          v.Totals.InRotation,
+		Out:         v.Totals.Instances - v.Totals.InRotation,
 		Discovery:   newDiscoveryLine(v.Discovery),
+		Offset:      v.Page.Offset,
+		PageSize:    pageSize,
+		AutoExpand:  autoExpand,
+		Balance:     newBalanceLines(v.Balancing),
 	}
+	p.Query = v.Page.Query
+	p.Pager, p.Prev, p.Next = pager(v.Page, len(v.Services), v.Totals.Services)
 	matches := map[string]string{} // service -> "host/prefix, ..."
 	for _, r := range v.Routes {
 		m := r.Host + r.PathPrefix
@@ -131,18 +172,15 @@ func newDashboardPage(v ServicesResponse, now time.Time, nonce string) dashboard
 	inRotation := map[string]string{} // service -> "2/3"
 	inRotationClass := map[string]string{}
 	for _, s := range v.Services {
-		g := serviceGroup{Name: s.Name, Healthy: s.Healthy, Total: len(s.Instances), RoutesTo: matches[s.Name]}
+		g := serviceGroup{Name: s.Name, Healthy: s.Healthy, Total: s.Total, RoutesTo: matches[s.Name], Expanded: s.Instances != nil}
 		g.Class, g.Summary = groupVerdict(g.Healthy, g.Total)
 		for _, in := range s.Instances {
 			g.Instances = append(g.Instances, newInstanceLine(in, now))
 		}
-		p.Instances += g.Total
-		p.In += g.Healthy
 		inRotation[s.Name] = fmt.Sprintf("%d/%d", g.Healthy, g.Total)
 		inRotationClass[s.Name] = g.Class
 		p.Groups = append(p.Groups, g)
 	}
-	p.Out = p.Instances - p.In
 	for _, r := range v.Routes {
 		p.Routes = append(p.Routes, routeLine{
 			Host: r.Host, PathPrefix: r.PathPrefix, Service: r.Service, Strip: r.StripPrefix,
@@ -150,6 +188,45 @@ func newDashboardPage(v ServicesResponse, now time.Time, nonce string) dashboard
 		})
 	}
 	return p
+}
+
+// pageInstances counts the instances of the listed services.
+func pageInstances(ss []health.ServiceStatus) int {
+	n := 0
+	for _, s := range ss {
+		n += s.Total
+	}
+	return n
+}
+
+// pager words which services a page lists and links the pages around it;
+// its twin in dashboard.html is pagerText.
+func pager(pg Page, listed, total int) (text, prev, next string) {
+	switch {
+	case pg.Matched == 0 && total > 0:
+		text = "no service matches"
+	case pg.Matched == 0:
+		text = "no services"
+	default:
+		text = fmt.Sprintf("services %d–%d of %d", pg.Offset+1, pg.Offset+listed, pg.Matched)
+		if pg.Matched < total {
+			text += fmt.Sprintf(" matching (%d in all)", total)
+		}
+	}
+	href := func(offset int) string {
+		v := url.Values{"offset": {strconv.Itoa(offset)}}
+		if pg.Query != "" {
+			v.Set("q", pg.Query)
+		}
+		return "?" + v.Encode()
+	}
+	if pg.Offset > 0 {
+		prev = href(max(0, pg.Offset-pageSize))
+	}
+	if pg.NextOffset != nil {
+		next = href(*pg.NextOffset)
+	}
+	return text, prev, next
 }
 
 // groupVerdict words a service's health for its header row.

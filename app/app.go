@@ -108,7 +108,7 @@ func New(cfg *config.Config, log *slog.Logger, source discovery.Source) (*App, e
 		// Unambiguous HTTP/1 framing on cleartext connections. Over TLS
 		// net/http must see the *tls.Conn itself (for HTTP/2 by ALPN), so
 		// its own parser is the only check there.
-		a.proxyLn = h1.StrictListener(a.proxyLn)
+		a.proxyLn = h1.StrictListener(a.proxyLn, h1.StrictOptions{MaxHeaderBytes: cfg.Server.MaxHeaderBytes, H2C: cfg.Server.H2C})
 	}
 	if a.adminLn, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
 		a.proxyLn.Close()
@@ -144,7 +144,10 @@ func (a *App) onSnapshot(snap discovery.Snapshot) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.last = snap
+	snap = withFileUpstreams(a.live, snap)
+	a.gw.SetServices(snap, Balancing(a.live)) // before health builds pools
 	a.checker.Update(snap)
+	a.gw.SetUpstreams(upstreams(snap))
 	a.gw.SetRoutes(Routes(a.live, snap))
 }
 
@@ -164,9 +167,47 @@ func (a *App) Ready() bool {
 }
 
 // Run serves until ctx is done, then drains in-flight requests for at most
-// shutdown_timeout.
+// shutdown_timeout. It returns the first error of a listener or of
+// discovery, after the same drain; nil after ctx ended.
 func (a *App) Run(ctx context.Context) error {
-	proxySrv := &http.Server{
+	proxy, serveProxy := a.proxyServer()
+	adminSrv := a.adminServer()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 4)
+	var wg sync.WaitGroup
+	a.startBackground(runCtx, &wg, errc)
+	serve := func(run func() error) {
+		if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}
+	go serve(serveProxy)
+	go serve(func() error { return adminSrv.Serve(a.adminLn) })
+	a.log.Info("switchyard listening", "proxy", a.ProxyAddr(), "admin", a.AdminAddr(), "discovery", a.cfg.Discovery.Provider)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	a.shutdown(proxy, adminSrv, cancel, &wg)
+	return err
+}
+
+// drainer is the proxy server as Run stops it: net/http's or the fast path.
+type drainer interface {
+	Shutdown(context.Context) error
+	Close() error
+}
+
+// proxyServer builds the client-facing server and the function that serves
+// it on the proxy listener. Cleartext connections go through the gateway's
+// HTTP/1 fast path, which hands anything unusual to net/http's server; TLS
+// (with HTTP/2 by ALPN) is net/http's alone.
+func (a *App) proxyServer() (drainer, func() error) {
+	srv := &http.Server{
 		Handler:           a.gw,
 		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
 		// server.read_timeout is enforced per request body by the gateway,
@@ -175,66 +216,61 @@ func (a *App) Run(ctx context.Context) error {
 		IdleTimeout:    a.cfg.Server.IdleTimeout,
 		MaxHeaderBytes: a.cfg.Server.MaxHeaderBytes,
 		ErrorLog:       slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		TLSConfig:      a.tls,
 	}
-	proxySrv.Protocols = new(http.Protocols)
-	proxySrv.Protocols.SetHTTP1(true)
-	proxySrv.Protocols.SetHTTP2(a.cfg.Server.TLSCertFile != "")
-	proxySrv.Protocols.SetUnencryptedHTTP2(a.cfg.Server.H2C)
-	adminSrv := &http.Server{
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetHTTP2(a.cfg.Server.TLSCertFile != "")
+	srv.Protocols.SetUnencryptedHTTP2(a.cfg.Server.H2C)
+	if a.tls != nil {
+		return srv, func() error { return srv.ServeTLS(a.proxyLn, "", "") } // certificate loaded by New
+	}
+	fast := &h1.Server{Handler: a.gw, Fallback: srv, Logger: a.log}
+	return fast, func() error { return fast.Serve(a.proxyLn) }
+}
+
+// adminServer builds the operator-facing server. Its timeouts are fixed:
+// the admin listener serves small answers to operators and probes.
+func (a *App) adminServer() *http.Server {
+	return &http.Server{
 		Handler: admin.New(admin.Options{
-			Ready:     a.Ready,
-			Services:  a.checker.Services,
-			Routes:    a.gw.Routes,
-			Discovery: a.source.Status,
-			Extra:     a.adminExtra(),
+			Ready:         a.Ready,
+			Services:      a.checker.Services,
+			Summaries:     a.checker.Summaries,
+			ServicesNamed: a.checker.ServicesNamed,
+			Routes:        a.gw.Routes,
+			Balance:       a.gw.Balance,
+			Discovery:     a.source.Status,
+			Extra:         a.adminExtra(),
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
+}
 
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+// startBackground runs the prober, discovery and, with a config file, its
+// watcher until ctx ends; each is counted in wg. A discovery failure other
+// than the cancellation is sent on errc.
+func (a *App) startBackground(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) {
 	wg.Add(2)
-	go func() { defer wg.Done(); a.checker.Run(runCtx) }()
+	go func() { defer wg.Done(); a.checker.Run(ctx) }()
 	go func() {
 		defer wg.Done()
-		if err := a.source.Run(runCtx, a.onSnapshot); err != nil && !errors.Is(err, context.Canceled) {
+		if err := a.source.Run(ctx, a.onSnapshot); err != nil && !errors.Is(err, context.Canceled) {
 			errc <- fmt.Errorf("discovery: %w", err)
 		}
 	}()
-	proxySrv.TLSConfig = a.tls
-	// Cleartext connections go through the gateway's HTTP/1 fast path,
-	// which hands anything unusual to proxySrv; TLS (with HTTP/2 by ALPN)
-	// is net/http's alone.
-	var proxy interface {
-		Shutdown(context.Context) error
-		Close() error
-	} = proxySrv
-	serveProxy := func() error { return proxySrv.ServeTLS(a.proxyLn, "", "") } // certificate loaded by New
-	if a.tls == nil {
-		fast := &h1.Server{Handler: a.gw, Fallback: proxySrv, Logger: a.log}
-		proxy, serveProxy = fast, func() error { return fast.Serve(a.proxyLn) }
-	}
-	serve := func(run func() error) {
-		if err := run(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-		}
-	}
-	go serve(serveProxy)
-	go serve(func() error { return adminSrv.Serve(a.adminLn) })
 	if a.configPath != "" {
 		wg.Add(1)
-		go func() { defer wg.Done(); a.watchConfig(runCtx) }()
+		go func() { defer wg.Done(); a.watchConfig(ctx) }()
 	}
-	a.log.Info("switchyard listening", "proxy", a.ProxyAddr(), "admin", a.AdminAddr(), "discovery", a.cfg.Discovery.Provider)
+}
 
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
+// shutdown drains the proxy for at most shutdown_timeout (then closes it),
+// closes the admin server, stops the background work (cancel, then waits
+// for wg), closes idle upstream connections and flushes telemetry within
+// the same budget.
+func (a *App) shutdown(proxy drainer, adminSrv *http.Server, cancel context.CancelFunc, wg *sync.WaitGroup) {
 	a.log.Info("shutting down", "drain_timeout", a.cfg.ShutdownTimeout)
 	sctx, scancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer scancel()
@@ -249,7 +285,6 @@ func (a *App) Run(ctx context.Context) error {
 	if e := a.obs.shutdown(sctx); e != nil {
 		a.log.Warn("telemetry shutdown", "error", e)
 	}
-	return err
 }
 
 // adminExtra returns the admin handlers beyond the core ones: telemetry's

@@ -21,7 +21,7 @@ func testConfig(t *testing.T, addrs ...string) *config.Config {
 	t.Helper()
 	c := config.Default()
 	c.Listen, c.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	c.Health.Interval, c.Health.Jitter = 50*time.Millisecond, "0%"
+	c.Health.Interval, c.Health.Jitter = 50*time.Millisecond, 0
 	c.ShutdownTimeout = 5 * time.Second
 	c.Backends = addrs
 	if err := c.Normalize(); err != nil {

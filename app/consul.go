@@ -28,12 +28,13 @@ func newConsulSource(cfg *config.Config, log *slog.Logger) (discovery.Source, er
 		}
 	}
 	src, err := discovery.NewConsul(discovery.ConsulOptions{
-		Config:     consulAPIConfig(c),
-		TagPrefix:  c.TagPrefix,
-		Services:   services,
-		WaitTime:   c.WaitTime,
-		MaxBackoff: c.MaxBackoff,
-		Logger:     log.With("component", "consul"),
+		Config:         consulAPIConfig(c),
+		TagPrefix:      c.TagPrefix,
+		Services:       services,
+		WaitTime:       c.WaitTime,
+		MaxBackoff:     c.MaxBackoff,
+		MaxConnections: c.MaxConnections,
+		Logger:         log.With("component", "consul"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("discovery.consul: %w", err)

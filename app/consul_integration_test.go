@@ -84,7 +84,7 @@ func consulConfig(t *testing.T, c *testenv.Consul) *config.Config {
 	cfg.Discovery.Provider = config.ProviderConsul
 	cfg.Discovery.Consul.Address = c.Addr
 	cfg.Discovery.Consul.MaxBackoff = 200 * time.Millisecond
-	cfg.Health.Interval, cfg.Health.Timeout, cfg.Health.Jitter = 100*time.Millisecond, time.Second, "0%"
+	cfg.Health.Interval, cfg.Health.Timeout, cfg.Health.Jitter = 100*time.Millisecond, time.Second, 0
 	cfg.Health.HealthyThreshold, cfg.Health.UnhealthyThreshold = 1, 1
 	cfg.ShutdownTimeout = 5 * time.Second
 	return &cfg

@@ -70,7 +70,7 @@ func startFailureRig(t *testing.T, j *testenv.Jaeger, service string) *failureRi
 
 	c := config.Default()
 	c.Listen, c.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	c.Health.Interval, c.Health.Jitter = time.Hour, "0%"
+	c.Health.Interval, c.Health.Jitter = time.Hour, 0
 	c.ShutdownTimeout = 10 * time.Second
 	c.Services = []config.Service{
 		{Name: "solo", Instances: []config.Instance{{ID: "solo-live", Address: live.Listener.Addr().String()}}},

@@ -42,7 +42,7 @@ func (a *App) Reload(next *config.Config) error {
 		return err
 	}
 	live := *a.live
-	live.Backends, live.Services, live.Routes = next.Backends, next.Services, next.Routes
+	live.Backends, live.Services, live.Routes, live.LB = next.Backends, next.Services, next.Routes, next.LB
 	health, fixed := reloadHealth(a.cfg.Health, next.Health)
 	live.Health = health
 	for _, k := range append(fixedKeysChanged(a.cfg, next), fixed...) {
@@ -55,6 +55,8 @@ func (a *App) Reload(next *config.Config) error {
 		// Run's loop applies it through onSnapshot, health before routes.
 		a.static.Set(discovery.FromConfig(&live))
 	} else {
+		a.gw.SetUpstreams(upstreams(withFileUpstreams(&live, a.last)))
+		a.gw.SetServices(a.last, Balancing(&live))
 		a.gw.SetRoutes(Routes(&live, a.last))
 	}
 	a.reloads.Add(1)
@@ -99,6 +101,10 @@ func reloadHealth(started, next config.Health) (live config.Health, fixed []stri
 	if next.Passive.ConsecutiveFailures != started.Passive.ConsecutiveFailures {
 		fixed = append(fixed, "health.passive.consecutive_failures")
 		next.Passive.ConsecutiveFailures = started.Passive.ConsecutiveFailures
+	}
+	if next.MaxConcurrentProbes != started.MaxConcurrentProbes {
+		fixed = append(fixed, "health.max_concurrent_probes")
+		next.MaxConcurrentProbes = started.MaxConcurrentProbes
 	}
 	return next, fixed
 }

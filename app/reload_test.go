@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -50,7 +49,7 @@ func TestFiftyReloadsUnderLoadFailNoRequest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuf
+	var logs testenv.SyncBuffer
 	a, err := New(cfg, slog.New(slog.NewTextHandler(&logs, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -125,14 +124,6 @@ func TestFiftyReloadsUnderLoadFailNoRequest(t *testing.T) {
 		return strings.Contains(logs.String(), "not hot-reloadable") && strings.Contains(logs.String(), "key=listen")
 	})
 }
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestAReloadKeepsTheHealthKeysReadOnlyAtStart(t *testing.T) {
 	started := config.Default().Health

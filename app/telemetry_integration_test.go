@@ -75,7 +75,7 @@ func startTelemetryRig(t *testing.T, tel config.Telemetry) *telemetryRig {
 
 	c := config.Default()
 	c.Listen, c.Admin.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	c.Health.Interval, c.Health.Jitter = time.Hour, "0%"
+	c.Health.Interval, c.Health.Jitter = time.Hour, 0
 	c.ShutdownTimeout = 10 * time.Second
 	c.Services = []config.Service{{Name: "web", Instances: []config.Instance{
 		{ID: "live", Address: live.addr()},

@@ -7,9 +7,10 @@ import (
 )
 
 // Config is the whole gateway configuration. Durations are time.Duration;
-// strings with a syntax of their own (status ranges, jitter, CIDRs) are parsed
-// by Validate into the unexported fields that the rest of the program reads
-// through accessor methods.
+// values with a syntax of their own (status sets, jitter, CIDRs, the log
+// level) have types of their own (values.go), decoded once by Load. A
+// Config returned by Load is valid and is never modified afterwards; the
+// rest of the program reads its fields and parses nothing again.
 type Config struct {
 	// Listen is the proxy listener address.
 	Listen string `mapstructure:"listen"`
@@ -22,6 +23,7 @@ type Config struct {
 	Services  []Service `mapstructure:"services"`
 	Routes    []Route   `mapstructure:"routes"`
 	Proxy     Proxy     `mapstructure:"proxy"`
+	LB        LB        `mapstructure:"lb"`
 	Server    Server    `mapstructure:"server"`
 	Telemetry Telemetry `mapstructure:"telemetry"`
 	Log       Log       `mapstructure:"log"`
@@ -45,8 +47,16 @@ type Health struct {
 	Timeout            time.Duration `mapstructure:"timeout"`
 	HealthyThreshold   int           `mapstructure:"healthy_threshold"`
 	UnhealthyThreshold int           `mapstructure:"unhealthy_threshold"`
-	ExpectedStatus     string        `mapstructure:"expected_status"`
-	Jitter             string        `mapstructure:"jitter"`
+	// ExpectedStatus is the set of probe answers that pass.
+	ExpectedStatus StatusSet `mapstructure:"expected_status"`
+	// Jitter moves each probe by up to this fraction of Interval.
+	Jitter Jitter `mapstructure:"jitter"`
+	// Type is the probe: http, or grpc (grpc.health.v1.Health/Check);
+	// empty means grpc for grpc services and http for the others.
+	Type string `mapstructure:"type"`
+	// GRPCService is the service name a grpc probe asks about; empty asks
+	// about the server as a whole.
+	GRPCService string `mapstructure:"grpc_service"`
 	// Merge says how registry health and probes combine: both, probe, consul.
 	Merge string `mapstructure:"merge"`
 	// PanicThreshold (percent, 0 = off): when fewer than this share of a
@@ -54,6 +64,13 @@ type Health struct {
 	PanicThreshold int `mapstructure:"panic_threshold"`
 	// Passive ejects instances that fail real requests.
 	Passive Passive `mapstructure:"passive"`
+	// MaxConcurrentProbes bounds the probes in flight at once, whatever the
+	// number of instances; a probe waiting for a slot starts late, it is
+	// not skipped. Fixed at start.
+	MaxConcurrentProbes int `mapstructure:"max_concurrent_probes"`
+	// SlowStart (0 = off) ramps the weight of an instance that joins
+	// rotation from 10% to full over this window (docs/balancing.md).
+	SlowStart time.Duration `mapstructure:"slow_start"`
 }
 
 // Passive configures outlier ejection from request outcomes: connection
@@ -78,8 +95,11 @@ type HealthOverride struct {
 	Timeout            *time.Duration `mapstructure:"timeout"`
 	HealthyThreshold   *int           `mapstructure:"healthy_threshold"`
 	UnhealthyThreshold *int           `mapstructure:"unhealthy_threshold"`
-	ExpectedStatus     *string        `mapstructure:"expected_status"`
-	Jitter             *string        `mapstructure:"jitter"`
+	ExpectedStatus     *StatusSet     `mapstructure:"expected_status"`
+	Jitter             *Jitter        `mapstructure:"jitter"`
+	Type               *string        `mapstructure:"type"`
+	GRPCService        *string        `mapstructure:"grpc_service"`
+	SlowStart          *time.Duration `mapstructure:"slow_start"`
 }
 
 // Apply returns base with the fields set in o replaced. A nil o returns base.
@@ -94,6 +114,9 @@ func (o *HealthOverride) Apply(base Health) Health {
 	setFrom(&base.UnhealthyThreshold, o.UnhealthyThreshold)
 	setFrom(&base.ExpectedStatus, o.ExpectedStatus)
 	setFrom(&base.Jitter, o.Jitter)
+	setFrom(&base.Type, o.Type)
+	setFrom(&base.GRPCService, o.GRPCService)
+	setFrom(&base.SlowStart, o.SlowStart)
 	return base
 }
 
@@ -115,6 +138,9 @@ func (o *HealthOverride) Over(under *HealthOverride) *HealthOverride {
 	prefer(&m.UnhealthyThreshold, o.UnhealthyThreshold)
 	prefer(&m.ExpectedStatus, o.ExpectedStatus)
 	prefer(&m.Jitter, o.Jitter)
+	prefer(&m.Type, o.Type)
+	prefer(&m.GRPCService, o.GRPCService)
+	prefer(&m.SlowStart, o.SlowStart)
 	return &m
 }
 
@@ -138,12 +164,28 @@ type Service struct {
 	Name      string          `mapstructure:"name"`
 	Instances []Instance      `mapstructure:"instances"`
 	Health    *HealthOverride `mapstructure:"health"`
+	// Protocol and TLS say how instances are spoken to (upstream.go).
+	Protocol string      `mapstructure:"protocol"`
+	TLS      UpstreamTLS `mapstructure:"tls"`
+	// LB overrides the top-level lb section for this service.
+	LB LB `mapstructure:"lb"`
 }
 
 // Instance is one static backend. ID defaults to Address.
 type Instance struct {
 	ID      string `mapstructure:"id"`
 	Address string `mapstructure:"address"`
+	// Weight is the instance's relative share of traffic (nil: 1); 0
+	// keeps it out of traffic (drain).
+	Weight *int `mapstructure:"weight"`
+}
+
+// LB chooses how requests are spread over a service's instances. Under
+// services[] an empty Policy inherits the top-level one.
+type LB struct {
+	// Policy is round_robin (weighted) or least_request (power of two
+	// random choices by requests in flight).
+	Policy string `mapstructure:"policy"`
 }
 
 // Route maps an exact host (optional) and a path prefix to a service.
@@ -179,14 +221,22 @@ type Consul struct {
 	WaitTime time.Duration `mapstructure:"wait_time"`
 	// MaxBackoff caps the exponential back-off after errors.
 	MaxBackoff time.Duration `mapstructure:"max_backoff"`
+	// MaxConnections caps the TCP connections to the agent at any catalog
+	// size (at least 3: two change detectors and one for fetching).
+	MaxConnections int `mapstructure:"max_connections"`
 }
 
 // Proxy configures the upstream side.
 type Proxy struct {
-	// Retries is the number of extra attempts after a dial error.
+	// Retries is the number of extra attempts, each on another instance,
+	// after an attempt that failed before a response: a dial error (nothing
+	// was sent) for any method whose body was not read yet; any other
+	// failure (a reset, an early EOF) only for GET, HEAD, OPTIONS and TRACE
+	// without a body. Timeouts are not retried.
 	Retries int `mapstructure:"retries"`
-	// TrustedProxies are CIDRs whose X-Forwarded-* and Forwarded headers are kept.
-	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// TrustedProxies are the peers whose X-Forwarded-* and Forwarded
+	// headers are kept.
+	TrustedProxies CIDRs `mapstructure:"trusted_proxies"`
 	// DialTimeout bounds TCP connect to an instance.
 	DialTimeout time.Duration `mapstructure:"dial_timeout"`
 	// ResponseHeaderTimeout bounds the wait for an instance's response
@@ -264,7 +314,8 @@ const FailuresSamplerPrefix = "failures+"
 
 // Log configures slog output.
 type Log struct {
-	Level  string `mapstructure:"level"`
+	Level LogLevel `mapstructure:"level"`
+	// Format is text or json.
 	Format string `mapstructure:"format"`
 	// Access writes one JSON line per request to stdout.
 	Access bool `mapstructure:"access"`
@@ -281,8 +332,8 @@ func Default() Config {
 			Timeout:            time.Second,
 			HealthyThreshold:   2,
 			UnhealthyThreshold: 2,
-			ExpectedStatus:     "200-399",
-			Jitter:             "10%",
+			ExpectedStatus:     Statuses(200, 399),
+			Jitter:             0.1,
 			Merge:              MergeBoth,
 			Passive: Passive{
 				ConsecutiveFailures: 5,
@@ -290,13 +341,15 @@ func Default() Config {
 				MaxEjectionTime:     5 * time.Minute,
 				MaxEjectionPercent:  50,
 			},
+			MaxConcurrentProbes: 256,
 		},
 		Discovery: Discovery{
 			Provider: ProviderStatic,
 			Consul: Consul{
-				TagPrefix:  "switchyard",
-				WaitTime:   5 * time.Minute,
-				MaxBackoff: 10 * time.Second,
+				TagPrefix:      "switchyard",
+				WaitTime:       5 * time.Minute,
+				MaxBackoff:     10 * time.Second,
+				MaxConnections: 4,
 			},
 		},
 		Proxy: Proxy{
@@ -321,7 +374,8 @@ func Default() Config {
 			SlowThreshold:          time.Second,
 			FailureTracesPerSecond: 100,
 		},
-		Log:             Log{Level: "info", Format: "text"},
+		LB:              LB{Policy: PolicyRoundRobin},
+		Log:             Log{Level: LevelInfo, Format: "text"},
 		ShutdownTimeout: 15 * time.Second,
 	}
 }
@@ -337,4 +391,10 @@ const (
 const (
 	ProviderStatic = "static"
 	ProviderConsul = "consul"
+)
+
+// Balancing policies for LB.Policy.
+const (
+	PolicyRoundRobin   = "round_robin"
+	PolicyLeastRequest = "least_request"
 )

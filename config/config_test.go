@@ -68,8 +68,8 @@ func TestEnvironmentOverridesEveryKind(t *testing.T) {
 	if c.Health.Interval != 750*time.Millisecond || c.Health.HealthyThreshold != 4 {
 		t.Errorf("health = %+v", c.Health)
 	}
-	if strings.Join(c.Proxy.TrustedProxies, " ") != "10.0.0.0/8 192.168.0.1" {
-		t.Errorf("trusted proxies = %q", c.Proxy.TrustedProxies)
+	if got := c.Proxy.TrustedProxies.String(); got != "10.0.0.0/8,192.168.0.1/32" {
+		t.Errorf("trusted proxies = %q", got)
 	}
 }
 
@@ -123,7 +123,13 @@ func TestInvalidConfigNamesTheKeyAndTheValue(t *testing.T) {
 		{"a bad trusted proxy", validYAML, map[string]string{"SWITCHYARD_PROXY_TRUSTED_PROXIES": "10.0.0.0/33"}, []string{"proxy.trusted_proxies", "10.0.0.0/33"}},
 		{"a bad backend", "", map[string]string{"SWITCHYARD_BACKENDS": "ftp://x:1"}, []string{"backends[0]", "ftp://x:1"}},
 		{"no services at all", "listen: 127.0.0.1:1\n", nil, []string{"services", "no services"}},
+		{"a connection budget too small for the two detectors", validYAML, map[string]string{"SWITCHYARD_DISCOVERY_PROVIDER": "consul", "SWITCHYARD_DISCOVERY_CONSUL_MAX_CONNECTIONS": "2"}, []string{"discovery.consul.max_connections", "2"}},
 		{"a duplicate instance id", strings.Replace(validYAML, "- address: 127.0.0.1:9002", "- id: web-1\n        address: 127.0.0.1:9002", 1), nil, []string{"services[0].instances[1].id", `"web-1"`}},
+		{"a bad balancing policy", validYAML, map[string]string{"SWITCHYARD_LB_POLICY": "fastest"}, []string{"lb.policy", `"fastest"`, "round_robin or least_request"}},
+		{"a bad per-service balancing policy", strings.Replace(validYAML, "    health:\n", "    lb:\n      policy: random\n    health:\n", 1), nil, []string{"services[0].lb.policy", `"random"`}},
+		{"a negative weight", strings.Replace(validYAML, "- address: 127.0.0.1:9002", "- address: 127.0.0.1:9002\n        weight: -1", 1), nil, []string{"services[0].instances[1].weight", `"-1"`, "0 (drain)"}},
+		{"a weight above the cap", strings.Replace(validYAML, "- address: 127.0.0.1:9002", "- address: 127.0.0.1:9002\n        weight: 10001", 1), nil, []string{"services[0].instances[1].weight", `"10001"`}},
+		{"a negative slow start", validYAML, map[string]string{"SWITCHYARD_HEALTH_SLOW_START": "-5s"}, []string{"health.slow_start", "-5s"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -167,5 +173,28 @@ func TestEveryKeyHasAnEnvName(t *testing.T) {
 	}
 	if got := EnvName("health.healthy_threshold"); got != "SWITCHYARD_HEALTH_HEALTHY_THRESHOLD" {
 		t.Errorf("EnvName = %q", got)
+	}
+}
+
+func TestWeightsPolicyAndSlowStartLoad(t *testing.T) {
+	y := strings.Replace(validYAML, "- address: 127.0.0.1:9002", "- address: 127.0.0.1:9002\n        weight: 0", 1)
+	y = strings.Replace(y, "    health:\n", "    lb:\n      policy: least_request\n    health:\n      slow_start: 20s\n", 1)
+	t.Setenv("SWITCHYARD_HEALTH_SLOW_START", "1m")
+	c, err := Load(writeFile(t, y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Services[0]
+	if w := s.Instances[1].Weight; w == nil || *w != 0 {
+		t.Errorf("instances[1].weight = %v, want 0 (drain)", w)
+	}
+	if s.Instances[0].Weight != nil {
+		t.Errorf("instances[0].weight = %d, want unset", *s.Instances[0].Weight)
+	}
+	if s.LB.Policy != PolicyLeastRequest || c.LB.Policy != PolicyRoundRobin {
+		t.Errorf("lb.policy = %q, services[0].lb.policy = %q; want round_robin and least_request", c.LB.Policy, s.LB.Policy)
+	}
+	if got := s.Health.Apply(c.Health).SlowStart; got != 20*time.Second || c.Health.SlowStart != time.Minute {
+		t.Errorf("slow_start = %s (service), %s (global); want 20s and 1m", got, c.Health.SlowStart)
 	}
 }

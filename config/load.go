@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -51,6 +52,7 @@ func Load(path string) (*Config, error) {
 	var c Config
 	err := v.UnmarshalExact(&c, viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
 		jsonListHook,
+		textHook,
 		scalarHook,
 		mapstructure.StringToSliceHookFunc(","),
 	)))
@@ -69,7 +71,7 @@ func Load(path string) (*Config, error) {
 // jsonListHook lets list-of-object keys (services, routes) be given as JSON
 // in an environment variable: SWITCHYARD_ROUTES='[{"path_prefix":"/","service":"web"}]'.
 func jsonListHook(from, to reflect.Type, data any) (any, error) {
-	if from.Kind() != reflect.String || to.Kind() != reflect.Slice || to.Elem().Kind() != reflect.Struct {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice || to.Elem().Kind() != reflect.Struct || isText(to) {
 		return data, nil
 	}
 	s := strings.TrimSpace(data.(string))
@@ -83,7 +85,46 @@ func jsonListHook(from, to reflect.Type, data any) (any, error) {
 	return out, nil
 }
 
-var durationType = reflect.TypeOf(time.Duration(0))
+var (
+	durationType        = reflect.TypeOf(time.Duration(0))
+	textUnmarshalerType = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+)
+
+// isText reports whether t is a value type with a syntax of its own
+// (values.go): decoded with UnmarshalText, a leaf of the key tree.
+func isText(t reflect.Type) bool {
+	return reflect.PointerTo(t).Implements(textUnmarshalerType)
+}
+
+// textHook decodes the types of values.go from their text: a string (the
+// environment, YAML), a number (unquoted YAML: expected_status: 200,
+// jitter: 0.1) or a list of strings (YAML lists, joined with commas). The
+// error quotes the bad value; mapstructure prefixes it with the key.
+func textHook(from, to reflect.Type, data any) (any, error) {
+	if from == to || !isText(to) {
+		return data, nil
+	}
+	var text string
+	switch rv := reflect.ValueOf(data); {
+	case rv.Kind() == reflect.String:
+		text = rv.String()
+	case rv.Kind() >= reflect.Int && rv.Kind() <= reflect.Float64:
+		text = fmt.Sprint(data)
+	case rv.Kind() == reflect.Slice:
+		parts := make([]string, rv.Len())
+		for i := range parts {
+			parts[i] = fmt.Sprint(rv.Index(i).Interface())
+		}
+		text = strings.Join(parts, ",")
+	default:
+		return data, nil
+	}
+	out := reflect.New(to)
+	if err := out.Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(text)); err != nil {
+		return nil, fmt.Errorf("invalid value %q: %v", text, err)
+	}
+	return out.Elem().Interface(), nil
+}
 
 // scalarHook parses strings (from the environment or quoted YAML) into
 // durations, numbers and booleans with errors that quote the bad value;
@@ -161,7 +202,7 @@ func leaves(prefix string, rv reflect.Value, fn func(key string, v reflect.Value
 		if prefix != "" {
 			key = prefix + "." + key
 		}
-		if f.Type.Kind() == reflect.Struct && f.Type != durationType {
+		if f.Type.Kind() == reflect.Struct && !isText(f.Type) {
 			leaves(key, rv.Field(i), fn)
 			continue
 		}

@@ -1,7 +1,7 @@
-// Package deployments_test proves docker-compose.yml and the Dockerfile
-// without a Docker engine: it checks their structure, and that the
-// gateway's own configuration loader accepts the environment the compose
-// file gives it.
+// Package deployments_test checks docker-compose.yml and the Dockerfile
+// without a Docker engine: their structure, and that the gateway's own
+// configuration loader accepts the environment the compose file gives it.
+// Only deployments/dockertest, under a real engine, proves that they run.
 package deployments_test
 
 import (

@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -26,6 +27,10 @@ type consulTags struct {
 	Route config.Route
 	// Health holds the <prefix>.health.* settings; nil when there are none.
 	Health *config.HealthOverride
+	// Upstream holds the <prefix>.protocol and <prefix>.tls.* settings.
+	Upstream config.Upstream
+	// LB holds <prefix>.lb.policy; empty when not set.
+	LB config.LB
 }
 
 // parseTags reads the <prefix>.* tags of service name. tags is the union of
@@ -40,8 +45,44 @@ func parseTags(prefix, name string, tags []string) (consulTags, []string) {
 	warn := func(format string, args ...any) {
 		warns = append(warns, fmt.Sprintf("service %q: ", name)+fmt.Sprintf(format, args...))
 	}
+	values, keys := groupTags(prefix, tags, warn)
+	var h config.HealthOverride
+	for _, key := range keys {
+		vals := values[key]
+		value, tag := vals[0], prefix+"."+key+"="+vals[0]
+		if len(vals) > 1 {
+			warn("instances disagree on %s.%s (%s); using %q", prefix, key, strings.Join(vals, ", "), value)
+		}
+		if known, want := upstreamTag(key, value, &out.Upstream, &h); known {
+			if want != "" {
+				warn("tag %q ignored: %s", tag, want)
+			}
+			continue
+		}
+		var err error
+		if hkey, ok := strings.CutPrefix(key, "health."); ok {
+			err = setHealthTag(&h, hkey, value)
+		} else {
+			err = setRouteTag(&out, key, value)
+		}
+		switch {
+		case errors.Is(err, errUnknownTag):
+			warn("tag %q ignored: unknown key %s.%s", tag, prefix, key)
+		case err != nil:
+			warn("tag %q ignored: %s", tag, err)
+		}
+	}
+	if h != (config.HealthOverride{}) {
+		out.Health = &h
+	}
+	return out, warns
+}
 
-	values := map[string][]string{} // key (after the prefix) -> distinct values, sorted
+// groupTags collects the <prefix>.key=value tags: for every key (after the
+// prefix) its distinct values, sorted, and the keys, sorted. A tag with the
+// prefix but no "=" is reported through warn.
+func groupTags(prefix string, tags []string, warn func(string, ...any)) (map[string][]string, []string) {
+	values := map[string][]string{}
 	for _, tag := range tags {
 		rest, ok := strings.CutPrefix(tag, prefix+".")
 		if !ok {
@@ -53,6 +94,9 @@ func parseTags(prefix, name string, tags []string) (consulTags, []string) {
 			continue
 		}
 		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if key == weightTag {
+			continue // per instance, read by consulWeight: instances may differ
+		}
 		if !slices.Contains(values[key], value) {
 			values[key] = append(values[key], value)
 		}
@@ -63,93 +107,101 @@ func parseTags(prefix, name string, tags []string) (consulTags, []string) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	return values, keys
+}
 
-	var h config.HealthOverride
-	hasHealth := false
-	for _, key := range keys {
-		vals := values[key]
-		value, tag := vals[0], prefix+"."+key+"="+vals[0]
-		if len(vals) > 1 {
-			warn("instances disagree on %s.%s (%s); using %q", prefix, key, strings.Join(vals, ", "), value)
+// errUnknownTag is returned by the tag setters for a key they do not know.
+var errUnknownTag = errors.New("unknown tag key")
+
+// setRouteTag applies one of enable, path, host, strip_prefix and lb.policy to out.
+// An invalid value leaves out unchanged; the error says what is wanted.
+func setRouteTag(out *consulTags, key, value string) error {
+	switch key {
+	case "enable":
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return errors.New("want true or false")
 		}
-		invalid := func(want string) { warn("tag %q ignored: %s", tag, want) }
-		switch key {
-		case "enable":
-			b, err := strconv.ParseBool(value)
-			if err != nil {
-				invalid("want true or false")
-				continue
-			}
-			out.Enabled = b
-		case "path":
-			if !strings.HasPrefix(value, "/") || strings.ContainsAny(value, " ?#") {
-				invalid("want a path prefix starting with /")
-				continue
-			}
-			out.Route.PathPrefix = value
-		case "host":
-			if value == "" || strings.ContainsAny(value, "/ ") {
-				invalid("want a plain host name")
-				continue
-			}
-			out.Route.Host = value
-		case "strip_prefix":
-			b, err := strconv.ParseBool(value)
-			if err != nil {
-				invalid("want true or false")
-				continue
-			}
-			out.Route.StripPrefix = b
-		case "health.path":
-			if !strings.HasPrefix(value, "/") {
-				invalid("want a path starting with /")
-				continue
-			}
-			h.Path, hasHealth = &value, true
-		case "health.interval", "health.timeout":
-			d, err := time.ParseDuration(value)
-			if err != nil || d <= 0 {
-				invalid("want a positive duration such as 5s")
-				continue
-			}
-			if key == "health.interval" {
-				h.Interval = &d
-			} else {
-				h.Timeout = &d
-			}
-			hasHealth = true
-		case "health.healthy_threshold", "health.unhealthy_threshold":
-			n, err := strconv.Atoi(value)
-			if err != nil || n < 1 {
-				invalid("want a whole number of at least 1")
-				continue
-			}
-			if key == "health.healthy_threshold" {
-				h.HealthyThreshold = &n
-			} else {
-				h.UnhealthyThreshold = &n
-			}
-			hasHealth = true
-		case "health.expected_status":
-			if _, err := config.ParseStatusRanges(value); err != nil {
-				invalid(err.Error())
-				continue
-			}
-			h.ExpectedStatus, hasHealth = &value, true
-		case "health.jitter":
-			if _, err := config.ParseJitter(value); err != nil {
-				invalid(err.Error())
-				continue
-			}
-			h.Jitter, hasHealth = &value, true
-		default:
-			warn("tag %q ignored: unknown key %s.%s", tag, prefix, key)
+		out.Enabled = b
+	case "path":
+		if !strings.HasPrefix(value, "/") || strings.ContainsAny(value, " ?#") {
+			return errors.New("want a path prefix starting with /")
 		}
+		out.Route.PathPrefix = value
+	case "host":
+		if value == "" || strings.ContainsAny(value, "/ ") {
+			return errors.New("want a plain host name")
+		}
+		out.Route.Host = value
+	case "strip_prefix":
+		b, err := strconv.ParseBool(value)
+		if err != nil {
+			return errors.New("want true or false")
+		}
+		out.Route.StripPrefix = b
+	case "lb.policy":
+		if err := config.CheckPolicy(value); err != nil {
+			return err
+		}
+		out.LB.Policy = value
+	default:
+		return errUnknownTag
 	}
-	if hasHealth {
-		out.Health = &h
+	return nil
+}
+
+// setHealthTag applies one health.<key> tag to h, decoded into its typed
+// value with the syntax of the configuration key of the same name. An
+// invalid value leaves h unchanged; the error says what is wanted.
+func setHealthTag(h *config.HealthOverride, key, value string) error {
+	switch key {
+	case "path":
+		if !strings.HasPrefix(value, "/") {
+			return errors.New("want a path starting with /")
+		}
+		h.Path = &value
+	case "interval", "timeout":
+		d, err := time.ParseDuration(value)
+		if err != nil || d <= 0 {
+			return errors.New("want a positive duration such as 5s")
+		}
+		if key == "interval" {
+			h.Interval = &d
+		} else {
+			h.Timeout = &d
+		}
+	case "healthy_threshold", "unhealthy_threshold":
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 1 {
+			return errors.New("want a whole number of at least 1")
+		}
+		if key == "healthy_threshold" {
+			h.HealthyThreshold = &n
+		} else {
+			h.UnhealthyThreshold = &n
+		}
+	case "expected_status":
+		set, err := config.ParseStatusSet(value)
+		if err != nil {
+			return err
+		}
+		h.ExpectedStatus = &set
+	case "jitter":
+		j, err := config.ParseJitter(value)
+		if err != nil {
+			return err
+		}
+		h.Jitter = &j
+	case "slow_start":
+		d, err := time.ParseDuration(value)
+		if err != nil || d < 0 {
+			return errors.New("want a duration such as 30s (0 turns slow start off)")
+		}
+		h.SlowStart = &d
+	default:
+		return errUnknownTag
 	}
-	return out, warns
+	return nil
 }
 
 // mergeHealth combines the health section of the config file with the one
@@ -169,6 +221,8 @@ func buildService(name string, tags consulTags, instances []Instance, file *conf
 	if tags.Enabled {
 		svc.Routes = []config.Route{tags.Route}
 		svc.Health = mergeHealth(file, tags.Health)
+		svc.Upstream = tags.Upstream
+		svc.LB = tags.LB // the config file's services[].lb is applied over it by the caller
 	} else {
 		svc.Health = file
 	}
@@ -180,11 +234,15 @@ func buildService(name string, tags consulTags, instances []Instance, file *conf
 // the registration lives, so health state survives updates. The address is
 // the service address, or the node address when the service has none.
 // Entries without a usable address or port are left out with a warning.
-func consulInstances(entries []*api.ServiceEntry) ([]Instance, []string) {
+// Proxies and gateways (Kind connect-proxy, mesh-gateway, ...) are left out
+// silently: a Connect sidecar copies its service's tags and listens for
+// mTLS, so it is never a plain instance to route to or probe. Weights come
+// from consulWeight; prefix is the tag prefix.
+func consulInstances(prefix string, entries []*api.ServiceEntry) ([]Instance, []string) {
 	out := make([]Instance, 0, len(entries))
 	var warns []string
 	for _, e := range entries {
-		if e == nil || e.Node == nil || e.Service == nil {
+		if e == nil || e.Node == nil || e.Service == nil || e.Service.Kind != api.ServiceKindTypical {
 			continue
 		}
 		id := e.Node.Node + "/" + e.Service.ID
@@ -200,10 +258,16 @@ func consulInstances(entries []*api.ServiceEntry) ([]Instance, []string) {
 			warns = append(warns, fmt.Sprintf("instance %q of service %q skipped: port %d", id, e.Service.Service, e.Service.Port))
 			continue
 		}
+		reg := registryHealth(e.Checks)
+		weight, warn := consulWeight(prefix, e.Service, reg.Status)
+		if warn != "" {
+			warns = append(warns, warn)
+		}
 		out = append(out, Instance{
 			ID:       id,
 			Address:  net.JoinHostPort(host, strconv.Itoa(e.Service.Port)),
-			Registry: registryHealth(e.Checks),
+			Registry: reg,
+			Weight:   weight,
 		})
 	}
 	slices.SortFunc(out, func(a, b Instance) int { return strings.Compare(a.ID, b.ID) })

@@ -14,6 +14,14 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
+func mustStatuses(s string) config.StatusSet {
+	set, err := config.ParseStatusSet(s)
+	if err != nil {
+		panic(err)
+	}
+	return set
+}
+
 func TestParseTags(t *testing.T) {
 	route := func(host, prefix string, strip bool) config.Route {
 		return config.Route{Host: host, PathPrefix: prefix, Service: "web", StripPrefix: strip}
@@ -63,8 +71,8 @@ func TestParseTags(t *testing.T) {
 				Timeout:            ptr(500 * time.Millisecond),
 				HealthyThreshold:   ptr(3),
 				UnhealthyThreshold: ptr(1),
-				ExpectedStatus:     ptr("200,204"),
-				Jitter:             ptr("20%"),
+				ExpectedStatus:     ptr(mustStatuses("200,204")),
+				Jitter:             ptr(config.Jitter(0.2)),
 			}},
 		},
 		{
@@ -117,9 +125,9 @@ func TestParseTags(t *testing.T) {
 		},
 		{
 			name:  "an unknown key is reported and ignored",
-			tags:  []string{"switchyard.enable=true", "switchyard.weight=3"},
+			tags:  []string{"switchyard.enable=true", "switchyard.priority=3"},
 			want:  consulTags{Enabled: true, Route: route("", "/web", false)},
-			warns: []string{"unknown key switchyard.weight"},
+			warns: []string{"unknown key switchyard.priority"},
 		},
 		{
 			name:  "a tag without a value is reported and ignored",
@@ -320,6 +328,19 @@ func TestConsulInstances(t *testing.T) {
 			warns: 2,
 		},
 		{
+			name: "a Connect sidecar and a gateway are not instances, though they carry the service's tags",
+			entries: func() []*api.ServiceEntry {
+				web := entry("n1", "10.0.0.1", "web-1", "", 8080)
+				sidecar := entry("n1", "10.0.0.1", "web-1-sidecar-proxy", "", 21000)
+				sidecar.Service.Kind = api.ServiceKindConnectProxy
+				sidecar.Service.Tags = []string{"switchyard.enable=true"}
+				gw := entry("n2", "10.0.0.2", "mesh-gw", "", 8443)
+				gw.Service.Kind = api.ServiceKindMeshGateway
+				return []*api.ServiceEntry{sidecar, web, gw}
+			}(),
+			want: []Instance{{ID: "n1/web-1", Address: "10.0.0.1:8080", Registry: passing}},
+		},
+		{
 			name: "the registry health of each instance comes from its checks",
 			entries: []*api.ServiceEntry{entry("n1", "10.0.0.1", "web-1", "", 80,
 				&api.HealthCheck{CheckID: "service:web-1", Name: "web /health", ServiceID: "web-1", Status: "critical", Output: "HTTP GET: 500"})},
@@ -329,7 +350,7 @@ func TestConsulInstances(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, warns := consulInstances(tt.entries)
+			got, warns := consulInstances("switchyard", tt.entries)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("consulInstances = %+v, want %+v", got, tt.want)
 			}

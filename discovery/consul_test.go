@@ -22,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchyard-gw/switchyard/config"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 // These tests script a fake Consul for what a real agent will not do on
@@ -30,7 +31,9 @@ import (
 // checks that the loop neither spins (an upper bound on requests in a
 // window) nor forgets the last good snapshot, and that it recovers.
 
-// fakeConsul serves /v1/catalog/services and /v1/health/service/<name>.
+// fakeConsul serves /v1/catalog/services, /v1/health/state/any and
+// /v1/health/service/<name>, all at one index. It ignores filters: the
+// source must read answers right whatever a server does with them.
 type fakeConsul struct {
 	srv *httptest.Server
 
@@ -71,6 +74,9 @@ func fakeEntry(id string, port int, status string) *api.ServiceEntry {
 
 func (f *fakeConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	watch, ok := "catalog", r.URL.Path == "/v1/catalog/services"
+	if r.URL.Path == "/v1/health/state/any" {
+		watch, ok = "checks", true
+	}
 	if name, isSvc := strings.CutPrefix(r.URL.Path, "/v1/health/service/"); isSvc {
 		watch, ok = name, true
 	}
@@ -105,7 +111,11 @@ func (f *fakeConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	f.mu.Lock()
 	var body any = f.catalog
-	if watch != "catalog" {
+	switch watch {
+	case "catalog":
+	case "checks":
+		body = f.failingLocked()
+	default:
 		entries := f.entries[watch]
 		if entries == nil {
 			entries = []*api.ServiceEntry{}
@@ -116,6 +126,25 @@ func (f *fakeConsul) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	idx = f.index
 	f.mu.Unlock()
 	writeConsul(w, idx, b)
+}
+
+// failingLocked returns the checks of every entry that are not passing.
+func (f *fakeConsul) failingLocked() api.HealthChecks {
+	out := api.HealthChecks{}
+	for name, entries := range f.entries {
+		for _, e := range entries {
+			for _, c := range e.Checks {
+				if c.Status != api.HealthPassing {
+					cc := *c
+					if cc.ServiceID != "" {
+						cc.ServiceName = name
+					}
+					out = append(out, &cc)
+				}
+			}
+		}
+	}
+	return out
 }
 
 func writeConsul(w http.ResponseWriter, index uint64, body []byte) {
@@ -239,6 +268,13 @@ func (h *harness) stop() {
 	}
 }
 
+// all returns every snapshot published so far.
+func (h *harness) all() []Snapshot {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.snaps)
+}
+
 // published returns the number of snapshots published and the latest.
 func (h *harness) published() (int, Snapshot) {
 	h.mu.Lock()
@@ -252,24 +288,12 @@ func (h *harness) published() (int, Snapshot) {
 func (h *harness) waitSnapshot(what string, cond func(Snapshot) bool) Snapshot {
 	h.t.Helper()
 	var snap Snapshot
-	eventually(h.t, 5*time.Second, what, func() bool {
+	testenv.WaitFor(h.t, 5*time.Second, what, func() bool {
 		n, s := h.published()
 		snap = s
 		return n > 0 && cond(s)
 	})
 	return snap
-}
-
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // window lets the loop run for d under a fault. It measures; it does not
@@ -298,9 +322,10 @@ func hasInstances(service string, ids ...string) func(Snapshot) bool {
 // logRecorder is a slog handler that keeps messages and writes them to the
 // test log.
 type logRecorder struct {
-	out  interface{ Write([]byte) (int, error) }
-	mu   sync.Mutex
-	msgs []string
+	out   interface{ Write([]byte) (int, error) }
+	mu    sync.Mutex
+	msgs  []string
+	lines []string // message and attributes, as written
 }
 
 func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
@@ -312,6 +337,7 @@ func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
 	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s=%q", a.Key, a.Value.String()); return true })
 	l.mu.Lock()
 	l.msgs = append(l.msgs, r.Message)
+	l.lines = append(l.lines, b.String())
 	l.mu.Unlock()
 	fmt.Fprintln(l.out, b.String())
 	return nil
@@ -323,6 +349,27 @@ func (l *logRecorder) count(substr string) int {
 	n := 0
 	for _, m := range l.msgs {
 		if strings.Contains(m, substr) {
+			n++
+		}
+	}
+	return n
+}
+
+// countAttrs counts the records with message msg whose line holds every
+// one of attrs (written key="value").
+func (l *logRecorder) countAttrs(msg string, attrs ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for i, line := range l.lines {
+		if l.msgs[i] != msg {
+			continue
+		}
+		ok := true
+		for _, a := range attrs {
+			ok = ok && strings.Contains(line, " "+a)
+		}
+		if ok {
 			n++
 		}
 	}
@@ -341,10 +388,10 @@ func respond(code int, body string) func(http.ResponseWriter, *http.Request) boo
 func TestConsulFaults(t *testing.T) {
 	defer goleak.VerifyNone(t)
 
-	// With the default bucket (4 at once, then 4/s) a watch makes at most
-	// 4 + 4*window + 1 requests; a spinning loop makes thousands.
+	// With the default bucket (10 at once, then 10/s) a detector makes at
+	// most 10 + 10*window + 1 requests; a spinning loop makes thousands.
 	const spinWindow = time.Second
-	const spinBound = 9
+	const spinBound = 21
 	// With back-off from 250ms, in one second a failing watch makes the
 	// first request plus at most 3 retries (125ms+250ms+500ms minimum).
 	const errWindow = time.Second
@@ -376,7 +423,7 @@ func TestConsulFaults(t *testing.T) {
 
 				f.setFault(tc.fault)
 				f.change(nil) // wake the blocked queries into the fault
-				eventually(t, 5*time.Second, "the error in Status", func() bool {
+				testenv.WaitFor(t, 5*time.Second, "the error in Status", func() bool {
 					return strings.Contains(h.src.Status().LastError, tc.want)
 				})
 				f.counts()
@@ -400,7 +447,7 @@ func TestConsulFaults(t *testing.T) {
 				f.setFault(nil)
 				f.change(func() { f.entries["web"] = f.entries["web"][:1] })
 				h.waitSnapshot("recovery after the fault clears", hasInstances("web", "n1/web-1"))
-				eventually(t, 5*time.Second, "the error to clear", func() bool { return h.src.Status().LastError == "" })
+				testenv.WaitFor(t, 5*time.Second, "the error to clear", func() bool { return h.src.Status().LastError == "" })
 				if got := h.logs.count("consul answering again"); got != 1 {
 					t.Errorf("logged the recovery %d times, want once", got)
 				}
@@ -426,7 +473,7 @@ func TestConsulFaults(t *testing.T) {
 			})
 			f.counts()
 			start := time.Now()
-			eventually(t, 10*time.Second, "the hung query to time out", func() bool {
+			testenv.WaitFor(t, 10*time.Second, "the hung query to time out", func() bool {
 				return strings.Contains(h.src.Status().LastError, "deadline exceeded")
 			})
 			if d := time.Since(start); d < requestTimeout(200*time.Millisecond)-100*time.Millisecond {
@@ -451,17 +498,18 @@ func TestConsulFaults(t *testing.T) {
 			f.resetTo(5000, nil)
 			h := startSource(t, f, nil)
 			h.waitSnapshot("the first snapshot", hasInstances("web", "n1/web-1", "n1/web-2"))
-			eventually(t, 5*time.Second, "a query blocking at 5000", func() bool { return f.waitParam("web") == "5000" })
+			testenv.WaitFor(t, 5*time.Second, "a query blocking at 5000", func() bool { return f.waitParam("catalog") == "5000" })
 
 			// The server's state is reset (snapshot restore, agent restarted
 			// empty): blocked queries answer with a lower index.
 			f.counts()
 			f.resetTo(7, func() { f.entries["web"] = f.entries["web"][:1] })
 			h.waitSnapshot("the reset state", hasInstances("web", "n1/web-1"))
-			eventually(t, 5*time.Second, "a query blocking at the new index", func() bool { return f.waitParam("web") == "7" })
+			testenv.WaitFor(t, 5*time.Second, "a query blocking at the new index", func() bool { return f.waitParam("catalog") == "7" })
 			window(spinWindow)
 			for watch, n := range f.counts() {
-				// answer at 7, one fresh query at 0, then one blocking at 7.
+				// A detector: answer at 7, one fresh query at 0, then one
+				// blocking at 7. A service: the sweep's probe and fetch.
 				if n > 4 {
 					t.Errorf("%s: %d requests after the reset, want at most 4", watch, n)
 				}
@@ -480,7 +528,7 @@ func TestConsulFaults(t *testing.T) {
 			// query at index 5000 would block for the whole wait (1m).
 			f.setFault(respond(500, "rpc error: No cluster leader"))
 			f.change(nil)
-			eventually(t, 5*time.Second, "the error", func() bool { return h.src.Status().LastError != "" })
+			testenv.WaitFor(t, 5*time.Second, "the error", func() bool { return h.src.Status().LastError != "" })
 			f.resetTo(3, func() { f.entries["web"] = []*api.ServiceEntry{fakeEntry("web-9", 8009, "passing")} })
 			f.setFault(nil)
 			h.waitSnapshot("the new agent's state", hasInstances("web", "n1/web-9"))
@@ -492,8 +540,8 @@ func TestConsulFaults(t *testing.T) {
 			f.resetTo(5000, nil)
 			h := startSource(t, f, nil)
 			h.waitSnapshot("the first snapshot", hasInstances("web", "n1/web-1", "n1/web-2"))
-			eventually(t, 5*time.Second, "queries blocking at 5000", func() bool {
-				return f.waitParam("web") == "5000" && f.waitParam("catalog") == "5000"
+			testenv.WaitFor(t, 5*time.Second, "queries blocking at 5000", func() bool {
+				return f.waitParam("checks") == "5000" && f.waitParam("catalog") == "5000"
 			})
 			// The transport sees EOF on a reused connection and sends the
 			// same GET (index=5000) again on a new one, where the new agent
@@ -514,11 +562,11 @@ func TestConsulFaults(t *testing.T) {
 			})
 			h := startSource(t, f, nil)
 			h.waitSnapshot("the first snapshot", hasInstances("web", "n1/web-1", "n1/web-2"))
-			eventually(t, 5*time.Second, "the connection check to give up", func() bool {
-				return h.logs.count("closes its connection after every answer") == 2 // catalog and web
+			testenv.WaitFor(t, 5*time.Second, "the connection check to give up", func() bool {
+				return h.logs.count("closes its connection after every answer") == 2 // the two detectors
 			})
-			eventually(t, 5*time.Second, "queries blocking again", func() bool {
-				return f.waitParam("web") != "" && f.waitParam("catalog") != ""
+			testenv.WaitFor(t, 5*time.Second, "queries blocking again", func() bool {
+				return f.waitParam("checks") != "" && f.waitParam("catalog") != ""
 			})
 			f.counts()
 			window(spinWindow)
@@ -544,11 +592,20 @@ func TestConsulFaults(t *testing.T) {
 			f.index = 0
 			f.mu.Unlock()
 			f.change(func() {})
-			f.mu.Lock()
-			f.index = 0
-			f.mu.Unlock()
-			eventually(t, 5*time.Second, "queries blocking at index 1", func() bool {
-				return f.waitParam("web") == "1" && f.waitParam("catalog") == "1"
+			// Consul holds a query whose index is above its own, so a
+			// query sent at an old index after the drop would wait out
+			// its wait time: keep answering at 0 until both detectors
+			// block at 1, as a server whose index stays at 0 would.
+			lastWake := time.Now()
+			f.resetTo(0, nil)
+			testenv.WaitFor(t, 5*time.Second, "queries blocking at index 1", func() bool {
+				ok := f.waitParam("checks") == "1" && f.waitParam("catalog") == "1"
+				if !ok && time.Since(lastWake) > 100*time.Millisecond {
+					t.Logf("blocking at: checks %q, catalog %q", f.waitParam("checks"), f.waitParam("catalog"))
+					f.resetTo(0, nil)
+					lastWake = time.Now()
+				}
+				return ok
 			})
 			f.counts()
 			window(spinWindow)
@@ -586,8 +643,17 @@ func TestConsulFaults(t *testing.T) {
 			f.counts()
 			window(spinWindow)
 			for watch, n := range f.counts() {
-				if n > spinBound {
-					t.Errorf("%s: %d requests in %s, want at most %d (rate limit)", watch, n, spinWindow, spinBound)
+				// A service is read by sweeps, each an index-only
+				// request and a fetch when the index moved; the catalog
+				// detector's answers are free up to two per sweep (one
+				// starting it, one queueing the next); sweeps that find
+				// nothing take tokens.
+				bound := spinBound
+				if watch != "checks" {
+					bound *= 2
+				}
+				if n > bound {
+					t.Errorf("%s: %d requests in %s, want at most %d (rate limit)", watch, n, spinWindow, bound)
 				}
 			}
 			if n, last := h.published(); n != before || !snapshotsEqual(last, good) {
@@ -617,6 +683,28 @@ func TestConsulSnapshots(t *testing.T) {
 			}
 		})
 
+		t.Run("a burst of real changes is followed without waiting for rate-limit tokens", func(t *testing.T) {
+			t.Parallel()
+			f := newFakeConsul(t)
+			// One token every 2s: a loop that spent tokens on real changes
+			// would take 2s per change below.
+			h := startSource(t, f, func(o *ConsulOptions) { o.Rate, o.Burst = 0.5, 1 })
+			h.waitSnapshot("the first snapshot", hasInstances("web", "n1/web-1", "n1/web-2"))
+			ids := []string{"n1/web-1", "n1/web-2"}
+			for i := 3; i <= 10; i++ {
+				id := "web-" + strconv.Itoa(i)
+				// Same tags: only the sweep can find the new instance.
+				f.change(func() { f.entries["web"] = append(f.entries["web"], fakeEntry(id, 8000+i, "passing")) })
+				ids = append(ids, "n1/"+id)
+				slices.Sort(ids)
+				var snap Snapshot
+				testenv.WaitFor(t, time.Second, id+" in the snapshot", func() bool {
+					_, snap = h.published()
+					return hasInstances("web", ids...)(snap)
+				})
+			}
+		})
+
 		t.Run("an unchanged answer at a new index publishes nothing", func(t *testing.T) {
 			t.Parallel()
 			f := newFakeConsul(t)
@@ -625,7 +713,7 @@ func TestConsulSnapshots(t *testing.T) {
 			before, _ := h.published()
 			f.counts()
 			f.change(nil)
-			eventually(t, 5*time.Second, "both watches to query again", func() bool {
+			testenv.WaitFor(t, 5*time.Second, "both watches to query again", func() bool {
 				f.mu.Lock()
 				defer f.mu.Unlock()
 				return f.hits["web"] >= 1 && f.hits["catalog"] >= 1
@@ -686,9 +774,17 @@ func TestConsulSnapshots(t *testing.T) {
 				delete(f.entries, "web")
 				delete(f.entries, "legacy")
 			})
-			snap = h.waitSnapshot("web to leave", func(s Snapshot) bool { _, ok := s.Service("web"); return !ok })
-			if legacy, ok := snap.Service("legacy"); !ok || len(legacy.Instances) != 0 {
-				t.Errorf("legacy = %+v, %v; want it kept (config names it) with no instances", legacy, ok)
+			// Each service's part reaches the snapshot when it is read,
+			// not necessarily together.
+			h.waitSnapshot("web to leave and legacy to stay, empty", func(s Snapshot) bool {
+				_, web := s.Service("web")
+				legacy, ok := s.Service("legacy")
+				return !web && ok && len(legacy.Instances) == 0
+			})
+			for _, s := range h.all() {
+				if _, ok := s.Service("legacy"); !ok {
+					t.Errorf("a snapshot without legacy: %+v; want it kept throughout (config names it)", s)
+				}
 			}
 		})
 

@@ -32,6 +32,43 @@ type Instance struct {
 	Address string // host:port
 	// Registry is what the registry says about the instance's health.
 	Registry RegistryHealth
+	// Weight is the instance's share of its service's traffic relative to
+	// the other instances. The zero value means DefaultWeight, so an
+	// Instance built without one gets an equal share; WeightDrain keeps a
+	// registered instance out of traffic (a configured weight of 0).
+	// Read it through Share.
+	Weight int
+}
+
+// Weight values with a meaning of their own.
+const (
+	DefaultWeight = 1
+	WeightDrain   = -1
+)
+
+// Share returns the instance's weight for balancing: DefaultWeight when
+// none was set, 0 when it is drained, never negative.
+func (i Instance) Share() int {
+	switch {
+	case i.Weight == 0:
+		return DefaultWeight
+	case i.Weight < 0:
+		return 0
+	}
+	return i.Weight
+}
+
+// WeightOf turns a configured weight (0 drains) into an Instance.Weight,
+// capped at config.MaxWeight. DefaultWeight becomes 0, so instances compare
+// equal however their default weight was reached.
+func WeightOf(configured int) int {
+	switch {
+	case configured <= 0:
+		return WeightDrain
+	case configured == DefaultWeight:
+		return 0
+	}
+	return min(configured, config.MaxWeight)
 }
 
 // RegistryHealth is the registry's aggregated verdict on an instance: the
@@ -52,6 +89,13 @@ type Service struct {
 	Routes []config.Route
 	// Health overrides the global probe settings for this service.
 	Health *config.HealthOverride
+	// Upstream is how to speak to the instances: from the config file
+	// (static) or from tags (Consul; the config file's settings are laid
+	// over them by the caller, see config.Upstream.Over).
+	Upstream config.Upstream
+	// LB is the balancing policy the registry asks for (tags); empty:
+	// the configured one.
+	LB config.LB
 }
 
 // Snapshot is the complete state of a source at one moment.

@@ -29,9 +29,13 @@ func NewStatic(snap Snapshot) *Static {
 func FromConfig(c *config.Config) Snapshot {
 	var s Snapshot
 	for _, sc := range c.Services {
-		svc := Service{Name: sc.Name, Health: sc.Health}
+		svc := Service{Name: sc.Name, Health: sc.Health, Upstream: sc.Upstream(), LB: sc.LB}
 		for _, in := range sc.Instances {
-			svc.Instances = append(svc.Instances, Instance{ID: in.ID, Address: in.Address})
+			inst := Instance{ID: in.ID, Address: in.Address}
+			if in.Weight != nil {
+				inst.Weight = WeightOf(*in.Weight)
+			}
+			svc.Instances = append(svc.Instances, inst)
 		}
 		s.Services = append(s.Services, svc)
 	}

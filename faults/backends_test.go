@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-gw/switchyard/admin"
 	"github.com/switchyard-gw/switchyard/config"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 func TestBackendThatNeverAnswersGets504AndItsConnectionIsClosed(t *testing.T) {
@@ -190,7 +191,7 @@ func TestInFlightRequestCompletesWhenItsInstanceLeavesRotation(t *testing.T) {
 	go func() { c, b := g.get(t, "/slow"); res <- result{c, b} }()
 	<-entered
 	healthy.Store(false)
-	waitFor(t, 5*time.Second, "instance out of rotation", func() bool { return g.app.Gateway().Healthy("default") == 0 })
+	testenv.WaitFor(t, 5*time.Second, "instance out of rotation", func() bool { return g.app.Gateway().Healthy("default") == 0 })
 	close(release)
 	if r := <-res; r.code != 200 || r.body != "done" {
 		t.Fatalf("in-flight request: %d %q, want 200 done", r.code, r.body)
@@ -232,7 +233,7 @@ func TestAllInstancesDownAnswers503FastWithoutARetryStorm(t *testing.T) {
 	for _, b := range backends {
 		b.Close()
 	}
-	waitFor(t, 5*time.Second, "all out of rotation", func() bool { return g.app.Gateway().Healthy("default") == 0 })
+	testenv.WaitFor(t, 5*time.Second, "all out of rotation", func() bool { return g.app.Gateway().Healthy("default") == 0 })
 	start503 := time.Now()
 	code, body := g.get(t, "/")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, `"default"`) {
@@ -284,7 +285,7 @@ func TestWebSocketSessionSurvivesAndBothClosesReleaseEverything(t *testing.T) {
 		}
 		// Let probes run while the session is open.
 		before := ws.probes.Load()
-		waitFor(t, 5*time.Second, "two more probes", func() bool { return ws.probes.Load() >= before+2 })
+		testenv.WaitFor(t, 5*time.Second, "two more probes", func() bool { return ws.probes.Load() >= before+2 })
 	}
 	conn.Close()
 	// Backend closes.
@@ -323,7 +324,7 @@ func TestFlappingProbeChangesStateAtMostOncePerRiseAndFallIntervals(t *testing.T
 		c.Health.Interval = 20 * time.Millisecond
 		c.Health.HealthyThreshold, c.Health.UnhealthyThreshold = rise, fall
 	}, flap, hostport(steady))
-	waitFor(t, 10*time.Second, "40 probes of the flapping instance", func() bool { return probes.Load() >= 40 })
+	testenv.WaitFor(t, 10*time.Second, "40 probes of the flapping instance", func() bool { return probes.Load() >= 40 })
 	n := int(probes.Load())
 	transitions := transitionsOf(t, g, flap)
 	if transitions < 1 {

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/net/http2/hpack"
 
 	"github.com/switchyard-gw/switchyard/config"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 // recordingBackend records every request line it serves.
@@ -57,28 +58,6 @@ func (rb *recordingBackend) requests() []string {
 	return append([]string(nil), rb.seen...)
 }
 
-func rawExchange(t *testing.T, addr, raw string) []int {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, raw)
-	br := bufio.NewReader(c)
-	var codes []int
-	for {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			return codes
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		codes = append(codes, resp.StatusCode)
-	}
-}
-
 func TestSmugglingProbesGet400AndNoHiddenRequestReachesTheBackend(t *testing.T) {
 	noLeaks(t)
 	rb := newRecordingBackend(t)
@@ -92,7 +71,7 @@ func TestSmugglingProbesGet400AndNoHiddenRequestReachesTheBackend(t *testing.T) 
 		"space before colon":  "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length : 4\r\n\r\nabcd" + hidden,
 	}
 	for name, raw := range probes {
-		codes := rawExchange(t, g.proxyAddr(), raw)
+		codes := testenv.RawExchange(t, g.proxyAddr(), raw)
 		if len(codes) != 1 || codes[0] != http.StatusBadRequest {
 			t.Errorf("%s: responses %v, want one 400", name, codes)
 		}
@@ -117,7 +96,7 @@ func TestPathTricksCannotReachARouteTheNormalisedPathDoesNotMatch(t *testing.T) 
 		c.Routes = []config.Route{{PathPrefix: "/public", Service: "public"}, {PathPrefix: "/admin", Service: "admin"}}
 	})
 	for _, p := range []string{"/public/../admin", "/public/%2e%2e/admin", "//admin", "/admin%2F..", "/public/./../admin/x"} {
-		rawExchange(t, g.proxyAddr(), "GET "+p+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		testenv.RawExchange(t, g.proxyAddr(), "GET "+p+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	}
 	// Whatever reached a backend must have been routed by the path it got.
 	for _, r := range public.requests() {
@@ -137,7 +116,7 @@ func TestH2CUpgradeIsNotForwarded(t *testing.T) {
 	noLeaks(t)
 	rb := newRecordingBackend(t)
 	g := start(t, nil, rb.addr)
-	codes := rawExchange(t, g.proxyAddr(), "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"+
+	codes := testenv.RawExchange(t, g.proxyAddr(), "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"+
 		"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
 	if fmt.Sprint(codes) != "[200 200]" {
 		t.Fatalf("codes %v, want the request answered as HTTP/1.1 and the next one too", codes)
@@ -156,7 +135,7 @@ func TestOversizedHeadersGet431AndOversizedBodies413(t *testing.T) {
 		c.Proxy.MaxBodyBytes = 1000
 	}, rb.addr)
 	big := strings.Repeat("a", 64<<10)
-	codes := rawExchange(t, g.proxyAddr(), "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+big+"\r\n\r\n")
+	codes := testenv.RawExchange(t, g.proxyAddr(), "GET / HTTP/1.1\r\nHost: x\r\nX-Big: "+big+"\r\n\r\n")
 	if len(codes) != 1 || codes[0] != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("oversized headers: %v, want 431", codes)
 	}
@@ -236,7 +215,7 @@ func TestSlowClientsAreCutWhileNormalClientsAreServed(t *testing.T) {
 			t.Fatalf("normal request %d during slowloris: %d", i, code)
 		}
 	}
-	waitFor(t, 5*time.Second, "every slow connection cut", func() bool { return cut.Load() == slow })
+	testenv.WaitFor(t, 5*time.Second, "every slow connection cut", func() bool { return cut.Load() == slow })
 	close(stop)
 	wg.Wait()
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchyard-gw/switchyard/faults/soak"
+	"github.com/switchyard-gw/switchyard/internal/soak"
 	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 

@@ -33,7 +33,10 @@ func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error
 		st.status = status
 		g.log.Debug("upstream error", "route", st.route.name, "service", st.route.svc.name, "attempts", len(st.tried), "error", err)
 	}
-	writeError(w, status, msg)
+	if st != nil && st.grpc {
+		msg = fmt.Sprintf("service %q: %s", st.route.svc.name, msg)
+	}
+	answerError(w, st != nil && st.grpc, status, msg)
 }
 
 // upstreamStatus maps an upstream error to the status and message for the

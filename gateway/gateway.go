@@ -1,5 +1,6 @@
-// Package gateway routes each request to a service and proxies it with
-// round-robin over that service's healthy instances.
+// Package gateway routes each request to a service and proxies it to one
+// of that service's healthy instances, by weighted round-robin or least
+// request (docs/balancing.md).
 //
 // The request path takes no lock: the routing table and every service's
 // healthy pool are immutable snapshots read through atomic pointers.
@@ -12,7 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +66,11 @@ type Attempt struct {
 	N        int  // attempts before this one for the same request; 0 for the first
 	Healthy  int  // size of the healthy set at pick time
 	Panic    bool // the set holds every instance (health.panic_threshold)
+	// Policy is the service's balancing policy (config.PolicyRoundRobin or
+	// config.PolicyLeastRequest) and Weight the instance's effective
+	// weight in configured units (less while it ramps up).
+	Policy string
+	Weight float64
 }
 
 // Ejector receives passive-health verdicts: an instance that failed
@@ -100,7 +105,7 @@ type Gateway struct {
 	log        *slog.Logger
 	hooks      Hooks
 	retries    int
-	trusted    []netip.Prefix
+	trusted    config.CIDRs
 	retryAfter string
 	proxy      *httputil.ReverseProxy
 	ejector    Ejector
@@ -108,24 +113,24 @@ type Gateway struct {
 	wire       *h1.Transport // nil when Options.Transport was given
 	maxBody    int64
 	bodyTime   time.Duration
+	proxyCfg   config.Proxy // for per-service transports (protocol.go)
 
 	table atomic.Pointer[table]
 	// offset gives a new pool its round-robin start; random so that many
 	// gateways do not hit instances in lock-step. Tests fix it.
 	offset func() uint64
+	now    func() time.Time // slow-start clock; tests step it
 
-	mu       sync.Mutex // guards services (writers only)
-	services map[string]*service
+	mu          sync.Mutex // guards services (writers only)
+	services    map[string]*service
+	sawServices bool // SetServices was called
+	closed      bool // no more slow-start steps
 }
 
 var _ health.Setter = (*Gateway)(nil)
 
 // New builds a Gateway with an empty routing table.
 func New(opt Options) (*Gateway, error) {
-	trusted, err := config.ParseCIDRs(opt.Proxy.TrustedProxies)
-	if err != nil {
-		return nil, fmt.Errorf("proxy.trusted_proxies: %w", err)
-	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
@@ -137,13 +142,15 @@ func New(opt Options) (*Gateway, error) {
 		log:        opt.Logger,
 		hooks:      opt.Hooks,
 		retries:    opt.Proxy.Retries,
-		trusted:    trusted,
+		trusted:    opt.Proxy.TrustedProxies,
 		retryAfter: strconv.Itoa(ra),
 		services:   map[string]*service{},
 		offset:     randomOffset,
+		now:        time.Now,
 		ejectAfter: int32(opt.EjectAfter),
 		maxBody:    opt.Proxy.MaxBodyBytes,
 		bodyTime:   opt.BodyTimeout,
+		proxyCfg:   opt.Proxy,
 	}
 
 	base := opt.Transport
@@ -185,13 +192,9 @@ func (g *Gateway) SetHealthy(name string, instances []discovery.Instance, panic 
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	svc := g.serviceLocked(name)
-	var prev []*Upstream
-	if p := svc.pool.Load(); p != nil {
-		prev = p.upstreams
-	}
-	next := newPool(name, instances, prev, panic, g.offset())
-	svc.pool.Store(next)
+	prev := g.publishLocked(svc, instances, panic)
 	if g.wire != nil {
+		next := svc.pool.Load()
 		for _, u := range prev {
 			if !contains(next.upstreams, u) {
 				g.wire.CloseIdle(u.Address) // out of rotation: free its connections
@@ -200,12 +203,16 @@ func (g *Gateway) SetHealthy(name string, instances []discovery.Instance, panic 
 	}
 }
 
-// CloseIdleConnections closes the pooled upstream connections. Call it
-// after the server stopped serving.
+// CloseIdleConnections closes the pooled upstream connections and stops
+// slow-start steps. Call it after the server stopped serving.
 func (g *Gateway) CloseIdleConnections() {
+	g.stopRamps()
 	if g.wire != nil {
 		g.wire.Close()
 	}
+	g.mu.Lock()
+	g.closeProtoTransportsLocked()
+	g.mu.Unlock()
 }
 
 // SetRoutes replaces the routing table. Routes naming a service that has no
@@ -255,11 +262,32 @@ type reqState struct {
 	// bodyErr is the error reading the client's body, if any: the client's
 	// fault, so neither a 5xx nor a passive-health failure.
 	bodyErr error
+	// proto is the service's transport when it is not HTTP/1.1; nil for
+	// HTTP/1.1. Loaded once, so every attempt of a request uses the same.
+	proto *protoTransport
+	grpc  bool // the request is a gRPC call: errors are answered in gRPC
+	// active is the upstream whose response is being sent, counted in
+	// flight until the request ends.
+	active *Upstream
+}
+
+// release ends the in-flight count of the upstream that answered. Deferred,
+// so a response copy aborted by a panic (http.ErrAbortHandler) counts too.
+func (st *reqState) release() {
+	if st.active != nil {
+		st.active.inflight.Add(-1)
+		st.active = nil
+	}
 }
 
 type stateKey struct{}
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h1.OriginForm(r) {
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusBadRequest, "request target must be a path (origin-form) or an http URL")
+		return
+	}
 	clean := cleanPath(r.URL.Path)
 	rt := g.table.Load().match(r.Host, clean)
 	var end RequestEnd
@@ -271,24 +299,41 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		ctx, end = g.hooks.Request(r, routeName, svcName)
 	}
+	grpc := isGRPC(r)
 	if rt == nil {
-		g.finish(end, writeError(w, http.StatusNotFound, "no route for this host and path"))
+		msg := "no route for this host and path"
+		if grpc {
+			msg = fmt.Sprintf("no route for gRPC service %q", grpcServiceOf(clean))
+		}
+		g.finish(end, answerError(w, grpc, http.StatusNotFound, msg))
 		return
 	}
 	p := rt.svc.pool.Load()
 	if p == nil || len(p.upstreams) == 0 {
 		w.Header().Set("Retry-After", g.retryAfter)
-		g.finish(end, writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("no healthy instance of service %q", rt.svc.name)))
+		g.finish(end, answerError(w, grpc, http.StatusServiceUnavailable, fmt.Sprintf("no healthy instance of service %q", rt.svc.name)))
 		return
 	}
-	st := &reqState{route: rt, pool: p, path: clean}
+	st := &reqState{route: rt, pool: p, path: clean, proto: rt.svc.proto.Load(), grpc: grpc}
 	st.tried = st.triedA[:0]
+	defer st.release()
+	bodyTime := g.bodyTime
+	if grpc {
+		// A gRPC call's body is its stream of requests: it is bounded by
+		// the call's deadline, not by server.read_timeout.
+		bodyTime = 0
+		if d, ok := grpcTimeout(r.Header.Get("Grpc-Timeout")); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+	}
 	if r.Body != nil && r.Body != http.NoBody {
 		if g.maxBody > 0 && r.ContentLength > g.maxBody {
-			g.finish(end, writeError(w, http.StatusRequestEntityTooLarge, "request body too large"))
+			g.finish(end, answerError(w, grpc, http.StatusRequestEntityTooLarge, "request body too large"))
 			return
 		}
-		r.Body = newClientBody(w, r.Body, st, g.maxBody, g.bodyTime)
+		r.Body = newClientBody(w, r.Body, st, g.maxBody, bodyTime)
 	}
 	if isUpgrade(r) {
 		// An upgraded connection (WebSocket) lives as long as both ends
@@ -296,6 +341,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Time{})
+		w = upgradeWriter{w}
 	}
 	// One copy of the request carries the hook's context and the state.
 	r = r.WithContext(context.WithValue(ctx, stateKey{}, st))
@@ -312,6 +358,7 @@ func (g *Gateway) finish(end RequestEnd, status int) {
 func (g *Gateway) modifyResponse(resp *http.Response) error {
 	if st, ok := resp.Request.Context().Value(stateKey{}).(*reqState); ok {
 		st.status = resp.StatusCode
+		wrapGRPCBody(resp, st)
 	}
 	return nil
 }

@@ -286,7 +286,7 @@ func TestForwardedHeadersCannotBeSpoofedOrRemovedByTheClient(t *testing.T) {
 	})
 	t.Run("trusted proxy", func(t *testing.T) {
 		cfg := testProxyConfig()
-		cfg.TrustedProxies = []string{"127.0.0.0/8"}
+		cfg.TrustedProxies, _ = config.ParseCIDRs([]string{"127.0.0.0/8"})
 		_, front := setup(t, Options{Proxy: cfg}, addr(echo))
 		s := do(t, front.URL, map[string]string{"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"})
 		if fmt.Sprint(s.XFF) != "[203.0.113.9, 127.0.0.1]" {

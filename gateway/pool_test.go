@@ -45,7 +45,7 @@ func TestRoundRobinThenHealthUpdateSkipsTheUnhealthyInstance(t *testing.T) {
 
 func TestRoundRobinIsFairAcrossAnyStartingOffset(t *testing.T) {
 	for _, offset := range []uint64{0, 1, 2, ^uint64(0) - 1} {
-		p := newPool("web", instances("a", "b", "c"), nil, false, offset)
+		p := newPool("web", instances("a", "b", "c"), nil, poolSpec{offset: offset})
 		counts := map[string]int{}
 		for range 300 {
 			counts[p.pick().ID]++
@@ -62,13 +62,13 @@ func TestRoundRobinIsFairAcrossAnyStartingOffset(t *testing.T) {
 }
 
 func TestPickOnEmptyPoolReturnsNil(t *testing.T) {
-	if u := newPool("web", nil, nil, false, 0).pick(); u != nil {
+	if u := newPool("web", nil, nil, poolSpec{}).pick(); u != nil {
 		t.Fatalf("pick on empty pool = %v, want nil", u)
 	}
 }
 
 func TestRetriesTakeTheNextInstancesWithoutAdvancingTheRoundRobin(t *testing.T) {
-	p := newPool("web", instances("a", "b", "c"), nil, false, 0)
+	p := newPool("web", instances("a", "b", "c"), nil, poolSpec{})
 	first := p.pick() // a
 	tried := []*Upstream{first}
 	for _, want := range []string{"b", "c"} {
@@ -87,21 +87,37 @@ func TestRetriesTakeTheNextInstancesWithoutAdvancingTheRoundRobin(t *testing.T) 
 	}
 }
 
+// pickPools are the pools BenchmarkPick and TestPickAllocatesNothing use,
+// one per policy: three instances, weighted 5,1,1 where weights apply.
+func pickPools() map[string]*pool {
+	return map[string]*pool{
+		"round_robin":          newPool("web", instances("a", "b", "c"), nil, poolSpec{}),
+		"weighted_round_robin": newPool("web", weighted(5, 1, 1), nil, poolSpec{}),
+		"least_request":        newPool("web", weighted(5, 1, 1), nil, poolSpec{bal: Balancing{Policy: config.PolicyLeastRequest}}),
+	}
+}
+
 func TestPickAllocatesNothing(t *testing.T) {
-	p := newPool("web", instances("a", "b", "c"), nil, false, 0)
-	if n := testing.AllocsPerRun(1000, func() { p.pick() }); n != 0 {
-		t.Fatalf("pick allocates %v times, want 0", n)
+	for name, p := range pickPools() {
+		if n := testing.AllocsPerRun(1000, func() { p.pick() }); n != 0 {
+			t.Errorf("%s: pick allocates %v times, want 0", name, n)
+		}
 	}
 }
 
 func BenchmarkPick(b *testing.B) {
-	p := newPool("web", instances("a", "b", "c"), nil, false, 0)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			p.pick()
-		}
-	})
+	pools := pickPools()
+	for _, name := range []string{"round_robin", "weighted_round_robin", "least_request"} {
+		p := pools[name]
+		b.Run("policy="+name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					p.pick()
+				}
+			})
+		})
+	}
 }
 
 func defaultRoute() []config.Route { return []config.Route{{PathPrefix: "/", Service: "web"}} }

@@ -25,6 +25,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// The transport closes the body on a dial error; keep it usable.
 		st.body = &retryBody{rc: req.Body}
 		req.Body = st.body
+		if st.proto != nil {
+			withReplay(req) // HTTP/2: refused streams may go again
+		}
 	}
 	var lastErr error
 	n := 0 // attempts made, re-sends on a stale connection included
@@ -65,15 +68,26 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // attempt sends req to u once, between the Attempt hook and its outcome,
-// and counts the outcome for passive health.
+// and counts the outcome for passive health. u counts the attempt in
+// flight; a response keeps it counted until the request ends (st.active).
 func (t *retryTransport) attempt(req *http.Request, st *reqState, u *Upstream, n int) (*http.Response, error) {
 	// The outgoing request belongs to this proxy: set the host in place.
 	req.URL.Host = u.Address
 	var done AttemptEnd
 	if h := t.g.hooks.Attempt; h != nil {
-		done = h(req, Attempt{Upstream: u, N: n, Healthy: len(st.pool.upstreams), Panic: st.pool.panic})
+		done = h(req, st.pool.attempt(u, n))
 	}
-	resp, err := t.base.RoundTrip(req)
+	base := t.base
+	if st.proto != nil {
+		base = st.proto.rt
+	}
+	u.inflight.Add(1)
+	resp, err := base.RoundTrip(req)
+	if err == nil {
+		st.active = u // in flight until the response is copied
+	} else {
+		u.inflight.Add(-1)
+	}
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode

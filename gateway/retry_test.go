@@ -19,7 +19,19 @@ import (
 
 func TestAStaleKeepAliveIsSentAgainAndEachSendingIsAnAttempt(t *testing.T) {
 	var served atomic.Int32
-	be := backend(t, func(w http.ResponseWriter, r *http.Request) { served.Add(1); io.WriteString(w, "ok") })
+	var conns sync.Map
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		// The upstream drops the gateway's keep-alive as it is reused
+		// (one dropped while idle is found when taken, and not used).
+		if _, again := conns.LoadOrStore(r.RemoteAddr, true); again {
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				c.Close()
+			}
+			return
+		}
+		served.Add(1)
+		io.WriteString(w, "ok")
+	})
 	type call struct {
 		n    int
 		id   string
@@ -41,7 +53,6 @@ func TestAStaleKeepAliveIsSentAgainAndEachSendingIsAnAttempt(t *testing.T) {
 	if resp, body := get(t, front.URL+"/"); resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("first request: %d %q", resp.StatusCode, body)
 	}
-	be.CloseClientConnections() // the upstream drops the gateway's idle keep-alive
 	mu.Lock()
 	calls = nil
 	mu.Unlock()
@@ -142,7 +153,7 @@ func TestARetryDoesNotMoveTheRoundRobinForTheNextRequest(t *testing.T) {
 	}
 }
 
-func TestAnUpgradeNeverRidesAPooledConnectionThatNetHTTPCouldSendAgainUnseen(t *testing.T) {
+func TestNetHTTPsTransportNeverReusesAConnection(t *testing.T) {
 	var mu sync.Mutex
 	var seen []string // method and client address per request
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
@@ -177,7 +188,9 @@ func TestAnUpgradeNeverRidesAPooledConnectionThatNetHTTPCouldSendAgainUnseen(t *
 		t.Fatalf("backend saw %q, want 3 requests", seen)
 	}
 	addrOf := func(i int) string { return strings.Fields(seen[i])[1] }
-	if addrOf(1) == addrOf(0) || addrOf(2) != addrOf(0) {
-		t.Fatalf("backend saw %q: want the upgrade on a connection of its own and the bodies on one pooled connection", seen)
+	// It cannot prove a connection is at a message boundary when it
+	// pools it, and it could send a request again unseen by the hooks.
+	if addrOf(1) == addrOf(0) || addrOf(2) == addrOf(0) || addrOf(2) == addrOf(1) {
+		t.Fatalf("backend saw %q: want each request with a body or an upgrade on a connection of its own", seen)
 	}
 }

@@ -36,6 +36,9 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	st := pr.In.Context().Value(stateKey{}).(*reqState)
 	out := pr.Out
 	out.URL.Scheme = "http"
+	if st.proto != nil {
+		out.URL.Scheme = st.proto.scheme
+	}
 	out.Host = pr.In.Host // pass the client's Host through, like Caddy and Traefik
 	p := st.path
 	if st.route.strip {
@@ -88,11 +91,5 @@ func (g *Gateway) trustedPeer(remote string) bool {
 	if err != nil {
 		return false
 	}
-	a := ap.Addr().Unmap()
-	for _, p := range g.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return g.trusted.Contains(ap.Addr())
 }

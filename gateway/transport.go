@@ -12,6 +12,16 @@ import (
 
 // newUpstream returns the transport to upstreams: h1's for body-less
 // requests, net/http's for the rest, all connecting through one dialer.
+//
+// net/http's Transport (requests with a body, upgrades) uses a new
+// connection for every request. It cannot prove a connection is at a
+// message boundary when it pools it: it puts the connection back before
+// it looks for bytes the upstream sent after its response, so the next
+// request may take those bytes as its answer (another client's response,
+// in a proxy). Not reusing also means it never sends a request again by
+// itself on a pooled connection found closed, an attempt the Attempt hook
+// would not see. The cost is a dial per request with a body; an upgrade
+// holds its connection for long anyway.
 func newUpstream(c config.Proxy) *h1.Transport {
 	dial := newDialer(c).DialContext
 	fresh := newFallback(c, dial)
@@ -21,30 +31,9 @@ func newUpstream(c config.Proxy) *h1.Transport {
 		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
 		IdleTimeout:           c.IdleConnTimeout,
 		MaxIdlePerHost:        c.MaxIdleConnsPerHost,
-		Fallback:              fallback{pooled: newFallback(c, dial), fresh: fresh},
+		Fallback:              fresh,
 	})
 }
-
-// fallback carries what h1's transport hands on: requests with a body
-// over pooled connections, body-less ones (upgrades) over new ones.
-// net/http's Transport sends a body-less GET again by itself when a pooled
-// connection turns out closed, an attempt the Attempt hook would never
-// see; on a connection it has not reused it never does. A request with a
-// body it cannot replay (ReverseProxy sets no GetBody), so it never sends
-// one twice. The cost is a dial per upgrade, which holds its connection
-// for long anyway (an upgraded connection is never pooled).
-type fallback struct{ pooled, fresh *http.Transport }
-
-func (f fallback) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return f.fresh.RoundTrip(req)
-	}
-	return f.pooled.RoundTrip(req)
-}
-
-// CloseIdleConnections closes the pooled connections (h1.Transport.Close
-// calls it).
-func (f fallback) CloseIdleConnections() { f.pooled.CloseIdleConnections() }
 
 // newDialer is the one dialer for upstream connections.
 func newDialer(c config.Proxy) *net.Dialer {

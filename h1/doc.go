@@ -33,7 +33,22 @@
 // Reason read upstream errors (this Transport's, net/http's, a dialer's)
 // for everyone who branches on them.
 //
+// A pooled upstream connection is reused only when it is provably at a
+// message boundary with nothing unread: checked when it is returned
+// (nothing buffered, nothing read past a Content-Length body) and when it
+// is taken (a non-blocking peek: data or EOF on an idle connection closes
+// it). A response that answers no request sent (an unasked 101, a stray
+// 1xx) never leaves its connection pooled; ambiguous upstream framing (a
+// version other than HTTP/1.0 or 1.1, a status below 100, white space in a
+// field name, two different Content-Lengths) is refused with the
+// connection closed (FuzzUpstreamExchange compares all this with net/http's
+// Transport on the same bytes).
+//
 // StrictListener rejects ambiguous request framing (Content-Length with
-// Transfer-Encoding, bare LF in chunking) before either server parses it
-// (FuzzStrictFraming).
+// Transfer-Encoding, bare LF in chunking, Transfer-Encoding before
+// HTTP/1.1) before either server parses it (FuzzStrictFraming), for every
+// byte net/http may read as HTTP/1 and for the connection's whole life:
+// only a 101 written after an upgrade (SwitchingProtocols) or the HTTP/2
+// preface with cleartext HTTP/2 on ends it. OriginForm is the rule for
+// which request targets may be forwarded.
 package h1

@@ -17,6 +17,10 @@ type upConn struct {
 	br     *bufio.Reader // reads through limitedConn
 	idleAt time.Time
 	left   int64 // bytes the response head may still take; <0: no limit
+	peek   *idlePeek
+	// overrun is set when the upstream sent more than the response it
+	// declared: the connection is past a message boundary for good.
+	overrun bool
 }
 
 // maxResponseHead bounds an upstream's response head, as net/http's
@@ -59,6 +63,15 @@ func (t *Transport) get(ctx context.Context, addr string) (*upConn, bool, error)
 		}
 		t.idle[addr] = list
 		t.mu.Unlock()
+		// Whatever an upstream sent while no request was outstanding
+		// (bytes after its response, EOF) makes the connection unusable:
+		// reading on would take those bytes for the next answer.
+		if !c.peek.quietNow() {
+			c.Close()
+			t.mu.Lock()
+			list = t.idle[addr]
+			continue
+		}
 		c.br = t.getReader(c)
 		return c, true, nil
 	}
@@ -69,7 +82,7 @@ func (t *Transport) get(ctx context.Context, addr string) (*upConn, bool, error)
 	if err != nil {
 		return nil, false, err
 	}
-	c := &upConn{Conn: nc, addr: addr, left: -1}
+	c := &upConn{Conn: nc, addr: addr, left: -1, peek: newIdlePeek(nc)}
 	c.br = t.getReader(c)
 	return c, false, nil
 }
@@ -83,9 +96,10 @@ func (t *Transport) getReader(c *upConn) *bufio.Reader {
 }
 
 // put keeps c for reuse, or closes it when the pool is full or shut, or
-// when the upstream sent more than its response.
+// when the upstream sent more than its response (bytes already read past
+// it; bytes that come later are found by get).
 func (t *Transport) put(c *upConn) {
-	if c.br.Buffered() > 0 {
+	if c.br.Buffered() > 0 || c.overrun {
 		c.Close()
 		return
 	}

@@ -3,8 +3,11 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 )
 
 // readResponseHead parses the response head buffered in br when it is the
@@ -30,6 +33,35 @@ func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, bool
 	}
 	return resp, true
 }
+
+// checkResponse refuses a response head http.ReadResponse accepted but
+// whose framing other HTTP/1 implementations read differently, as HAProxy
+// and nginx refuse it: a version other than HTTP/1.0 or HTTP/1.1, a
+// status below 100, a 101 that no request on this transport asks for (it
+// sends no Upgrade), a field name with white space in it
+// ("Content-Length : 5" is kept by net/http under a name of its own, not
+// as the length).
+func checkResponse(resp *http.Response) error {
+	if resp.ProtoMajor != 1 || resp.ProtoMinor > 1 {
+		return fmt.Errorf("%w: version %s", errUpstreamFraming, resp.Proto)
+	}
+	if resp.StatusCode < 100 {
+		return fmt.Errorf("%w: status %d", errUpstreamFraming, resp.StatusCode)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return fmt.Errorf("%w: 101 Switching Protocols without an upgrade asked", errUpstreamFraming)
+	}
+	for k := range resp.Header {
+		if strings.ContainsAny(k, " \t") {
+			return fmt.Errorf("%w: white space in field name %q", errUpstreamFraming, k)
+		}
+	}
+	return nil
+}
+
+// errUpstreamFraming marks a response refused for ambiguous framing; the
+// connection it came on is closed.
+var errUpstreamFraming = errors.New("upstream response framing is ambiguous")
 
 // parseResponseHead builds the response for a complete head of the common
 // kind (see readResponseHead), or reports false.
@@ -154,16 +186,31 @@ func parseResponseFields(rest []byte) (h http.Header, cl int64, connClose, keepA
 type lengthBody struct {
 	br   *bufio.Reader
 	left int64
+	// conn, when set, is the connection br reads from. The last read of
+	// the body goes to it directly with all of p, so that bytes the
+	// upstream sent beyond its Content-Length in the same write are seen
+	// (and conn marked overrun) instead of staying unread in the socket.
+	conn *upConn
 }
 
 func (b *lengthBody) Read(p []byte) (int, error) {
 	if b.left <= 0 {
 		return 0, io.EOF
 	}
-	if int64(len(p)) > b.left {
-		p = p[:b.left]
+	var n int
+	var err error
+	if b.conn != nil && b.br.Buffered() == 0 && int64(len(p)) > b.left {
+		n, err = b.conn.Conn.Read(p)
+		if int64(n) > b.left {
+			b.conn.overrun = true
+			n = int(b.left)
+		}
+	} else {
+		if int64(len(p)) > b.left {
+			p = p[:b.left]
+		}
+		n, err = b.br.Read(p)
 	}
-	n, err := b.br.Read(p)
 	b.left -= int64(n)
 	switch {
 	case b.left == 0:

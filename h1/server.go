@@ -210,6 +210,9 @@ type prefixConn struct {
 	buf []byte
 }
 
+// NetConn returns the connection c wraps.
+func (c *prefixConn) NetConn() net.Conn { return c.Conn }
+
 func (c *prefixConn) Read(p []byte) (int, error) {
 	if len(c.buf) > 0 {
 		n := copy(p, c.buf)

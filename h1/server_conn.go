@@ -101,6 +101,9 @@ func (b *headReader) readHead() (head []byte, ok bool, err error) {
 		if head, ok := findHead(b.buffered()); ok {
 			return head, true, nil
 		}
+		if badRequestLine(b.buffered()) {
+			return nil, false, nil // no head will follow: net/http answers now
+		}
 	}
 }
 
@@ -175,7 +178,7 @@ func (s *Server) serveConn(c *serverConn) {
 			return // shut down while idle
 		}
 		head, ok := findHead(hr.buffered())
-		if !ok {
+		if !ok && !badRequestLine(hr.buffered()) {
 			// The head is still coming: give it ReadHeaderTimeout.
 			dl.head(f.ReadHeaderTimeout)
 			var err error
@@ -250,6 +253,20 @@ func (s *Server) handOver(c *serverConn, buffered []byte, deadline bool) bool {
 		c.SetReadDeadline(time.Time{}) // net/http sets its own
 	}
 	return s.handoff.give(&prefixConn{Conn: c.Conn, buf: bytes.Clone(buffered)})
+}
+
+// badRequestLine reports whether b starts with a complete first line that
+// is not an HTTP/1 request line (method, target, HTTP version): net/http
+// answers such a line at once, without waiting for a blank line that an
+// HTTP/0.9 client never sends.
+func badRequestLine(b []byte) bool {
+	eol := bytes.IndexByte(b, '\n')
+	if eol <= 0 || (eol == 1 && b[0] == '\r') {
+		return false
+	}
+	line := bytes.TrimSuffix(b[:eol], []byte("\r"))
+	sp := bytes.LastIndexByte(line, ' ')
+	return sp <= 0 || bytes.IndexByte(line[:sp], ' ') <= 0 || !bytes.HasPrefix(line[sp+1:], []byte("HTTP/"))
 }
 
 // findHead returns the request head at the start of b, through its blank

@@ -77,7 +77,7 @@ func startServer(t *testing.T, h http.Handler, fallback *http.Server) *testServe
 		Server: &Server{Handler: h, Fallback: fallback, Logger: slog.New(slog.NewTextHandler(logs, nil))},
 		addr:   ln.Addr().String(), logs: logs, done: make(chan error, 1),
 	}
-	go func() { s.done <- s.Serve(StrictListener(ln)) }()
+	go func() { s.done <- s.Serve(StrictListener(ln, StrictOptions{})) }()
 	t.Cleanup(func() {
 		s.Close()
 		if err := <-s.done; !errors.Is(err, http.ErrServerClosed) {

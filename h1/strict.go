@@ -3,7 +3,9 @@ package h1
 import (
 	"bytes"
 	"net"
+	"net/http"
 	"strconv"
+	"sync/atomic"
 )
 
 // StrictListener wraps a listener so that every HTTP/1 request on its
@@ -14,18 +16,42 @@ import (
 // smuggling. A request with such framing is turned into one that net/http
 // rejects with 400, and the connection is closed after it.
 //
-// Cleartext HTTP/2 (prior knowledge) and upgraded connections are passed
-// through untouched once recognised.
-func StrictListener(ln net.Listener) net.Listener { return strictListener{ln} }
+// The check holds for every byte of the connection net/http may read as
+// HTTP/1, for its whole life: a request head is checked up to the size
+// net/http reads before answering 431 (MaxHeaderBytes plus its slack), and
+// anything longer is refused, not passed. Only two things end checking:
+// the HTTP/2 preface when cleartext HTTP/2 is on (refused when it is off),
+// and a 101 Switching Protocols written on the connection after the
+// server hijacked it for an upgrade (see SwitchingProtocols). A client
+// that asks for an upgrade it does not get stays checked.
+func StrictListener(ln net.Listener, opt StrictOptions) net.Listener {
+	max := opt.MaxHeaderBytes
+	if max <= 0 {
+		max = http.DefaultMaxHeaderBytes
+	}
+	// net/http reads a head up to MaxHeaderBytes + 4096 past what its
+	// 4 KiB reader already holds.
+	return strictListener{ln, max + 8<<10, opt.H2C}
+}
 
-type strictListener struct{ net.Listener }
+// StrictOptions are the server settings the check must agree with.
+type StrictOptions struct {
+	MaxHeaderBytes int  // http.Server.MaxHeaderBytes; 0: net/http's default
+	H2C            bool // cleartext HTTP/2 with prior knowledge is served
+}
+
+type strictListener struct {
+	net.Listener
+	limit int
+	h2c   bool
+}
 
 func (l strictListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &strictConn{Conn: c}, nil
+	return &strictConn{Conn: c, limit: l.limit, h2c: l.h2c}, nil
 }
 
 // Framing states.
@@ -39,15 +65,17 @@ const (
 	sPass             // HTTP/2 or upgraded: no more checks
 )
 
-// maxFramingLine bounds a buffered head or chunk line. Longer heads pass
-// through unchecked up to net/http's own limit, which answers 431.
-const maxFramingLine = 1 << 20
+// maxChunkLine bounds a chunk-size or trailer line, as net/http's chunked
+// reader does (4096 bytes); a longer one is refused.
+const maxChunkLine = 4 << 10
 
 // strictConn checks framing on the bytes net/http reads. net/http never
 // calls Read concurrently (its connection reader serialises the handler's
 // body reads and its background read), so the state needs no lock.
 type strictConn struct {
 	net.Conn
+	limit    int  // longest request head net/http may read
+	h2c      bool // the HTTP/2 preface switches checking off
 	state    int
 	buf      []byte // partial line
 	head     []byte // complete lines of the current request head
@@ -55,6 +83,46 @@ type strictConn struct {
 	crlf     int    // bytes of the CRLF after chunk data already seen
 	pending  []byte // poisoned bytes still to hand to net/http
 	poisoned bool
+	passed   atomic.Bool // a 101 was written: the connection is upgraded
+	// armed is set by SwitchingProtocols once the server hijacked the
+	// connection for an upgrade: a 101 written next ends checking.
+	armed atomic.Bool
+	// lastUpgrade: the last request head asked for a protocol switch.
+	lastUpgrade atomic.Bool
+}
+
+// Write passes b on; while armed, a 101 response written after an upgrade
+// request switches checking off for good (what follows is the upgraded
+// protocol), and anything else disarms.
+func (c *strictConn) Write(b []byte) (int, error) {
+	if !c.armed.Load() {
+		return c.Conn.Write(b)
+	}
+	c.armed.Store(false)
+	n, err := c.Conn.Write(b)
+	if err == nil && c.lastUpgrade.Load() && len(b) >= 13 && bytes.HasPrefix(b, []byte("HTTP/1.")) && string(b[8:13]) == " 101 " {
+		c.passed.Store(true)
+	}
+	return n, err
+}
+
+// SwitchingProtocols is called with a connection hijacked from the server
+// to answer an upgrade request with 101 (it may wrap the accepted
+// connection, exposing it through a NetConn method). When the connection
+// came from StrictListener, its framing check stops once that 101 has been
+// written on it; a connection of any other kind is left alone.
+func SwitchingProtocols(c net.Conn) {
+	for c != nil {
+		switch v := c.(type) {
+		case *strictConn:
+			v.armed.Store(true)
+			return
+		case interface{ NetConn() net.Conn }:
+			c = v.NetConn()
+		default:
+			return
+		}
+	}
 }
 
 func (c *strictConn) Read(p []byte) (int, error) {
@@ -65,6 +133,9 @@ func (c *strictConn) Read(p []byte) (int, error) {
 	}
 	if c.poisoned {
 		return 0, net.ErrClosed
+	}
+	if c.state != sPass && c.passed.Load() {
+		c.state, c.buf, c.head = sPass, nil, nil
 	}
 	n, err := c.Conn.Read(p)
 	if n > 0 && c.state != sPass {
@@ -119,8 +190,8 @@ func (c *strictConn) scan(b []byte) int {
 			j := bytes.IndexByte(b[i:], '\n')
 			if j < 0 {
 				c.buf = append(c.buf, b[i:]...)
-				if len(c.buf) > maxFramingLine {
-					c.state, c.buf = sPass, nil // net/http answers 431
+				if len(c.buf)+len(c.head) > c.lineLimit() {
+					return c.goodUpTo(i) // longer than net/http reads
 				}
 				return -1
 			}
@@ -153,6 +224,9 @@ func (c *strictConn) line(part []byte) bool {
 	}
 	switch c.state {
 	case sChunkLine:
+		if len(full) > maxChunkLine {
+			return false
+		}
 		if !bytes.HasSuffix(full, []byte("\r\n")) {
 			return false // bare LF ends a chunk size
 		}
@@ -172,6 +246,9 @@ func (c *strictConn) line(part []byte) bool {
 		}
 		return true
 	case sTrailer:
+		if len(full) > c.limit {
+			return false
+		}
 		if string(full) == "\r\n" {
 			c.state = sHead
 		} else if !bytes.HasSuffix(full, []byte("\r\n")) {
@@ -185,14 +262,16 @@ func (c *strictConn) line(part []byte) bool {
 			return true // leading empty lines are tolerated, as by net/http
 		}
 		if bytes.HasPrefix(full, []byte("PRI * HTTP/2.0")) {
+			if !c.h2c {
+				return false // HTTP/2 is not served here: 400
+			}
 			c.state = sPass
 			return true
 		}
 	}
 	c.head = append(c.head, full...)
-	if len(c.head) > maxFramingLine {
-		c.state, c.head = sPass, nil
-		return true
+	if len(c.head) > c.limit {
+		return false // longer than net/http reads (it would answer 431)
 	}
 	if string(full) != "\r\n" && string(full) != "\n" {
 		return true
@@ -209,6 +288,7 @@ func (c *strictConn) judge(head []byte) bool {
 	nTE, nCL := 0, 0
 	upgrade, connUpgrade := false, false
 	first := true
+	var requestLine []byte
 	for len(head) > 0 {
 		j := bytes.IndexByte(head, '\n')
 		line := head[:j+1]
@@ -217,8 +297,11 @@ func (c *strictConn) judge(head []byte) bool {
 			return false // bare LF line ending
 		}
 		line = line[:len(line)-2]
-		if first || len(line) == 0 {
-			first = false
+		if first {
+			first, requestLine = false, line
+			continue
+		}
+		if len(line) == 0 {
 			continue
 		}
 		if line[0] == ' ' || line[0] == '\t' {
@@ -238,9 +321,7 @@ func (c *strictConn) judge(head []byte) bool {
 			}
 			cl, nCL = value, nCL+1
 		case bytes.EqualFold(name, []byte("Upgrade")):
-			// h2c upgrades are refused (never forwarded), so the
-			// connection stays HTTP/1 and stays checked.
-			upgrade = len(value) > 0 && !bytes.EqualFold(value, []byte("h2c"))
+			upgrade = upgrade || len(value) > 0
 		case bytes.EqualFold(name, []byte("Connection")):
 			connUpgrade = connUpgrade || hasToken(value, "upgrade")
 		}
@@ -252,6 +333,9 @@ func (c *strictConn) judge(head []byte) bool {
 		if nTE != 1 || !bytes.EqualFold(te, []byte("chunked")) {
 			return false // only a single "chunked" is unambiguous
 		}
+		if !atLeastHTTP11(requestLine) {
+			return false // net/http ignores Transfer-Encoding before HTTP/1.1
+		}
 		c.state = sChunkLine
 	case nCL > 0:
 		n, ok := parseLength(cl)
@@ -262,8 +346,26 @@ func (c *strictConn) judge(head []byte) bool {
 			c.state, c.left = sBody, n
 		}
 	}
-	if upgrade && connUpgrade {
-		c.state = sPass // what follows belongs to the upgraded protocol
-	}
+	// Checking goes on: only a 101 actually sent ends it (Write).
+	c.lastUpgrade.Store(upgrade && connUpgrade)
 	return true
+}
+
+// atLeastHTTP11 reports whether a request line names HTTP/1.1 or a later
+// version, as net/http reads the version (exactly "HTTP/d.d").
+func atLeastHTTP11(line []byte) bool {
+	k := bytes.LastIndexByte(line, ' ')
+	v := line[k+1:]
+	if len(v) != len("HTTP/1.1") || !bytes.HasPrefix(v, []byte("HTTP/")) || v[6] != '.' {
+		return false
+	}
+	return v[5] > '1' || (v[5] == '1' && v[7] >= '1')
+}
+
+// lineLimit bounds the partial line being buffered in the current state.
+func (c *strictConn) lineLimit() int {
+	if c.state == sChunkLine {
+		return maxChunkLine
+	}
+	return c.limit
 }

@@ -31,7 +31,7 @@ func strictServer(t *testing.T) (addr string, seen func() []string) {
 			w.WriteHeader(http.StatusBadRequest)
 		}
 	})}
-	go srv.Serve(StrictListener(ln))
+	go srv.Serve(StrictListener(ln, StrictOptions{}))
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String(), func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }
 }
@@ -72,6 +72,9 @@ func TestStrictFramingRejectsAmbiguousRequests(t *testing.T) {
 		{"a bare LF ending a header line", "POST / HTTP/1.1\r\nHost: x\nContent-Length: 4\r\n\r\nabcd" + hidden},
 		{"an obsolete folded header", "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n folded\r\n\r\nabcd" + hidden},
 		{"chunk data not followed by CRLF", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcdXX0\r\n\r\n" + hidden},
+		{"Transfer-Encoding in HTTP/1.0, which net/http ignores", "POST / HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + hidden},
+		{"the HTTP/2 preface without h2c", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + hidden},
+		{"a chunk-size line longer than net/http reads", "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + strings.Repeat("0", 5000) + "1\r\nx\r\n0\r\n\r\n" + hidden},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -86,6 +89,20 @@ func TestStrictFramingRejectsAmbiguousRequests(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestStrictFramingGoesOnAfterAnUpgradeThatWasNotGranted(t *testing.T) {
+	addr, seen := strictServer(t) // answers 200, never 101
+	codes := exchange(t, addr, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"+
+		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hidden HTTP/1.1\r\nHost: x\r\n\r\n")
+	if fmt.Sprint(codes) != "[200 400]" {
+		t.Fatalf("codes %v, want the upgrade request answered and the ambiguous one refused", codes)
+	}
+	for _, s := range seen() {
+		if strings.Contains(s, "/hidden") {
+			t.Fatalf("the hidden request reached the handler: %v", seen())
+		}
 	}
 }
 

@@ -77,7 +77,14 @@ var aLongTimeAgo = time.Unix(1, 0)
 // caller's decision, so that every attempt is the caller's to see.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if (req.Body != nil && req.Body != http.NoBody) || req.URL.Scheme != "http" || req.Header.Get("Upgrade") != "" {
-		return t.fallback.RoundTrip(req)
+		resp, err := t.fallback.RoundTrip(req)
+		if err == nil && !(resp.StatusCode == http.StatusSwitchingProtocols && req.Header.Get("Upgrade") != "") {
+			if err = checkResponse(resp); err != nil {
+				resp.Body.Close()
+				return nil, err
+			}
+		}
+		return resp, err
 	}
 	c, reused, err := t.get(req.Context(), req.URL.Host)
 	if err != nil {
@@ -125,12 +132,16 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 		stop()
 		return nil, t.firstByteError(ctx, err, reused)
 	}
+	stray := false
 	for {
 		var ok bool
 		if resp, ok = readResponseHead(c.br, req); ok {
 			break
 		}
 		resp, err = http.ReadResponse(c.br, req)
+		if err == nil {
+			err = checkResponse(resp)
+		}
 		if err != nil {
 			stop()
 			if ctx.Err() != nil {
@@ -140,8 +151,14 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 		}
 		// Interim responses (100 Continue, 103 Early Hints) are not
 		// forwarded on this path; the final one follows.
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+		if resp.StatusCode >= 200 {
 			break
+		}
+		// 102 Processing and 103 Early Hints may precede any final
+		// response; any other interim response (100 Continue to a
+		// request that sent no Expect) is not an answer to this request.
+		if resp.StatusCode != http.StatusProcessing && resp.StatusCode != http.StatusEarlyHints {
+			stray = true
 		}
 	}
 	c.left = -1
@@ -151,7 +168,12 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 			c.SetDeadline(aLongTimeAgo) // the abort raced with the line above
 		}
 	}
-	reusable := !resp.Close && !req.Close && resp.ProtoAtLeast(1, 1)
+	// A connection that carried a response nobody asked for is not
+	// trusted with another request.
+	reusable := !resp.Close && !req.Close && resp.ProtoAtLeast(1, 1) && !stray
+	if lb, ok := resp.Body.(*lengthBody); ok {
+		lb.conn = c
+	}
 	b := &pooledBody{rc: resp.Body, t: t, c: c, stop: stop, reusable: reusable}
 	if resp.Body == http.NoBody {
 		b.finish(true)

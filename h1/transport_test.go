@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -120,12 +121,31 @@ func TestTransportDoesNotReuseAConnectionTheUpstreamWillClose(t *testing.T) {
 	}
 }
 
-func TestTransportReportsAKeptConnectionClosedWhileIdleAsStaleAndSendsNothingAgain(t *testing.T) {
+// dropsKeptConnections answers the first request on each connection and
+// closes the connection, unanswered, when a second one arrives on it: an
+// upstream that dropped a keep-alive just as it was reused (one it dropped
+// while idle is found when the connection is taken, and not used).
+func dropsKeptConnections(w http.ResponseWriter, r *http.Request, seen *sync.Map) bool {
+	if _, again := seen.LoadOrStore(r.RemoteAddr, true); again {
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			c.Close()
+		}
+		return true
+	}
+	return false
+}
+
+func TestTransportReportsAKeptConnectionDroppedAsItWasReusedAsStaleAndSendsNothingAgain(t *testing.T) {
 	var served atomic.Int32
-	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) { served.Add(1); io.WriteString(w, "ok") })
+	var seen sync.Map
+	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		if !dropsKeptConnections(w, r, &seen) {
+			served.Add(1)
+			io.WriteString(w, "ok")
+		}
+	})
 	tr := newTestTransport(t, 2*time.Second)
 	roundTrip(t, tr, "GET", be.URL+"/")
-	be.CloseClientConnections() // the upstream drops its idle keep-alives
 	req, _ := http.NewRequest("GET", be.URL+"/", nil)
 	if _, err := tr.RoundTrip(req); !errors.Is(err, ErrStaleConn) || Classify(err) != OtherFailure {
 		t.Fatalf("RoundTrip on the closed connection: %v, want ErrStaleConn", err)

@@ -5,18 +5,14 @@ package health
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
-	"github.com/switchyard-gw/switchyard/h1"
 )
 
 // Setter receives the routable instances of a service whenever that set
@@ -39,10 +35,7 @@ type Options struct {
 	AcceptWarning bool
 	Setter        Setter
 	Logger        *slog.Logger // nil: slog.Default()
-	// Client performs probes; nil uses a client without keep-alive, so every
-	// probe proves the instance still accepts connections.
-	Client *http.Client
-	// OnProbe, when set, is called after every probe (from prober goroutines).
+	// OnProbe, when set, is called after every probe (from the probe workers).
 	OnProbe func(service, id string, latency time.Duration, err error)
 	// OnTransition, when set, is called when an instance enters or leaves
 	// rotation, with the Checker's lock held.
@@ -50,21 +43,25 @@ type Options struct {
 }
 
 // Checker probes every instance it is told about and publishes the routable
-// set of each service. Safe for concurrent use.
+// set of each service. Safe for concurrent use. Probes run from one
+// scheduler and at most Defaults.MaxConcurrentProbes workers, whatever the
+// number of instances.
 type Checker struct {
 	opt   Options
 	merge string // opt.Defaults.Merge as given to New
 	log   *slog.Logger
+	sched *scheduler
+	pool  connPool
 
 	mu        sync.Mutex
-	ctx       context.Context // parent of all probers; set by Run
+	ctx       context.Context // set by Run; nil: tasks wait for Run
 	services  map[string]map[string]*instanceState
-	published map[string][]string // ids last given to Setter, per service
-	panic     map[string]bool     // services last published in panic mode
-	started   bool                // Update was called at least once
-	last      discovery.Snapshot  // the snapshot last applied
-	pending   map[string]bool     // keys awaiting their first probe (readiness)
-	wg        sync.WaitGroup
+	published map[string][]string          // ids (and weights) last given to Setter, per service
+	panic     map[string]bool              // services last published in panic mode
+	started   bool                         // Update was called at least once
+	last      discovery.Snapshot           // the snapshot last applied
+	applied   map[string]discovery.Service // each service as last applied
+	pending   map[string]bool              // keys awaiting their first probe (readiness)
 }
 
 // New returns a Checker. Call Run to start probing.
@@ -76,14 +73,7 @@ func New(opt Options) *Checker {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	if opt.Client == nil {
-		opt.Client = &http.Client{
-			Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil},
-			// Per-probe timeouts come from the request context.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		}
-	}
-	return &Checker{
+	c := &Checker{
 		opt:       opt,
 		merge:     merge,
 		log:       opt.Logger,
@@ -91,11 +81,20 @@ func New(opt Options) *Checker {
 		published: map[string][]string{},
 		panic:     map[string]bool{},
 		pending:   map[string]bool{},
+		applied:   map[string]discovery.Service{},
 	}
+	workers := opt.Defaults.MaxConcurrentProbes
+	if workers < 1 {
+		workers = config.Default().Health.MaxConcurrentProbes
+	}
+	c.sched = newScheduler(workers, c.runProbe)
+	c.pool.maxIdle = workers
+	return c
 }
 
-// Run keeps probers running until ctx is done, then waits for them to stop.
-// Update may be called before Run; probers start when Run starts.
+// Run probes until ctx is done, then waits for probes in flight to stop and
+// closes the kept connections. Update may be called before Run; probes
+// start when Run starts. Call Run once.
 func (c *Checker) Run(ctx context.Context) {
 	c.mu.Lock()
 	c.ctx = ctx
@@ -105,8 +104,23 @@ func (c *Checker) Run(ctx context.Context) {
 		}
 	}
 	c.mu.Unlock()
-	<-ctx.Done()
-	c.wg.Wait()
+	sweeper := make(chan struct{})
+	go func() {
+		defer close(sweeper)
+		tick := time.NewTicker(idleTimeout / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				c.pool.sweep(now)
+			}
+		}
+	}()
+	c.sched.run(ctx)
+	<-sweeper
+	c.pool.sweep(time.Time{})
 	c.mu.Lock()
 	for _, insts := range c.services {
 		for _, st := range insts {
@@ -122,7 +136,7 @@ func (c *Checker) Run(ctx context.Context) {
 func (c *Checker) Update(snap discovery.Snapshot) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.updateLocked(snap)
+	c.updateLocked(snap, false)
 }
 
 // SetDefaults replaces the global probe settings (configuration reload) and
@@ -133,11 +147,14 @@ func (c *Checker) SetDefaults(h config.Health) {
 	defer c.mu.Unlock()
 	c.opt.Defaults = h
 	if c.started {
-		c.updateLocked(c.last)
+		c.updateLocked(c.last, true)
 	}
 }
 
-func (c *Checker) updateLocked(snap discovery.Snapshot) {
+// updateLocked applies snap. A service equal to the one last applied is
+// skipped unless all is set (new settings): at thousands of services a
+// discovery change touches one of them, not all.
+func (c *Checker) updateLocked(snap discovery.Snapshot, all bool) {
 	c.last = snap
 	first := !c.started
 	c.started = true
@@ -145,15 +162,22 @@ func (c *Checker) updateLocked(snap discovery.Snapshot) {
 	seen := make(map[string]bool, len(snap.Services))
 	for _, svc := range snap.Services {
 		seen[svc.Name] = true
-		set, err := newSettings(svc.Health.Apply(c.opt.Defaults))
-		if err != nil {
-			c.log.Error("invalid health settings, using defaults", "service", svc.Name, "error", err)
-			set, _ = newSettings(c.opt.Defaults)
+		if prev, ok := c.applied[svc.Name]; ok && !all && sameForHealth(prev, svc) {
+			continue
 		}
+		c.applied[svc.Name] = svc
+		parsed := newSettings(svc.Health.Apply(c.opt.Defaults), svc.Upstream)
 		insts := c.services[svc.Name]
 		if insts == nil {
 			insts = map[string]*instanceState{}
 			c.services[svc.Name] = insts
+		}
+		set := &parsed // shared by the service's instances and their probe tasks
+		for _, st := range insts {
+			if st.set.equal(parsed) {
+				set = st.set
+			}
+			break
 		}
 		keep := make(map[string]bool, len(svc.Instances))
 		for _, in := range svc.Instances {
@@ -180,7 +204,7 @@ func (c *Checker) updateLocked(snap discovery.Snapshot) {
 				c.startLocked(st)
 			default:
 				st.inst = in
-				if !st.set.equal(set) {
+				if !st.set.equal(*set) {
 					st.set = set
 					c.stopLocked(st)
 					c.startLocked(st)
@@ -207,10 +231,17 @@ func (c *Checker) updateLocked(snap discovery.Snapshot) {
 			delete(c.pending, key(name, id))
 		}
 		delete(c.services, name)
+		delete(c.applied, name)
 		delete(c.published, name)
 		delete(c.panic, name)
 		c.opt.Setter.SetHealthy(name, nil, false)
 	}
+}
+
+// sameForHealth reports whether two versions of a service carry the same
+// instances and health settings (routes do not matter here).
+func sameForHealth(a, b discovery.Service) bool {
+	return a.Name == b.Name && reflect.DeepEqual(a.Health, b.Health) && a.Upstream.Equal(b.Upstream) && reflect.DeepEqual(a.Instances, b.Instances)
 }
 
 // Ready reports whether the first probe round finished: every instance of
@@ -223,117 +254,53 @@ func (c *Checker) Ready() bool {
 
 func key(service, id string) string { return service + "\x00" + id }
 
-// startLocked launches the prober of st if Run has started and probes apply.
+// startLocked schedules st's probes, the first at once, if Run has started
+// and probes apply.
 func (c *Checker) startLocked(st *instanceState) {
-	if c.ctx == nil || st.stop != nil || st.probe == ProbeDisabled {
+	if c.ctx == nil || st.task != nil || st.probe == ProbeDisabled {
 		return
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
-	st.stop = cancel
-	c.wg.Add(1)
-	service, inst, set := st.service, st.inst, st.set // copied under the lock
-	go func() {
-		defer c.wg.Done()
-		c.probeLoop(ctx, service, inst, set)
-	}()
+	st.task = newProbeTask(st.service, st.inst, st.set)
+	c.sched.add(st.task)
 }
 
+// stopLocked ends st's probes; a probe in flight is cancelled and not
+// recorded.
 func (c *Checker) stopLocked(st *instanceState) {
 	st.stopEjectTimer()
-	if st.stop != nil {
-		st.stop()
-		st.stop = nil
+	if st.task != nil {
+		c.sched.remove(st.task)
+		st.task = nil
 	}
 }
 
-// probeLoop probes at once, then every interval with jitter, until ctx ends.
-// It reads only its arguments, never st, so it needs no lock until it records.
-func (c *Checker) probeLoop(ctx context.Context, service string, in discovery.Instance, set settings) {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		start := time.Now()
-		err := c.probe(ctx, in.Address, set)
-		latency := time.Since(start)
-		if ctx.Err() != nil {
-			return // shutdown or removal, not a failed probe
-		}
-		if c.opt.OnProbe != nil {
-			c.opt.OnProbe(service, in.ID, latency, err)
-		}
-		c.record(ctx, service, in.ID, err, latency)
-		timer.Reset(jittered(set.Interval, set.jitter))
+// runProbe is the scheduler's job: probe t once and record the result. It
+// reads only t, never the instance state, until it records. Called from the
+// probe workers.
+func (c *Checker) runProbe(ctx context.Context, t *probeTask) {
+	start := time.Now()
+	err := c.probe(ctx, t)
+	latency := time.Since(start)
+	if ctx.Err() != nil {
+		return // shutdown or removal, not a failed probe
 	}
+	if c.opt.OnProbe != nil {
+		c.opt.OnProbe(t.service, t.inst.ID, latency, err)
+	}
+	c.record(t, err, latency)
 }
 
-func jittered(d time.Duration, frac float64) time.Duration {
-	if frac <= 0 {
-		return d
-	}
-	delta := float64(d) * frac
-	return d + time.Duration((rand.Float64()*2-1)*delta)
-}
-
-// probe performs one HTTP check against addr.
-func (c *Checker) probe(ctx context.Context, addr string, set settings) error {
-	ctx, cancel := context.WithTimeout(ctx, set.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+set.Path, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("User-Agent", "switchyard-health/1")
-	resp, err := c.opt.Client.Do(req)
-	if err != nil {
-		return probeError(err, set.Timeout)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	if !set.expect.Contains(resp.StatusCode) {
-		return fmt.Errorf("status %d (want %s)", resp.StatusCode, set.ExpectedStatus)
-	}
-	return nil
-}
-
-// probeError shortens a transport error to what an operator needs, read
-// by h1.Classify and h1.Reason as the gateway reads its own: "timeout
-// after 2s", "connection refused", "no such host", "EOF". The error is
-// kept underneath for errors.Is.
-func probeError(err error, timeout time.Duration) error {
-	if h1.Classify(err).Timeout() {
-		return &shortError{fmt.Sprintf("timeout after %s", timeout), err}
-	}
-	return &shortError{h1.Reason(err), err}
-}
-
-// shortError says msg and wraps err.
-type shortError struct {
-	msg string
-	err error
-}
-
-func (e *shortError) Error() string { return e.msg }
-func (e *shortError) Unwrap() error { return e.err }
-
-func (c *Checker) record(ctx context.Context, service, id string, err error, latency time.Duration) {
+func (c *Checker) record(t *probeTask, err error, latency time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ctx.Err() != nil {
-		return // removed while the probe ran
-	}
-	st := c.services[service][id]
-	if st == nil {
-		return
+	st := c.services[t.service][t.inst.ID]
+	if st == nil || st.task != t {
+		return // removed or restarted while the probe ran
 	}
 	st.record(err, latency, time.Now())
-	delete(c.pending, key(service, id))
+	delete(c.pending, key(t.service, t.inst.ID))
 	if c.evalLocked(st) {
-		c.publishLocked(service)
+		c.publishLocked(t.service)
 	}
 }
 
@@ -376,7 +343,8 @@ func (c *Checker) publishLocked(service string) {
 		}
 	}
 	slices.Sort(ids)
-	if prev, ok := c.published[service]; ok && slices.Equal(prev, ids) && c.panic[service] == panicMode {
+	keys := publishedKeys(insts, ids)
+	if prev, ok := c.published[service]; ok && slices.Equal(prev, keys) && c.panic[service] == panicMode {
 		return
 	}
 	if panicMode != c.panic[service] {
@@ -386,7 +354,7 @@ func (c *Checker) publishLocked(service string) {
 			c.log.Info("panic mode over", "service", service)
 		}
 	}
-	c.published[service] = ids
+	c.published[service] = keys
 	c.panic[service] = panicMode
 	healthy := make([]discovery.Instance, len(ids))
 	for i, id := range ids {

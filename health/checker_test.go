@@ -48,7 +48,12 @@ func (r *recorder) healthy(service string) []string {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	waitForWithin(t, 5*time.Second, what, cond)
+}
+
+func waitForWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -79,7 +84,7 @@ func (f *flippable) addr() string { return strings.TrimPrefix(f.URL, "http://") 
 
 func healthCfg(interval time.Duration, rise, fall int) config.Health {
 	h := config.Default().Health
-	h.Interval, h.Timeout, h.Jitter = interval, time.Second, "0%"
+	h.Interval, h.Timeout, h.Jitter = interval, time.Second, 0
 	h.HealthyThreshold, h.UnhealthyThreshold = rise, fall
 	return h
 }

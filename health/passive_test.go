@@ -8,6 +8,7 @@ import (
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 func passiveCfg(base time.Duration, maxPercent int) config.Health {
@@ -23,7 +24,7 @@ func threeUp(t *testing.T, c *Checker, rec *recorder) {
 		ins = append(ins, discovery.Instance{ID: id, Address: newFlippable(t).addr()})
 	}
 	c.Update(snapshot("web", ins...))
-	waitFor(t, "three in rotation", func() bool { return len(rec.healthy("web")) == 3 })
+	testenv.WaitFor(t, 5*time.Second, "three in rotation", func() bool { return len(rec.healthy("web")) == 3 })
 }
 
 func TestEjectedInstanceLeavesAndRejoinsAfterTheEjectionTime(t *testing.T) {
@@ -39,7 +40,7 @@ func TestEjectedInstanceLeavesAndRejoinsAfterTheEjectionTime(t *testing.T) {
 	if st.Ejected == nil || st.Ejected.Ejections != 1 || !strings.Contains(st.Reason, "passive: ejected for 50ms (ejection 1) after 5 consecutive failed requests") {
 		t.Fatalf("admin view = %+v reason %q", st.Ejected, st.Reason)
 	}
-	waitFor(t, "a back after its ejection", func() bool { return len(rec.healthy("web")) == 3 })
+	testenv.WaitFor(t, 5*time.Second, "a back after its ejection", func() bool { return len(rec.healthy("web")) == 3 })
 	if st := c.Services()[0].Instances[0]; st.Ejected != nil || !st.Routable {
 		t.Fatalf("after the ejection: %+v", st)
 	}
@@ -56,7 +57,7 @@ func TestRepeatedEjectionsLastLonger(t *testing.T) {
 		if st.Ejected.Ejections != want || !strings.Contains(st.Reason, (time.Duration(want)*20*time.Millisecond).String()) {
 			t.Fatalf("ejection %d: %+v %q", want, st.Ejected, st.Reason)
 		}
-		waitFor(t, "a back", func() bool { return len(rec.healthy("web")) == 3 })
+		testenv.WaitFor(t, 5*time.Second, "a back", func() bool { return len(rec.healthy("web")) == 3 })
 	}
 }
 

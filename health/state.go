@@ -20,33 +20,28 @@ const (
 	ProbeDisabled ProbeStatus = "disabled" // merge policy "consul": no probes
 )
 
-// settings are a service's effective, parsed probe settings.
+// settings are a service's effective probe settings. Every value in them
+// was decoded and validated where it was read (config.Load, discovery's tag
+// parser). up is how the instances are spoken to; prober, built from it, is
+// nil for the plain HTTP/1.1 probe over the Checker's own connections.
 type settings struct {
 	config.Health
-	expect config.StatusRanges
-	jitter float64
+	up     config.Upstream
+	prober prober
 }
 
-func newSettings(h config.Health) (settings, error) {
-	exp, err := config.ParseStatusRanges(h.ExpectedStatus)
-	if err != nil {
-		return settings{}, fmt.Errorf("expected_status %q: %w", h.ExpectedStatus, err)
-	}
-	j, err := config.ParseJitter(h.Jitter)
-	if err != nil {
-		return settings{}, fmt.Errorf("jitter %q: %w", h.Jitter, err)
-	}
-	return settings{Health: h, expect: exp, jitter: j}, nil
+func newSettings(h config.Health, up config.Upstream) settings {
+	return settings{Health: h, up: up, prober: upstreamProber(h, up)}
 }
 
-func (s settings) equal(o settings) bool { return s.Health == o.Health }
+func (s settings) equal(o settings) bool { return s.Health == o.Health && s.up.Equal(o.up) }
 
 // instanceState is everything the checker knows about one instance. Guarded
 // by Checker.mu.
 type instanceState struct {
 	service string
 	inst    discovery.Instance
-	set     settings
+	set     *settings // shared by the instances of a service; never modified
 
 	probe       ProbeStatus
 	passes      int // consecutive
@@ -60,7 +55,7 @@ type instanceState struct {
 	reason   string
 	since    time.Time // when routable last changed
 
-	stop func() // stops the prober; nil when none runs
+	task *probeTask // its probe schedule; nil when not probed
 
 	// Passive health: ejected by real-request failures until ejectEnd.
 	ejected     bool

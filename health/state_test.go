@@ -14,11 +14,7 @@ func testSettings(t *testing.T, rise, fall int) settings {
 	t.Helper()
 	h := config.Default().Health
 	h.HealthyThreshold, h.UnhealthyThreshold = rise, fall
-	s, err := newSettings(h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return newSettings(h, config.Upstream{})
 }
 
 // run feeds a sequence of probe results ('+' pass, '-' fail) and returns the
@@ -53,7 +49,7 @@ func TestProbeStateMachine(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			st := &instanceState{probe: ProbeUnknown, set: testSettings(t, c.rise, c.fall)}
+			st := &instanceState{probe: ProbeUnknown, set: ptr(testSettings(t, c.rise, c.fall))}
 			got := run(st, c.seq)
 			for i := range got {
 				if got[i] != c.want[i] {
@@ -87,7 +83,7 @@ func TestVerdict(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			st := &instanceState{probe: c.probe, set: testSettings(t, 2, 2)}
+			st := &instanceState{probe: c.probe, set: ptr(testSettings(t, 2, 2))}
 			st.inst.Registry = discovery.RegistryHealth{Status: c.registry}
 			if c.registry == discovery.StatusCritical {
 				st.inst.Registry.Check, st.inst.Registry.Output = "svc-check", "HTTP 500"
@@ -105,3 +101,5 @@ func TestVerdict(t *testing.T) {
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

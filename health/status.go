@@ -44,10 +44,12 @@ type Ejection struct {
 type ServiceStatus struct {
 	Name    string `json:"name"`
 	Healthy int    `json:"healthy"`
+	Total   int    `json:"total"` // instances, listed or not
 	// Panic is true while too few instances are routable and the gateway
 	// routes to all of them (health.panic_threshold).
-	Panic     bool             `json:"panic"`
-	Instances []InstanceStatus `json:"instances"`
+	Panic bool `json:"panic"`
+	// Instances is nil in a summary (Summaries) and omitted from JSON then.
+	Instances []InstanceStatus `json:"instances,omitempty"`
 }
 
 // Services returns the state of every known instance, sorted by service
@@ -56,42 +58,86 @@ func (c *Checker) Services() []ServiceStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]ServiceStatus, 0, len(c.services))
-	for name, insts := range c.services {
-		ss := ServiceStatus{Name: name, Panic: c.panic[name], Instances: make([]InstanceStatus, 0, len(insts))}
-		for _, st := range insts {
-			is := InstanceStatus{
-				ID:       st.inst.ID,
-				Address:  st.inst.Address,
-				Routable: st.routable,
-				Reason:   st.reason,
-				Since:    st.since,
-			}
-			if st.ejected {
-				is.Ejected = &Ejection{Until: st.ejectEnd, Ejections: st.ejections}
-			}
-			is.Registry.Status = st.inst.Registry.Status
-			if is.Registry.Status == "" {
-				is.Registry.Status = "none"
-			}
-			is.Registry.Check = st.inst.Registry.Check
-			is.Registry.Output = st.inst.Registry.Output
-			is.Probe.Status = st.probe
-			is.Probe.ConsecutiveOK = st.passes
-			is.Probe.ConsecutiveFail = st.fails
-			is.Probe.LastError = st.lastErr
-			is.Probe.LastLatencyMS = float64(st.lastLatency.Microseconds()) / 1000
-			if st.probed {
-				t := st.lastProbe
-				is.Probe.LastProbe = &t
-			}
-			if st.routable {
-				ss.Healthy++
-			}
-			ss.Instances = append(ss.Instances, is)
-		}
-		slices.SortFunc(ss.Instances, func(a, b InstanceStatus) int { return strings.Compare(a.ID, b.ID) })
-		out = append(out, ss)
+	for name := range c.services {
+		out = append(out, c.serviceLocked(name, true))
 	}
 	slices.SortFunc(out, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// Summaries returns every service's counts without its instances, sorted
+// by name: cheap enough to call for thousands of services.
+func (c *Checker) Summaries() []ServiceStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]ServiceStatus, 0, len(c.services))
+	for name := range c.services {
+		out = append(out, c.serviceLocked(name, false))
+	}
+	slices.SortFunc(out, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// ServicesNamed returns the full state of the named services that exist,
+// sorted by name; unknown names are left out.
+func (c *Checker) ServicesNamed(names ...string) []ServiceStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]ServiceStatus, 0, len(names))
+	for _, name := range names {
+		if _, ok := c.services[name]; ok && !slices.ContainsFunc(out, func(s ServiceStatus) bool { return s.Name == name }) {
+			out = append(out, c.serviceLocked(name, true))
+		}
+	}
+	slices.SortFunc(out, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// serviceLocked builds the status of service name, with its instances
+// when detail is set.
+func (c *Checker) serviceLocked(name string, detail bool) ServiceStatus {
+	insts := c.services[name]
+	ss := ServiceStatus{Name: name, Panic: c.panic[name], Total: len(insts)}
+	if detail {
+		ss.Instances = make([]InstanceStatus, 0, len(insts))
+	}
+	for _, st := range insts {
+		if st.routable {
+			ss.Healthy++
+		}
+		if detail {
+			ss.Instances = append(ss.Instances, instanceStatus(st))
+		}
+	}
+	slices.SortFunc(ss.Instances, func(a, b InstanceStatus) int { return strings.Compare(a.ID, b.ID) })
+	return ss
+}
+
+func instanceStatus(st *instanceState) InstanceStatus {
+	is := InstanceStatus{
+		ID:       st.inst.ID,
+		Address:  st.inst.Address,
+		Routable: st.routable,
+		Reason:   st.reason,
+		Since:    st.since,
+	}
+	if st.ejected {
+		is.Ejected = &Ejection{Until: st.ejectEnd, Ejections: st.ejections}
+	}
+	is.Registry.Status = st.inst.Registry.Status
+	if is.Registry.Status == "" {
+		is.Registry.Status = "none"
+	}
+	is.Registry.Check = st.inst.Registry.Check
+	is.Registry.Output = st.inst.Registry.Output
+	is.Probe.Status = st.probe
+	is.Probe.ConsecutiveOK = st.passes
+	is.Probe.ConsecutiveFail = st.fails
+	is.Probe.LastError = st.lastErr
+	is.Probe.LastLatencyMS = float64(st.lastLatency.Microseconds()) / 1000
+	if st.probed {
+		t := st.lastProbe
+		is.Probe.LastProbe = &t
+	}
+	return is
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks Switchyard side by side with nginx, HAProxy, Caddy, a plain
-# httputil.ReverseProxy and a direct-to-backend floor (issue 6; docs/bench.md).
+# httputil.ReverseProxy and a direct-to-backend floor (issue 6; docs/benchmark.md).
 #
 #   scripts/bench.sh [harness flags]      e.g. -rounds 1 -duration 3s -conns 64
 #   scripts/bench.sh --install-only       install wrk, nginx, haproxy, caddy and stop

@@ -2,7 +2,10 @@
 # Ensures the external programs the integration tests use are available,
 # building them from the Go module proxy into a per-user cache the first time.
 #
-#   scripts/tools.sh consul|jaeger|all   prints the binary path(s)
+#   scripts/tools.sh consul|jaeger|h2spec|all   prints the binary path(s)
+#   scripts/tools.sh jaeger-all-in-one    Jaeger v1's all-in-one (cmd/all-in-one),
+#                                         the program in jaegertracing/all-in-one,
+#                                         for the Docker stand-in image
 #
 # A binary already on PATH wins. The cache lives outside the clone
 # (SWITCHYARD_TOOLS_DIR, default ~/.cache/switchyard/tools) because CI
@@ -11,6 +14,7 @@ set -euo pipefail
 
 CONSUL_VERSION=${CONSUL_VERSION:-v1.14.11}
 JAEGER_VERSION=${JAEGER_VERSION:-v1.76.0}
+H2SPEC_VERSION=${H2SPEC_VERSION:-v2.2.1+incompatible}
 TOOLS_DIR=${SWITCHYARD_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/tools}
 mkdir -p "$TOOLS_DIR"
 
@@ -61,9 +65,40 @@ ensure_jaeger() {
   echo "$out"
 }
 
+ensure_h2spec() {
+  if command -v h2spec >/dev/null 2>&1; then command -v h2spec; return; fi
+  local dir="$TOOLS_DIR/h2spec-$H2SPEC_VERSION"
+  if [ -x "$dir/h2spec" ]; then echo "$dir/h2spec"; return; fi
+  log "installing h2spec $H2SPEC_VERSION from the Go module proxy into $dir"
+  mkdir -p "$dir"
+  GOBIN="$dir" CGO_ENABLED=0 go install "github.com/summerwind/h2spec/cmd/h2spec@$H2SPEC_VERSION" >&2
+  echo "$dir/h2spec"
+}
+
+ensure_jaeger_all_in_one() {
+  local out="$TOOLS_DIR/jaeger-all-in-one-$JAEGER_VERSION/all-in-one"
+  if [ -x "$out" ]; then echo "$out"; return; fi
+  log "building jaeger all-in-one $JAEGER_VERSION from the Go module proxy into $out (once per machine, several minutes)"
+  local work
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' RETURN
+  (
+    cd "$work"
+    go mod init jaegertool >/dev/null 2>&1
+    go get -tool "github.com/jaegertracing/jaeger/cmd/all-in-one@$JAEGER_VERSION" >&2
+    mkdir -p "$(dirname "$out")"
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp" github.com/jaegertracing/jaeger/cmd/all-in-one
+    mv "$out.tmp" "$out"
+  )
+  log "jaeger all-in-one ready: $out"
+  echo "$out"
+}
+
 case "${1:-all}" in
   consul) ensure_consul ;;
   jaeger) ensure_jaeger ;;
-  all) ensure_consul; ensure_jaeger ;;
-  *) echo "usage: $0 consul|jaeger|all" >&2; exit 2 ;;
+  h2spec) ensure_h2spec ;;
+  jaeger-all-in-one) ensure_jaeger_all_in_one ;;
+  all) ensure_consul; ensure_jaeger; ensure_h2spec ;;
+  *) echo "usage: $0 consul|jaeger|h2spec|jaeger-all-in-one|all" >&2; exit 2 ;;
 esac

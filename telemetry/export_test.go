@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 // blockingExporter holds every export until release is closed.
@@ -49,7 +50,7 @@ func (e *blockingExporter) count() int {
 func TestAFullQueueDropsAndCountsSpansWithoutBlockingRequests(t *testing.T) {
 	b := newBackend(t)
 	exp := &blockingExporter{release: make(chan struct{})}
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	tel, err := New(context.Background(), Options{
 		Config:       config.Default().Telemetry,
 		Getenv:       noEnv,
@@ -100,9 +101,9 @@ func TestADeadCollectorCostsDroppedSpansNotLatencyOrLogSpam(t *testing.T) {
 		t.Run(proto, func(t *testing.T) {
 			b := newBackend(t)
 			cfg := config.Default().Telemetry
-			cfg.Endpoint = "http://" + deadAddr(t)
+			cfg.Endpoint = "http://" + testenv.DeadAddr(t)
 			cfg.Protocol = proto
-			var logs syncBuffer
+			var logs testenv.SyncBuffer
 			tel, err := New(context.Background(), Options{Config: cfg, Getenv: noEnv, Logger: newTextLogger(&logs), BatchTimeout: 20 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)

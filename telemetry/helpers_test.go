@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -58,18 +57,6 @@ func (b *backend) headers(id string) http.Header {
 
 func (b *backend) addr() string { return b.srv.Listener.Addr().String() }
 
-// deadAddr returns an address on which nothing listens.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // rig is a gateway with telemetry in front of the given instances of
 // service "web", routed at /api.
 type rig struct {
@@ -77,7 +64,7 @@ type rig struct {
 	spans *tracetest.InMemoryExporter
 	gw    *gateway.Gateway
 	front *httptest.Server
-	logs  *syncBuffer
+	logs  *testenv.SyncBuffer
 }
 
 type rigOpts struct {
@@ -92,7 +79,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 	if o.cfg.ServiceName == "" {
 		o.cfg = config.Default().Telemetry
 	}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	opt := Options{
 		Config:       o.cfg,
 		Logger:       newTextLogger(logs),
@@ -245,7 +232,5 @@ func grepLines(s, prefix string) string {
 }
 
 func newTextLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
-
-type syncBuffer = testenv.SyncBuffer
 
 var _ sdktrace.SpanExporter = (*tracetest.InMemoryExporter)(nil)

@@ -27,10 +27,10 @@ const (
 	AttrHealthy    = attribute.Key("switchyard.healthy_instances")
 	AttrAttempts   = attribute.Key("switchyard.attempts")
 	AttrPanic      = attribute.Key("switchyard.lb.panic")
+	// AttrWeight is the instance's effective weight when it was picked:
+	// its configured weight, less while it ramps up (slow start).
+	AttrWeight = attribute.Key("switchyard.lb.effective_weight")
 )
-
-// lbPolicy is the gateway's only balancing policy.
-const lbPolicy = "round_robin"
 
 // Hooks returns the gateway hooks for what is enabled (tracing, metrics,
 // access log). With everything off it returns zero Hooks, which cost the
@@ -191,7 +191,7 @@ type nameKey struct {
 }
 
 // maxSpanAttrs is the most attributes serverAttrs or clientAttrs return.
-const maxSpanAttrs = 14
+const maxSpanAttrs = 15
 
 // attrPool recycles the attribute slices that spans are ended with: the SDK
 // span copies what SetAttributes is given, so a slice can be reused as soon
@@ -355,7 +355,7 @@ func clientSpanName(method string) string {
 // instanceAttrs are the client-span attributes that are the same for every
 // attempt to one instance, built once per instance.
 type instanceAttrs struct {
-	kv  []attribute.KeyValue // server.address, server.port, service, instance id, policy
+	kv  []attribute.KeyValue // server.address, server.port, service, instance id
 	url string               // "http://<address>": url.full without the path
 }
 
@@ -372,7 +372,6 @@ func (t *Telemetry) instanceAttrs(u *gateway.Upstream) *instanceAttrs {
 				semconv.ServerPort(port),
 				AttrService.String(k.service),
 				AttrInstanceID.String(k.id),
-				AttrLBPolicy.String(lbPolicy),
 			},
 			url: "http://" + k.address,
 		}
@@ -391,6 +390,8 @@ func clientAttrs(attrs []attribute.KeyValue, ia *instanceAttrs, req *http.Reques
 	attrs = append(attrs,
 		// The one string built per sampled attempt: the path varies.
 		semconv.URLFull(ia.url+req.URL.EscapedPath()),
+		AttrLBPolicy.String(a.Policy),
+		AttrWeight.Float64(a.Weight),
 		AttrAttempt.Int(a.N),
 		AttrHealthy.Int(a.Healthy),
 	)

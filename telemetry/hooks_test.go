@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 func TestARequestIsOneServerSpanWithOneClientSpanPerAttempt(t *testing.T) {
@@ -51,15 +52,16 @@ func TestARequestIsOneServerSpanWithOneClientSpanPerAttempt(t *testing.T) {
 	}
 	host, port := splitHostPort(b.addr())
 	wantAttrs(t, client, map[string]string{
-		"server.address":               host,
-		"server.port":                  strconv.Itoa(port),
-		"switchyard.service":           "web",
-		"switchyard.instance.id":       "web-1",
-		"switchyard.lb.policy":         "round_robin",
-		"switchyard.attempt":           "0",
-		"switchyard.healthy_instances": "1",
-		"http.response.status_code":    "200",
-		"url.full":                     "http://" + b.addr() + "/api/items/42",
+		"server.address":                 host,
+		"server.port":                    strconv.Itoa(port),
+		"switchyard.service":             "web",
+		"switchyard.instance.id":         "web-1",
+		"switchyard.lb.policy":           "round_robin",
+		"switchyard.lb.effective_weight": "1",
+		"switchyard.attempt":             "0",
+		"switchyard.healthy_instances":   "1",
+		"http.response.status_code":      "200",
+		"url.full":                       "http://" + b.addr() + "/api/items/42",
 	})
 
 	sc := parseTraceparent(t, b.headers("one").Get("Traceparent"))
@@ -71,7 +73,7 @@ func TestARequestIsOneServerSpanWithOneClientSpanPerAttempt(t *testing.T) {
 
 func TestADialErrorShowsAsTwoClientSpansTheFirstFailed(t *testing.T) {
 	b := newBackend(t)
-	dead := deadAddr(t)
+	dead := testenv.DeadAddr(t)
 	r := newRig(t, rigOpts{instances: []discovery.Instance{{ID: "dead", Address: dead}, {ID: "live", Address: b.addr()}}})
 	// Round robin with two instances: one of two requests picks the dead
 	// one first.
@@ -217,8 +219,8 @@ func TestServerSpanNamesAndStatus(t *testing.T) {
 
 func TestTheAccessLogNamesTheInstanceThatServed(t *testing.T) {
 	b := newBackend(t)
-	var out syncBuffer
-	r := newRig(t, rigOpts{access: &out, instances: []discovery.Instance{{ID: "dead", Address: deadAddr(t)}, {ID: "live", Address: b.addr()}}})
+	var out testenv.SyncBuffer
+	r := newRig(t, rigOpts{access: &out, instances: []discovery.Instance{{ID: "dead", Address: testenv.DeadAddr(t)}, {ID: "live", Address: b.addr()}}})
 	for i := range 2 {
 		r.do(t, "GET", "/api/x", strconv.Itoa(i), nil)
 	}
@@ -248,7 +250,7 @@ func TestTheAccessLogNamesTheInstanceThatServed(t *testing.T) {
 
 func TestTheAccessLogCarriesTheClientTraceIDWithoutTracing(t *testing.T) {
 	b := newBackend(t)
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	r := newRig(t, rigOpts{access: &out, noTracing: true, instances: []discovery.Instance{{ID: "web-1", Address: b.addr()}}})
 	r.do(t, "GET", "/api", "x", http.Header{"Traceparent": {"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}})
 	if !strings.Contains(out.String(), `"trace_id":"0af7651916cd43dd8448eb211c80319c"`) || !strings.Contains(out.String(), `"instance":"web-1"`) {
@@ -278,7 +280,7 @@ func parseTraceparent(t *testing.T, v string) trace.SpanContext {
 
 func TestTheAccessLogWorksWithTelemetryDisabled(t *testing.T) {
 	b := newBackend(t)
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	cfg := config.Default().Telemetry
 	cfg.Disabled = true
 	r := newRig(t, rigOpts{cfg: cfg, access: &out, noTracing: true, instances: []discovery.Instance{{ID: "web-1", Address: b.addr()}}})

@@ -196,20 +196,32 @@ func (in *instruments) observeDroppedSpans(c *spanCounter) error {
 	return err
 }
 
-// cowMap is a copy-on-write map: lock-free reads, rare writes under a
-// mutex. Keys are bounded (configuration and discovery values), so entries
-// are never removed.
+// cowMap is a copy-on-write map: lock-free reads, writes under a mutex.
+// New entries wait in a dirty map (read under the mutex) and are published
+// in one copy once they are as many as the published ones, or once they
+// were read, under the mutex, as often as a copy costs: each entry is
+// copied a bounded number of times on average however many there are
+// (20,000 instances need not mean 20,000 copies of a growing map), and a
+// hot new entry reaches the lock-free path soon. Keys are bounded
+// (configuration and discovery values), so entries are never removed.
 type cowMap[K comparable, V any] struct {
-	mu sync.Mutex
-	m  atomic.Pointer[map[K]V]
+	m      atomic.Pointer[map[K]V] // published; never modified
+	mu     sync.Mutex
+	dirty  map[K]V // not yet published; guarded by mu
+	misses int     // reads of dirty entries since the last publication
 }
 
 // each calls f with every value.
 func (c *cowMap[K, V]) each(f func(V)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if m := c.m.Load(); m != nil {
 		for _, v := range *m {
 			f(v)
 		}
+	}
+	for _, v := range c.dirty {
+		f(v)
 	}
 }
 
@@ -221,15 +233,30 @@ func (c *cowMap[K, V]) get(k K, newV func(K) V) V {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	next := map[K]V{}
-	if old := c.m.Load(); old != nil {
+	old := c.m.Load()
+	if old != nil {
 		if v, ok := (*old)[k]; ok {
 			return v
 		}
-		next = maps.Clone(*old)
 	}
-	v := newV(k)
-	next[k] = v
-	c.m.Store(&next)
+	v, ok := c.dirty[k]
+	if ok {
+		c.misses++
+	} else {
+		v = newV(k)
+		if c.dirty == nil {
+			c.dirty = map[K]V{}
+		}
+		c.dirty[k] = v
+	}
+	if old == nil || len(c.dirty) >= len(*old) || c.misses >= len(*old)+len(c.dirty) {
+		next := c.dirty
+		if old != nil {
+			next = maps.Clone(*old)
+			maps.Copy(next, c.dirty)
+		}
+		c.m.Store(&next)
+		c.dirty, c.misses = nil, 0
+	}
 	return v
 }

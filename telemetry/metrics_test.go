@@ -10,11 +10,12 @@ import (
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
 	"github.com/switchyard-gw/switchyard/health"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 func TestMetricsTellTheStoryWithBoundedLabels(t *testing.T) {
 	b := newBackend(t)
-	r := newRig(t, rigOpts{noTracing: true, instances: []discovery.Instance{{ID: "dead", Address: deadAddr(t)}, {ID: "live", Address: b.addr()}}})
+	r := newRig(t, rigOpts{noTracing: true, instances: []discovery.Instance{{ID: "dead", Address: testenv.DeadAddr(t)}, {ID: "live", Address: b.addr()}}})
 	for range 3 {
 		r.do(t, "GET", "/api/users/12345", "x", nil)
 	}
@@ -109,7 +110,7 @@ func TestDiscoveryErrorStreaksAreCounted(t *testing.T) {
 }
 
 func TestNoEndpointMeansNoExporterAndNoNoise(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	tel, err := New(context.Background(), Options{Config: config.Default().Telemetry, Getenv: noEnv, Logger: newTextLogger(&logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -145,5 +146,31 @@ func TestDisabledTelemetryLeavesEveryHookNil(t *testing.T) {
 	}
 	if err := tel.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCowMapKeepsEveryEntryAndPublishesAHotOne(t *testing.T) {
+	var m cowMap[int, int]
+	built := 0
+	for i := range 20000 {
+		if got := m.get(i, func(k int) int { built++; return k * 2 }); got != i*2 {
+			t.Fatalf("get(%d) = %d", i, got)
+		}
+	}
+	if built != 20000 {
+		t.Errorf("%d values built for 20,000 keys", built)
+	}
+	// A key still waiting in the dirty map is published after a bounded
+	// number of reads under the mutex.
+	for range 40001 {
+		m.get(19999, func(int) int { t.Fatal("rebuilt an existing value"); return 0 })
+	}
+	if _, ok := (*m.m.Load())[19999]; !ok {
+		t.Error("a hot entry never reached the lock-free map")
+	}
+	n := 0
+	m.each(func(int) { n++ })
+	if n != 20000 {
+		t.Errorf("each saw %d values, want 20,000", n)
 	}
 }

@@ -12,13 +12,14 @@ import (
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 func TestRecentTracesShowEachAttemptAndLinkToTheUI(t *testing.T) {
 	b := newBackend(t)
 	cfg := config.Default().Telemetry
 	cfg.UIURL = "http://jaeger.example:16686/"
-	r := newRig(t, rigOpts{cfg: cfg, instances: []discovery.Instance{{ID: "dead", Address: deadAddr(t)}, {ID: "live", Address: b.addr()}}})
+	r := newRig(t, rigOpts{cfg: cfg, instances: []discovery.Instance{{ID: "dead", Address: testenv.DeadAddr(t)}, {ID: "live", Address: b.addr()}}})
 	for i := range 2 { // round robin: one of the two tries dead first
 		if got := r.do(t, "GET", "/api/x", strconv.Itoa(i), nil); got != 200 {
 			t.Fatalf("request %d: %d", i, got)

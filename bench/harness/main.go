@@ -1,7 +1,7 @@
 // Command harness benchmarks Switchyard side by side with nginx, HAProxy,
 // Caddy, a plain httputil.ReverseProxy and a direct-to-backend floor, on one
 // machine in one run (issue 6). scripts/bench.sh installs the tools and runs
-// it; see docs/bench.md for the method.
+// it; see docs/benchmark.md for the method.
 //
 //	go run ./bench/harness -rounds 1 -duration 3s -conns 64
 //
@@ -22,99 +22,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 )
-
-type config struct {
-	rounds     int
-	duration   time.Duration
-	warmup     time.Duration
-	conns      []int
-	targets    []string
-	proxyCPU   int // -1: no pinning
-	loadCPU    int
-	wrkThreads int
-	bin        string
-	configs    string
-	out        string
-	raw        string
-	wrk        string
-	nginx      string
-	haproxy    string
-	caddy      string
-	keep       bool
-}
-
-func parseFlags(args []string) (config, error) {
-	var c config
-	fs := flag.NewFlagSet("harness", flag.ContinueOnError)
-	fs.IntVar(&c.rounds, "rounds", 3, "interleaved rounds (every target once per round and connection count)")
-	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured length of each run (whole seconds)")
-	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each run, same connections (whole seconds; 0 skips)")
-	conns := fs.String("conns", "1,64,256", "comma-separated wrk connection counts")
-	targets := fs.String("targets", strings.Join(allTargets, ","), "comma-separated subset of the targets, which always run in this order: "+strings.Join(allTargets, ","))
-	fs.IntVar(&c.proxyCPU, "proxy-cpu", 0, "CPU for the proxy under test (-1: no pinning)")
-	fs.IntVar(&c.loadCPU, "load-cpu", 1, "CPU for wrk, the backends and the OTLP sink")
-	fs.IntVar(&c.wrkThreads, "wrk-threads", 1, "wrk threads (the load side has one CPU)")
-	fs.StringVar(&c.bin, "bin", "", "directory with prebuilt switchyard, backend, plainproxy and otlpsink (empty: build them)")
-	fs.StringVar(&c.configs, "configs", filepath.Join("bench", "configs"), "directory with the proxy config templates")
-	fs.StringVar(&c.out, "out", filepath.Join("bench", "results", "latest.md"), "markdown report file (empty: stdout only)")
-	fs.StringVar(&c.raw, "raw", filepath.Join("bench", "results", "latest.raw"), "file for wrk's full output (empty: none)")
-	fs.StringVar(&c.wrk, "wrk", "wrk", "wrk program")
-	fs.StringVar(&c.nginx, "nginx", "nginx", "nginx program")
-	fs.StringVar(&c.haproxy, "haproxy", "haproxy", "haproxy program")
-	fs.StringVar(&c.caddy, "caddy", defaultCaddy(), "caddy program")
-	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (generated configs, process logs) for debugging")
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if c.rounds < 1 {
-		return c, fmt.Errorf("-rounds %d: want at least 1", c.rounds)
-	}
-	if c.duration < time.Second || c.duration%time.Second != 0 {
-		return c, fmt.Errorf("-duration %s: want whole seconds, at least 1s (wrk takes no fractions)", c.duration)
-	}
-	if c.warmup < 0 || c.warmup%time.Second != 0 {
-		return c, fmt.Errorf("-warmup %s: want whole seconds or 0", c.warmup)
-	}
-	if c.wrkThreads < 1 {
-		return c, fmt.Errorf("-wrk-threads %d: want at least 1", c.wrkThreads)
-	}
-	for _, s := range strings.Split(*conns, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			return c, fmt.Errorf("-conns %q: want positive whole numbers", *conns)
-		}
-		c.conns = append(c.conns, n)
-	}
-	known := map[string]bool{}
-	for _, t := range allTargets {
-		known[t] = true
-	}
-	for _, s := range strings.Split(*targets, ",") {
-		s = strings.TrimSpace(s)
-		if !known[s] {
-			return c, fmt.Errorf("-targets: unknown target %q (known: %s)", s, strings.Join(allTargets, ","))
-		}
-		c.targets = append(c.targets, s)
-	}
-	return c, nil
-}
-
-// defaultCaddy prefers the pinned Caddy that scripts/bench.sh installs.
-func defaultCaddy() string {
-	p := filepath.Join(".tools", "bin", "caddy")
-	if abs, err := filepath.Abs(p); err == nil && isExecutable(abs) {
-		return abs
-	}
-	return "caddy"
-}
 
 // bench is one harness run. Used from the main goroutine only.
 type bench struct {
@@ -172,70 +83,20 @@ func run(cfg config) (err error) {
 	b := &bench{cfg: cfg, tmp: tmp, bin: cfg.bin, procs: &procs{}}
 	defer b.procs.stopAll() // runs before RemoveAll
 
-	if b.cfg.wrk, err = lookTool(cfg.wrk); err != nil {
+	closeRaw, err := b.prepare(ctx)
+	if err != nil {
 		return err
 	}
-	b.checkPinning()
-	if b.bin == "" {
-		if err := b.build(ctx); err != nil {
-			return err
-		}
-	}
-	b.script = filepath.Join(tmp, "report.lua")
-	if err := os.WriteFile(b.script, []byte(wrkScript), 0o644); err != nil {
-		return err
-	}
-	if cfg.raw != "" {
-		f, err := os.Create(cfg.raw)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		b.raw = f
-	}
-
+	defer closeRaw()
 	host := hostInfo()
-	if err := b.startBackends(ctx); err != nil {
+	targets, err := b.startTargets(ctx)
+	if err != nil {
 		return err
 	}
-	targets, skipped := b.targets()
-	b.notes = append(b.notes, skipped...)
-	for _, s := range skipped {
-		fmt.Fprintln(os.Stderr, "harness:", s)
-	}
-	if len(targets) == 0 {
-		return errors.New("no target can run")
-	}
-	for _, t := range targets {
-		if t.name == tSwitchOtel {
-			if err := b.startSink(ctx); err != nil {
-				return err
-			}
-		}
-	}
-
-	res := newResults(targets, cfg.conns, cfg.rounds)
 	started := time.Now()
-	for r := 0; r < cfg.rounds; r++ {
-		for _, c := range cfg.conns {
-			for _, t := range targets {
-				if b.raw != nil {
-					fmt.Fprintf(b.raw, "\n### round %d, %s, %d connections\n", r+1, t.name, c)
-				}
-				s, err := b.measure(ctx, t, c)
-				if ctx.Err() != nil {
-					return errors.New("interrupted; every process started was stopped")
-				}
-				prefix := fmt.Sprintf("[round %d/%d] %3d conns  %-18s", r+1, cfg.rounds, c, t.name)
-				if err != nil {
-					fmt.Fprintf(os.Stderr, "%s FAILED: %v\n", prefix, err)
-					b.notes = append(b.notes, fmt.Sprintf("round %d, %s, %d connections failed: %s", r+1, t.name, c, oneLine(err.Error())))
-					continue
-				}
-				res.put(t.name, c, r, s)
-				fmt.Fprintf(os.Stderr, "%s %s\n", prefix, s)
-			}
-		}
+	res, err := b.rounds(ctx, targets)
+	if err != nil {
+		return err
 	}
 	if b.sinkAddr != "" {
 		b.notes = append(b.notes, "OTLP sink received: "+b.sinkStats())
@@ -252,15 +113,104 @@ func run(cfg config) (err error) {
 		finished: time.Now(),
 	})
 	fmt.Print(report)
-	if cfg.out != "" {
-		if err := os.MkdirAll(filepath.Dir(cfg.out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(cfg.out, []byte(report), 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintln(os.Stderr, "harness: wrote", cfg.out)
+	return writeReport(cfg.out, report)
+}
+
+// prepare finds wrk, checks CPU pinning, builds the programs unless -bin
+// names them, writes wrk's report script and opens the raw output file.
+// The returned function closes that file.
+func (b *bench) prepare(ctx context.Context) (closeRaw func(), err error) {
+	closeRaw = func() {}
+	if b.cfg.wrk, err = lookTool(b.cfg.wrk); err != nil {
+		return closeRaw, err
 	}
+	b.checkPinning()
+	if b.bin == "" {
+		if err := b.build(ctx); err != nil {
+			return closeRaw, err
+		}
+	}
+	b.script = filepath.Join(b.tmp, "report.lua")
+	if err := os.WriteFile(b.script, []byte(wrkScript), 0o644); err != nil {
+		return closeRaw, err
+	}
+	if b.cfg.raw != "" {
+		f, err := os.Create(b.cfg.raw)
+		if err != nil {
+			return closeRaw, err
+		}
+		b.raw = f
+		closeRaw = func() { f.Close() }
+	}
+	return closeRaw, nil
+}
+
+// startTargets starts the backends (and the OTLP sink when a target needs
+// it) and returns the targets that can run; the others become notes.
+func (b *bench) startTargets(ctx context.Context) ([]target, error) {
+	if err := b.startBackends(ctx); err != nil {
+		return nil, err
+	}
+	targets, skipped := b.targets()
+	b.notes = append(b.notes, skipped...)
+	for _, s := range skipped {
+		fmt.Fprintln(os.Stderr, "harness:", s)
+	}
+	if len(targets) == 0 {
+		return nil, errors.New("no target can run")
+	}
+	for _, t := range targets {
+		if t.name == tSwitchOtel {
+			if err := b.startSink(ctx); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return targets, nil
+}
+
+// rounds measures every target once per round and connection count,
+// interleaved. A failed run becomes a note; an interrupt ends it all.
+func (b *bench) rounds(ctx context.Context, targets []target) (*results, error) {
+	cfg := b.cfg
+	res := newResults(targets, cfg.conns, cfg.rounds)
+	for r := 0; r < cfg.rounds; r++ {
+		for _, c := range cfg.conns {
+			for _, t := range targets {
+				if b.raw != nil {
+					fmt.Fprintf(b.raw, "\n### round %d, %s, %d connections\n", r+1, t.name, c)
+				}
+				s, err := b.measure(ctx, t, c)
+				if ctx.Err() != nil {
+					return nil, errors.New("interrupted; every process started was stopped")
+				}
+				prefix := fmt.Sprintf("[round %d/%d] %3d conns  %-18s", r+1, cfg.rounds, c, t.name)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "%s FAILED: %v\n", prefix, err)
+					b.notes = append(b.notes, fmt.Sprintf("round %d, %s, %d connections failed: %s", r+1, t.name, c, oneLine(err.Error())))
+					continue
+				}
+				res.put(t.name, c, r, s)
+				fmt.Fprintf(os.Stderr, "%s %s\n", prefix, s)
+			}
+		}
+	}
+	return res, nil
+}
+
+// writeReport writes report to path, creating its directory; "" writes
+// nothing.
+func writeReport(path, report string) error {
+	if path == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(report), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "harness: wrote", path)
 	return nil
 }
 
@@ -392,97 +342,7 @@ func (b *bench) sinkStats() string {
 	return strings.Join(parts, ", ")
 }
 
-// measure runs one target at one connection count: a fresh proxy process
-// (so VmHWM is the peak of this run), a check that it balances over every
-// backend, a warm-up, then the measured wrk run with CPU sampled around it.
-func (b *bench) measure(ctx context.Context, t target, conns int) (sample, error) {
-	url := "http://" + b.backendAddrs[0] + "/"
-	var p *proc
-	if t.start != nil {
-		listen, err := freeAddr()
-		if err != nil {
-			return sample{}, err
-		}
-		if p, err = t.start(b, listen); err != nil {
-			return sample{}, err
-		}
-		defer b.procs.stop(p)
-		url = "http://" + listen + "/"
-		if err := waitBalanced(ctx, url, len(b.backendAddrs), p); err != nil {
-			return sample{}, err
-		}
-	}
-	w := wrkRun{wrk: b.cfg.wrk, script: b.script, cpu: b.cfg.loadCPU, threads: b.cfg.wrkThreads, conns: conns, url: url}
-	if b.cfg.warmup > 0 {
-		w.duration = b.cfg.warmup
-		if _, err := w.run(ctx, nil); err != nil {
-			return sample{}, fmt.Errorf("warm-up: %w", err)
-		}
-	}
-	w.duration = b.cfg.duration
-	var before cpuSample
-	if p != nil {
-		if p.exited() {
-			return sample{}, fmt.Errorf("%s exited during warm-up: %s", t.name, p.logTail())
-		}
-		before = sampleCPU(p.pid())
-	}
-	r, err := w.run(ctx, b.raw)
-	if err != nil {
-		return sample{}, err
-	}
-	s := sample{ok: true, rps: r.rps(), p50: r.p50, p99: r.p99, errors: r.errors, requests: r.requests}
-	if p != nil {
-		if p.exited() {
-			return sample{}, fmt.Errorf("%s exited during the run: %s", t.name, p.logTail())
-		}
-		cpu := cpuSince(before, sampleCPU(p.pid()))
-		s.proxy = true
-		s.cpuPerReq = cpu / time.Duration(r.requests)
-		s.rssKiB = peakRSS(p.pid())
-	}
-	return s, nil
-}
-
-// waitBalanced polls url until responses from want distinct backends came
-// back (bodies "ok1", "ok2", ...), so a proxy is measured only once its
-// round-robin covers every backend. Gives up after 30 seconds or when p
-// exits.
-func waitBalanced(ctx context.Context, url string, want int, p *proc) error {
-	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{Proxy: nil}}
-	defer client.CloseIdleConnections()
-	seen := map[string]bool{}
-	deadline := time.Now().Add(30 * time.Second)
-	var last string
-	for len(seen) < want {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited at start (%v):\n%s", p.name, p.err, p.logTail())
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not serving every backend after 30s (saw %d of %d; last: %s)", url, len(seen), want, last)
-		}
-		resp, err := client.Get(url)
-		if err != nil {
-			last = err.Error()
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		resp.Body.Close()
-		b := strings.TrimSpace(string(body))
-		if resp.StatusCode == http.StatusOK && strings.HasPrefix(b, "ok") {
-			seen[b] = true
-			continue
-		}
-		last = fmt.Sprintf("%d %q", resp.StatusCode, b)
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil
-}
-
+// oneLine squeezes whitespace and cuts s to 300 bytes, for report notes.
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 300 {

@@ -3,185 +3,11 @@ package main
 import (
 	"fmt"
 	"math"
-	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// sample is one measured run of one target at one connection count.
-type sample struct {
-	ok        bool
-	rps       float64
-	p50, p99  time.Duration
-	errors    int64
-	requests  int64
-	proxy     bool          // the fields below are set (not for direct)
-	cpuPerReq time.Duration // proxy CPU (all its processes) per request
-	rssKiB    int64         // peak resident set (VmHWM) of the serving process
-}
-
-func (s sample) String() string {
-	out := fmt.Sprintf("%9s req/s  p50 %7s  p99 %7s", group(s.rps), fmtDur(s.p50), fmtDur(s.p99))
-	if s.proxy {
-		out += fmt.Sprintf("  cpu %6.1fµs/req  rss %5.1f MiB", us(s.cpuPerReq), mib(s.rssKiB))
-	}
-	if s.errors > 0 {
-		out += fmt.Sprintf("  ERRORS %d", s.errors)
-	}
-	return out
-}
-
-// results holds every sample by target, connection count and round.
-type results struct {
-	rounds int
-	conns  []int
-	names  []string
-	by     map[string]map[int][]sample
-}
-
-func newResults(targets []target, conns []int, rounds int) *results {
-	r := &results{rounds: rounds, conns: conns, by: map[string]map[int][]sample{}}
-	for _, t := range targets {
-		r.names = append(r.names, t.name)
-		r.by[t.name] = map[int][]sample{}
-		for _, c := range conns {
-			r.by[t.name][c] = make([]sample, rounds)
-		}
-	}
-	return r
-}
-
-func (r *results) put(name string, conns, round int, s sample) { r.by[name][conns][round] = s }
-
-func (r *results) get(name string, conns, round int) (sample, bool) {
-	m, ok := r.by[name]
-	if !ok {
-		return sample{}, false
-	}
-	s := m[conns]
-	if round >= len(s) || !s[round].ok {
-		return sample{}, false
-	}
-	return s[round], true
-}
-
-// spread is the median and range of a set of values.
-type spread struct {
-	med, min, max float64
-	n             int
-}
-
-func summarize(v []float64) spread {
-	if len(v) == 0 {
-		return spread{}
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	med := s[len(s)/2]
-	if len(s)%2 == 0 {
-		med = (s[len(s)/2-1] + s[len(s)/2]) / 2
-	}
-	return spread{med: med, min: s[0], max: s[len(s)-1], n: len(s)}
-}
-
-// over summarizes metric over the rounds in which name ran at conns.
-func (r *results) over(name string, conns int, metric func(sample) float64) spread {
-	var v []float64
-	for round := 0; round < r.rounds; round++ {
-		if s, ok := r.get(name, conns, round); ok {
-			v = append(v, metric(s))
-		}
-	}
-	return summarize(v)
-}
-
-// ratio summarizes num/den computed within each round, so that only
-// measurements taken next to each other are compared. Rounds where either
-// side is missing or the denominator is not positive are left out.
-func (r *results) ratio(conns int, num, den func(round int) (float64, bool)) spread {
-	var v []float64
-	for round := 0; round < r.rounds; round++ {
-		a, ok1 := num(round)
-		b, ok2 := den(round)
-		if ok1 && ok2 && b > 0 {
-			v = append(v, a/b)
-		}
-	}
-	return summarize(v)
-}
-
-// metricOf returns a per-round getter for metric of name at conns.
-func (r *results) metricOf(name string, conns int, metric func(sample) float64) func(int) (float64, bool) {
-	return func(round int) (float64, bool) {
-		s, ok := r.get(name, conns, round)
-		if !ok {
-			return 0, false
-		}
-		return metric(s), true
-	}
-}
-
-// addedP50 is name's p50 minus direct's p50 in the same round.
-func (r *results) addedP50(name string, conns int) func(int) (float64, bool) {
-	return func(round int) (float64, bool) {
-		s, ok1 := r.get(name, conns, round)
-		d, ok2 := r.get(tDirect, conns, round)
-		if !ok1 || !ok2 {
-			return 0, false
-		}
-		return us(s.p50 - d.p50), true
-	}
-}
-
-var (
-	mRPS = func(s sample) float64 { return s.rps }
-	mP50 = func(s sample) float64 { return us(s.p50) }
-	mP99 = func(s sample) float64 { return us(s.p99) }
-	mCPU = func(s sample) float64 { return us(s.cpuPerReq) }
-	mRSS = func(s sample) float64 { return mib(s.rssKiB) }
-)
-
-type hostDesc struct {
-	cpus    int
-	model   string
-	kernel  string
-	memory  string
-	loadavg string
-}
-
-func hostInfo() hostDesc {
-	h := hostDesc{cpus: runtime.NumCPU(), model: "?", kernel: "?", memory: "?", loadavg: "?"}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				h.model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		h.kernel = strings.TrimSpace(string(b))
-	}
-	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-				if f := strings.Fields(rest); len(f) > 0 {
-					kb, _ := strconv.ParseFloat(f[0], 64)
-					h.memory = fmt.Sprintf("%.0f GiB", kb/(1<<20))
-				}
-			}
-		}
-	}
-	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
-		if f := strings.Fields(string(b)); len(f) >= 3 {
-			h.loadavg = strings.Join(f[:3], " ")
-		}
-	}
-	return h
-}
 
 type reportInput struct {
 	host              hostDesc
@@ -198,9 +24,27 @@ type reportInput struct {
 // ratios and the issue 6 targets.
 func renderReport(in reportInput) string {
 	var b strings.Builder
-	r := in.results
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	writeHeader(w, in)
+	writeTable(w, in.results)
+	ratios := newRatios(in.results)
+	writeRatios(w, in.results, ratios)
+	writeTargets(w, in.results, ratios)
+	if len(in.notes) > 0 {
+		w("\n## Notes\n\n")
+		for _, n := range in.notes {
+			w("- %s\n", n)
+		}
+	}
+	return b.String()
+}
 
+// writer appends formatted text to the report.
+type writer func(format string, a ...any)
+
+// writeHeader writes the title, date, machine, versions, method and the
+// meaning of the columns.
+func writeHeader(w writer, in reportInput) {
 	w("# Switchyard benchmark\n\n")
 	w("- **Date**: %s (%s of runs)\n", in.started.UTC().Format("2006-01-02 15:04 MST"), in.finished.Sub(in.started).Round(time.Second))
 	w("- **Machine**: %d CPUs (%s), %s memory, Linux %s; load average at start %s\n", in.host.cpus, in.host.model, in.host.memory, in.host.kernel, in.host.loadavg)
@@ -225,13 +69,16 @@ func renderReport(in reportInput) string {
 		"(static, `CGO_ENABLED=0 -trimpath -ldflags=\"-s -w\"`); round-robin with upstream keep-alive everywhere; "+
 		"X-Forwarded-For/-Host/-Proto added by every proxy. Switchyard: static config, probes on (defaults), tracing off; "+
 		"switchyard+otel1%%: the same with OTLP http/protobuf traces to a local sink, `traceidratio` 0.01.\n",
-		in.cfg.rounds, strings.Join(r.names, ", "), in.cfg.warmup, in.cfg.duration, in.cfg.wrkThreads, pin)
+		in.cfg.rounds, strings.Join(in.results.names, ", "), in.cfg.warmup, in.cfg.duration, in.cfg.wrkThreads, pin)
 	w("- **Columns**: median over rounds, (min–max) when more than one round. CPU = utime+stime of the proxy's processes " +
 		"(nginx master and worker) from /proc/<pid>/stat around the measured run, per request completed, in µs " +
 		"(µs/req = CPU ms per 1,000 requests; 10 ms tick resolution). Peak RSS = VmHWM of the serving process " +
 		"(nginx: the worker) at the end of that run. Only ratios within one run mean anything on a shared machine.\n")
 	w("\n")
+}
 
+// writeTable writes one row per connection count and target.
+func writeTable(w writer, r *results) {
 	w("| target | conns | req/s | p50 µs | p99 µs | CPU µs/req | peak RSS MiB | errors |\n")
 	w("|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, c := range r.conns {
@@ -257,30 +104,50 @@ func renderReport(in reportInput) string {
 				cpu, rss, errSum)
 		}
 	}
+}
 
-	type ratioRow struct {
+// ratios are the same-round ratios the report shows and checks targets
+// against, each as a function of the connection count.
+type ratios struct {
+	cpuVs        func(other string) func(c int) spread // Switchyard's CPU/req ÷ other's
+	otelCost     func(c int) spread                    // switchyard+otel1% CPU/req ÷ Switchyard's
+	p99VsHAProxy func(c int) spread
+	addedVsNginx func(c int) spread // latency added over direct at p50
+}
+
+func newRatios(r *results) ratios {
+	return ratios{
+		cpuVs: func(other string) func(int) spread {
+			return func(c int) spread {
+				return r.ratio(c, r.metricOf(tSwitchyard, c, mCPU), r.metricOf(other, c, mCPU))
+			}
+		},
+		otelCost: func(c int) spread {
+			return r.ratio(c, r.metricOf(tSwitchOtel, c, mCPU), r.metricOf(tSwitchyard, c, mCPU))
+		},
+		p99VsHAProxy: func(c int) spread {
+			return r.ratio(c, r.metricOf(tSwitchyard, c, mP99), r.metricOf(tHAProxy, c, mP99))
+		},
+		addedVsNginx: func(c int) spread {
+			return r.ratio(c, r.addedP50(tSwitchyard, c), r.addedP50(tNginx, c))
+		},
+	}
+}
+
+// writeRatios writes the ratio table: one row per ratio, one column per
+// connection count.
+func writeRatios(w writer, r *results, q ratios) {
+	rows := []struct {
 		label, goal string
 		f           func(c int) spread
-	}
-	cpuVs := func(other string) func(int) spread {
-		return func(c int) spread {
-			return r.ratio(c, r.metricOf(tSwitchyard, c, mCPU), r.metricOf(other, c, mCPU))
-		}
-	}
-	rows := []ratioRow{
-		{"Switchyard CPU/req ÷ HAProxy", "≤ 1.5 at 64 (stretch 1.0)", cpuVs(tHAProxy)},
-		{"Switchyard CPU/req ÷ nginx", "", cpuVs(tNginx)},
-		{"Switchyard CPU/req ÷ Caddy", "≤ 0.5 at 64", cpuVs(tCaddy)},
-		{"Switchyard CPU/req ÷ httputil", "", cpuVs(tHTTPUtil)},
-		{"switchyard+otel1% CPU/req ÷ Switchyard", "", func(c int) spread {
-			return r.ratio(c, r.metricOf(tSwitchOtel, c, mCPU), r.metricOf(tSwitchyard, c, mCPU))
-		}},
-		{"Switchyard p99 ÷ HAProxy p99", "≤ 1.3 at 64", func(c int) spread {
-			return r.ratio(c, r.metricOf(tSwitchyard, c, mP99), r.metricOf(tHAProxy, c, mP99))
-		}},
-		{"added p50 (− direct): Switchyard ÷ nginx", "≤ 1.5 at 1", func(c int) spread {
-			return r.ratio(c, r.addedP50(tSwitchyard, c), r.addedP50(tNginx, c))
-		}},
+	}{
+		{"Switchyard CPU/req ÷ HAProxy", "≤ 1.5 at 64 (stretch 1.0)", q.cpuVs(tHAProxy)},
+		{"Switchyard CPU/req ÷ nginx", "", q.cpuVs(tNginx)},
+		{"Switchyard CPU/req ÷ Caddy", "≤ 0.5 at 64", q.cpuVs(tCaddy)},
+		{"Switchyard CPU/req ÷ httputil", "", q.cpuVs(tHTTPUtil)},
+		{"switchyard+otel1% CPU/req ÷ Switchyard", "", q.otelCost},
+		{"Switchyard p99 ÷ HAProxy p99", "≤ 1.3 at 64", q.p99VsHAProxy},
+		{"added p50 (− direct): Switchyard ÷ nginx", "≤ 1.5 at 1", q.addedVsNginx},
 	}
 	w("\n## Ratios\n\nComputed within each round, then median (min–max) over rounds.\n\n")
 	w("| ratio |")
@@ -308,7 +175,11 @@ func renderReport(in reportInput) string {
 		}
 		w(" %s |\n", row.goal)
 	}
+}
 
+// writeTargets checks the issue 6 targets against the medians of the
+// same-round ratios, for the connection counts that were run.
+func writeTargets(w writer, r *results, q ratios) {
 	w("\n## Issue 6 targets (medians of the same-round ratios)\n\n")
 	goals := []struct {
 		label string
@@ -318,11 +189,11 @@ func renderReport(in reportInput) string {
 		below bool // strictly below the limit, not at most
 		unit  string
 	}{
-		{"CPU/req at 64 conns ≤ 1.5× HAProxy's", 64, cpuVs(tHAProxy)(64), 1.5, false, "×"},
-		{"CPU/req at 64 conns ≤ 1.0× HAProxy's (stretch)", 64, cpuVs(tHAProxy)(64), 1.0, false, "×"},
-		{"CPU/req at 64 conns ≤ 0.5× Caddy's", 64, cpuVs(tCaddy)(64), 0.5, false, "×"},
-		{"p99 at 64 conns ≤ 1.3× HAProxy's", 64, rows[5].f(64), 1.3, false, "×"},
-		{"added latency at 1 conn ≤ 1.5× nginx's", 1, rows[6].f(1), 1.5, false, "×"},
+		{"CPU/req at 64 conns ≤ 1.5× HAProxy's", 64, q.cpuVs(tHAProxy)(64), 1.5, false, "×"},
+		{"CPU/req at 64 conns ≤ 1.0× HAProxy's (stretch)", 64, q.cpuVs(tHAProxy)(64), 1.0, false, "×"},
+		{"CPU/req at 64 conns ≤ 0.5× Caddy's", 64, q.cpuVs(tCaddy)(64), 0.5, false, "×"},
+		{"p99 at 64 conns ≤ 1.3× HAProxy's", 64, q.p99VsHAProxy(64), 1.3, false, "×"},
+		{"added latency at 1 conn ≤ 1.5× nginx's", 1, q.addedVsNginx(1), 1.5, false, "×"},
 		{"peak RSS at 256 conns < 30 MiB", 256, r.over(tSwitchyard, 256, mRSS), 30, true, " MiB"},
 	}
 	listed := false
@@ -348,14 +219,6 @@ func renderReport(in reportInput) string {
 	if !listed {
 		w("- none of the connection counts the targets name (1, 64, 256) was run\n")
 	}
-
-	if len(in.notes) > 0 {
-		w("\n## Notes\n\n")
-		for _, n := range in.notes {
-			w("- %s\n", n)
-		}
-	}
-	return b.String()
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

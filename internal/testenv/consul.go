@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,9 @@ type Consul struct {
 	// Addr is the HTTP API address, host:port. It stays the same across
 	// Restart.
 	Addr string
+	// HTTPSAddr and CAFile are set by StartConsulTLS: the HTTPS API
+	// address and the CA that signed the agent's certificate.
+	HTTPSAddr, CAFile string
 
 	bin  string
 	args []string
@@ -42,6 +46,13 @@ type Consul struct {
 // elected itself leader and registered its node. It is killed by PID when
 // the test ends. Skipped with -short or SWITCHYARD_SKIP_CONSUL=1.
 func StartConsul(t testing.TB) *Consul {
+	t.Helper()
+	return startConsul(t, nil)
+}
+
+// startConsul starts a dev agent; tls, when not nil, adds the HTTPS
+// listener: it returns the extra arguments for the given HTTPS port.
+func startConsul(t testing.TB, tls func(httpsPort int) []string) *Consul {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a real Consul agent; skipped with -short")
@@ -66,6 +77,12 @@ func StartConsul(t testing.TB) *Consul {
 				"-dns-port=-1", "-grpc-port=-1", "-grpc-tls-port=-1", "-https-port=-1",
 				"-log-level=warn",
 			},
+		}
+		if tls != nil {
+			https := FreePort(t)
+			c.HTTPSAddr = "127.0.0.1:" + strconv.Itoa(https)
+			c.args = slices.DeleteFunc(c.args, func(a string) bool { return a == "-https-port=-1" })
+			c.args = append(c.args, tls(https)...)
 		}
 		if lastErr = c.start(t); lastErr == nil {
 			return c
@@ -121,12 +138,12 @@ func (c *Consul) start(t testing.TB) error {
 	for !c.ready() {
 		select {
 		case <-p.Done():
-			return fmt.Errorf("agent exited: %s", tail(p.Log.String(), 2000))
+			return fmt.Errorf("agent exited: %s", Tail(p.Log.String(), 2000))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			p.Kill()
-			return fmt.Errorf("no leader after 30s: %s", tail(p.Log.String(), 2000))
+			return fmt.Errorf("no leader after 30s: %s", Tail(p.Log.String(), 2000))
 		}
 	}
 	return nil

@@ -101,12 +101,12 @@ func startJaeger(t testing.TB, bin string, try int) (*Jaeger, error) {
 	for !ready() {
 		select {
 		case <-p.Done():
-			return nil, fmt.Errorf("jaeger exited during startup:\n%s", tail(p.Log.String(), 2000))
+			return nil, fmt.Errorf("jaeger exited during startup:\n%s", Tail(p.Log.String(), 2000))
 		default:
 		}
 		if time.Now().After(deadline) {
 			p.Kill()
-			return nil, fmt.Errorf("jaeger not ready after 60s:\n%s", tail(p.Log.String(), 2000))
+			return nil, fmt.Errorf("jaeger not ready after 60s:\n%s", Tail(p.Log.String(), 2000))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

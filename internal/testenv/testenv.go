@@ -4,7 +4,6 @@ package testenv
 
 import (
 	"bytes"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -85,7 +84,7 @@ func Start(t testing.TB, env []string, name string, args ...string) *Process {
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
-			t.Logf("output of %s:\n%s", filepath.Base(name), tail(buf.String(), 4000))
+			t.Logf("output of %s:\n%s", filepath.Base(name), Tail(buf.String(), 4000))
 		}
 	})
 	return p
@@ -114,18 +113,6 @@ func (p *Process) Stop(timeout time.Duration) {
 
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
-
-// WaitFor polls cond every 20ms until it is true or timeout passes.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // BuildBinary compiles a package of this module (e.g. "./cmd/demo-backend")
 // into a temp dir once per test binary and returns its path.
@@ -172,11 +159,4 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return fmt.Sprintf("...%s", s[len(s)-n:])
 }

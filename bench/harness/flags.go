@@ -1,0 +1,99 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is the harness's command line, checked by parseFlags.
+type config struct {
+	rounds     int
+	duration   time.Duration
+	warmup     time.Duration
+	conns      []int
+	targets    []string
+	proxyCPU   int // -1: no pinning
+	loadCPU    int
+	wrkThreads int
+	bin        string
+	configs    string
+	out        string
+	raw        string
+	wrk        string
+	nginx      string
+	haproxy    string
+	caddy      string
+	keep       bool
+}
+
+func parseFlags(args []string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("harness", flag.ContinueOnError)
+	fs.IntVar(&c.rounds, "rounds", 3, "interleaved rounds (every target once per round and connection count)")
+	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured length of each run (whole seconds)")
+	fs.DurationVar(&c.warmup, "warmup", 2*time.Second, "unmeasured load before each run, same connections (whole seconds; 0 skips)")
+	conns := fs.String("conns", "1,64,256", "comma-separated wrk connection counts")
+	targets := fs.String("targets", strings.Join(allTargets, ","), "comma-separated subset of the targets, which always run in this order: "+strings.Join(allTargets, ","))
+	fs.IntVar(&c.proxyCPU, "proxy-cpu", 0, "CPU for the proxy under test (-1: no pinning)")
+	fs.IntVar(&c.loadCPU, "load-cpu", 1, "CPU for wrk, the backends and the OTLP sink")
+	fs.IntVar(&c.wrkThreads, "wrk-threads", 1, "wrk threads (the load side has one CPU)")
+	fs.StringVar(&c.bin, "bin", "", "directory with prebuilt switchyard, backend, plainproxy and otlpsink (empty: build them)")
+	fs.StringVar(&c.configs, "configs", filepath.Join("bench", "configs"), "directory with the proxy config templates")
+	fs.StringVar(&c.out, "out", filepath.Join("bench", "results", "latest.md"), "markdown report file (empty: stdout only)")
+	fs.StringVar(&c.raw, "raw", filepath.Join("bench", "results", "latest.raw"), "file for wrk's full output (empty: none)")
+	fs.StringVar(&c.wrk, "wrk", "wrk", "wrk program")
+	fs.StringVar(&c.nginx, "nginx", "nginx", "nginx program")
+	fs.StringVar(&c.haproxy, "haproxy", "haproxy", "haproxy program")
+	fs.StringVar(&c.caddy, "caddy", defaultCaddy(), "caddy program")
+	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (generated configs, process logs) for debugging")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.rounds < 1 {
+		return c, fmt.Errorf("-rounds %d: want at least 1", c.rounds)
+	}
+	if c.duration < time.Second || c.duration%time.Second != 0 {
+		return c, fmt.Errorf("-duration %s: want whole seconds, at least 1s (wrk takes no fractions)", c.duration)
+	}
+	if c.warmup < 0 || c.warmup%time.Second != 0 {
+		return c, fmt.Errorf("-warmup %s: want whole seconds or 0", c.warmup)
+	}
+	if c.wrkThreads < 1 {
+		return c, fmt.Errorf("-wrk-threads %d: want at least 1", c.wrkThreads)
+	}
+	for _, s := range strings.Split(*conns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("-conns %q: want positive whole numbers", *conns)
+		}
+		c.conns = append(c.conns, n)
+	}
+	known := map[string]bool{}
+	for _, t := range allTargets {
+		known[t] = true
+	}
+	for _, s := range strings.Split(*targets, ",") {
+		s = strings.TrimSpace(s)
+		if !known[s] {
+			return c, fmt.Errorf("-targets: unknown target %q (known: %s)", s, strings.Join(allTargets, ","))
+		}
+		c.targets = append(c.targets, s)
+	}
+	return c, nil
+}
+
+// defaultCaddy prefers the pinned Caddy that scripts/bench.sh installs.
+func defaultCaddy() string {
+	p := filepath.Join(".tools", "bin", "caddy")
+	if abs, err := filepath.Abs(p); err == nil && isExecutable(abs) {
+		return abs
+	}
+	return "caddy"
+}

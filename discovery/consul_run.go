@@ -1,0 +1,212 @@
+package discovery
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// fetchTimeout bounds one non-blocking request of a worker: it answers in
+// milliseconds unless the agent is in trouble, and a hung one must not
+// hold a worker for the whole blocking-query timeout.
+const fetchTimeout = 30 * time.Second
+
+// workersPerConn is the number of fetch workers per fetch connection. Over
+// HTTP/1.1 the extra ones queue in the transport for a connection; over
+// HTTP/2 they are concurrent streams on one connection.
+const workersPerConn = 8
+
+// catalogEvent is an answer of the catalog detector whose index moved.
+// Run replies on redundant, at once, whether the answer brought nothing
+// new: the same services and tags while a sweep is already queued to look
+// at instances. The detector takes a rate-limit token after a redundant
+// answer, so a server reporting new indexes without news cannot make it
+// spin, and a real change is never held back.
+type catalogEvent struct {
+	services  map[string][]string
+	redundant chan<- bool
+}
+
+// job is one request for a worker.
+type job struct {
+	name  string
+	probe bool   // index-only first; a full fetch only when the index moved
+	index uint64 // probe: the index of the last good answer
+	sweep uint64 // probe: the sweep it belongs to
+}
+
+// jobResult is what a worker hands back.
+type jobResult struct {
+	job
+	ans     serviceAnswer
+	fetched bool // ans holds a full answer
+	err     error
+}
+
+// Run watches until ctx is done and calls update with every changed
+// complete snapshot. The first snapshot is published once the catalog and
+// every watched service have answered (or failed) once; a service that
+// never answered is absent rather than empty. Run returns ctx.Err(), or an
+// error if its clients cannot be built.
+func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
+	var wg sync.WaitGroup
+	defer wg.Wait() // after cancel below: defers run last-in first-out
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	fetchConns := c.opt.MaxConnections - 2
+	client, err := c.newClient(clientSpec{name: "fetch", maxConns: fetchConns})
+	if err != nil {
+		return err
+	}
+	defer client.closeIdle()
+
+	r := c.newRun(update, func() int {
+		if client.multiplexed() {
+			return fetchConns * workersPerConn / 2 // leave streams for fetches
+		}
+		return fetchConns
+	})
+	catalogCh := make(chan catalogEvent)
+	checksCh := make(chan map[string]failingCheck)
+	jobs := make(chan job)
+	results := make(chan jobResult)
+	spawn := func(f func()) {
+		wg.Add(1)
+		go func() { defer wg.Done(); f() }()
+	}
+	spawn(func() { c.watchCatalog(ctx, catalogCh) })
+	spawn(func() { c.watchChecks(ctx, checksCh) })
+	for range fetchConns * workersPerConn {
+		spawn(func() { c.worker(ctx, client, jobs, results) })
+	}
+	return r.loop(ctx, catalogCh, checksCh, jobs, results)
+}
+
+// watchCatalog runs the catalog detector: every answer whose index moved
+// goes to Run. An answer at the same index (the wait ran out, an early
+// wake-up) or one Run calls redundant is spurious and takes a token before
+// the next query.
+func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
+	var (
+		last uint64
+		have bool
+	)
+	c.block(ctx, "watching the catalog", func(client *api.Client, q *api.QueryOptions) (uint64, bool, error) {
+		services, index, err := fetchCatalog(client, q)
+		if err != nil {
+			return 0, false, err
+		}
+		if have && index == last {
+			return index, false, nil
+		}
+		have, last = true, index
+		redundant := make(chan bool, 1)
+		select {
+		case out <- catalogEvent{services: services, redundant: redundant}:
+		case <-ctx.Done():
+			return index, true, nil
+		}
+		return index, !<-redundant, nil
+	}, nil)
+}
+
+// watchChecks runs the checks detector: every answer whose failing checks
+// differ from the previous one goes to Run; an unchanged one (a passing
+// check's output moved the index) is spurious.
+func (c *Consul) watchChecks(ctx context.Context, out chan<- map[string]failingCheck) {
+	var last map[string]failingCheck
+	c.block(ctx, "watching checks", func(client *api.Client, q *api.QueryOptions) (uint64, bool, error) {
+		checks, index, err := fetchFailingChecks(client, q)
+		if err != nil {
+			return 0, false, err
+		}
+		if last != nil && maps.Equal(last, checks) {
+			return index, false, nil
+		}
+		last = checks
+		select {
+		case out <- checks:
+		case <-ctx.Done():
+		}
+		return index, true, nil
+	}, nil)
+}
+
+// worker performs jobs until ctx is done.
+func (c *Consul) worker(ctx context.Context, client *consulClient, jobs <-chan job, results chan<- jobResult) {
+	for {
+		var j job
+		select {
+		case <-ctx.Done():
+			return
+		case j = <-jobs:
+		}
+		res := c.do(ctx, client, j)
+		select {
+		case results <- res:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// do performs one job: a probe reads the service's index and fetches the
+// service only when the index moved (backwards included: a reset agent).
+func (c *Consul) do(ctx context.Context, client *consulClient, j job) jobResult {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	if j.probe {
+		index, err := fetchIndex(ctx, client.api, j.name)
+		if err != nil || index == j.index {
+			return jobResult{job: j, err: err}
+		}
+	}
+	ans, err := fetchService(ctx, client.api, c.opt.TagPrefix, j.name)
+	if err != nil {
+		return jobResult{job: j, err: err}
+	}
+	return jobResult{job: j, ans: ans, fetched: true}
+}
+
+// loop is Run's event loop: the only goroutine that touches r.
+func (r *run) loop(ctx context.Context, catalogCh <-chan catalogEvent, checksCh <-chan map[string]failingCheck, jobs chan<- job, results <-chan jobResult) error {
+	defer r.stopTimers()
+	for {
+		next, ok := r.next()
+		var out chan<- job
+		if ok {
+			out = jobs
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case ev := <-catalogCh:
+			r.onCatalog(ev)
+		case checks := <-checksCh:
+			r.onChecks(checks)
+		case out <- next:
+			r.dispatched(next)
+		case res := <-results:
+			r.onResult(res)
+		case <-r.retryC():
+			r.onRetry(time.Now())
+		case <-r.sweepC():
+			r.sweepTimer, r.tokenPaid = nil, true
+			r.startSweep()
+		}
+		r.publish()
+	}
+}
+
+// String names a job in logs and tests.
+func (j job) String() string {
+	if j.probe {
+		return fmt.Sprintf("probe %q at %d (sweep %d)", j.name, j.index, j.sweep)
+	}
+	return fmt.Sprintf("fetch %q", j.name)
+}

@@ -1,0 +1,278 @@
+package twin_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchyard-gw/switchyard/internal/testenv"
+	"github.com/switchyard-gw/switchyard/internal/twin"
+)
+
+// TestComposeTopologyAsProcesses runs the wiring of docker-compose.yml as
+// processes (not a Docker run; see the package comment): a real
+// Consul and a real Jaeger, the demo backends and the gateway started with
+// the compose commands and environments (addresses mapped to 127.0.0.1
+// and free ports). It sends traffic, stops one backend as `docker compose
+// stop` would, and checks that the backend leaves rotation without a
+// single failed request, then finds a request's trace in Jaeger.
+func TestComposeTopologyAsProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the docker-compose.yml topology as processes, with a real Consul and Jaeger from scripts/tools.sh; skipped with -short")
+	}
+	for _, tool := range []string{"CONSUL", "JAEGER"} {
+		if os.Getenv("SWITCHYARD_SKIP_"+tool) == "1" {
+			t.Skipf("SWITCHYARD_SKIP_%s=1", tool)
+		}
+	}
+	topo := startTopology(t)
+
+	const doomed = "backend-2"
+	gateway := "http://" + topo.Addr("switchyard", 8080)
+	admin := "http://" + topo.Addr("switchyard", 9901)
+	// The Consul service id the demo backend registers: <service>-<name>.
+	doomedID := flagValue(topo.Service(doomed).Args, "service") + "-" + doomed
+	backends := []string{"backend-1", "backend-2", "backend-3"}
+	client := &http.Client{Timeout: 5 * time.Second}
+
+	t.Run("the compose commands and environments are used, with addresses mapped", func(t *testing.T) {
+		checkWiring(t, topo, doomed)
+	})
+
+	// All three backends are in rotation: the admin API says so and the
+	// answers, which name the backend, come from each of them.
+	testenv.WaitFor(t, 30*time.Second, "all three backends routable", func() bool {
+		web, err := webInstances(client, admin)
+		if err != nil || len(web) != len(backends) {
+			return false
+		}
+		for _, in := range web {
+			if !in.Routable {
+				return false
+			}
+		}
+		return true
+	})
+	seen := map[string]bool{}
+	testenv.WaitFor(t, 10*time.Second, "answers from all three backends", func() bool {
+		if name, err := get(client, gateway+"/"); err == nil {
+			seen[name] = true
+		}
+		return len(seen) == len(backends)
+	})
+
+	// Traffic from four clients, throughout, bounded in count and time.
+	load := startLoad(client, gateway+"/", 4, 40_000, 45*time.Second)
+	defer load.stop()
+	testenv.WaitFor(t, 10*time.Second, "load answered by "+doomed, func() bool { return load.answeredBy(doomed) >= 20 })
+
+	// As `docker compose stop`: SIGTERM; the backend deregisters from
+	// Consul, then finishes its in-flight requests and exits.
+	if err := topo.StopService(doomed); err != nil {
+		t.Fatalf("stopping %s: %v", doomed, err)
+	}
+	exited := time.Now()
+	testenv.WaitFor(t, 15*time.Second, doomed+" out of rotation in /api/v1/services", func() bool {
+		web, err := webInstances(client, admin)
+		if err != nil {
+			return false
+		}
+		for _, in := range web {
+			if strings.HasSuffix(in.ID, "/"+doomedID) && in.Routable {
+				return false
+			}
+		}
+		return true
+	})
+	out := time.Now()
+	t.Logf("%s out of rotation %s after it exited", doomed, out.Sub(exited).Round(time.Millisecond))
+	// Keep sending after it left; then, once requests that might have
+	// picked it before have long finished, count the gateway's attempts
+	// to it, and again after more traffic: retries hide failed attempts
+	// from clients, the gateway's own count does not.
+	moreTraffic := func(after time.Time) func() bool {
+		return func() bool {
+			n := load.since(after)
+			return n["backend-1"] >= 100 && n["backend-3"] >= 100
+		}
+	}
+	testenv.WaitFor(t, 20*time.Second, "traffic after the backend left", moreTraffic(out))
+	attemptsBefore, err := upstreamAttempts(client, admin, doomedID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counted := time.Now()
+	testenv.WaitFor(t, 20*time.Second, "more traffic after the backend left", moreTraffic(counted))
+	results := load.stop()
+
+	if attemptsAfter, err := upstreamAttempts(client, admin, doomedID); err != nil {
+		t.Error(err)
+	} else if attemptsAfter != attemptsBefore {
+		t.Errorf("upstream attempts to %s went from %d to %d while it was out of rotation", doomedID, attemptsBefore, attemptsAfter)
+	}
+	checkNoFailedRequest(t, results, doomed, exited)
+
+	t.Run("a request's trace is in Jaeger", func(t *testing.T) {
+		checkTrace(t, topo, client)
+	})
+}
+
+// startTopology starts the twin in a temporary directory and stops it
+// when the test ends, with every process's log tail if the test failed.
+func startTopology(t *testing.T) *twin.Topology {
+	t.Helper()
+	// Building consul and jaeger on a fresh machine takes minutes; `make
+	// test` builds them first (make tools). This bounds start-up only.
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Minute)
+	defer cancel()
+	topo, err := twin.Start(ctx, twin.Options{Dir: t.TempDir(), Log: t.Output()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, s := range topo.Services() {
+				t.Logf("the end of %s's log:\n%s", s.Name, topo.LogTail(s.Name, 3000))
+			}
+		}
+		if err := topo.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return topo
+}
+
+// checkNoFailedRequest: no request of the load failed, none started after
+// doomed exited was answered by it, and some before were (the load covered
+// its removal).
+func checkNoFailedRequest(t *testing.T, results []result, doomed string, exited time.Time) {
+	t.Helper()
+	counts := map[string]int{}
+	failed := 0
+	for _, r := range results {
+		switch {
+		case r.err != "":
+			failed++
+			if failed <= 10 {
+				t.Errorf("request started %s relative to %s's exit failed: %s", r.start.Sub(exited).Round(time.Millisecond), doomed, r.err)
+			}
+		case r.backend == doomed && r.start.After(exited):
+			t.Errorf("request started %s after %s exited was answered by it", r.start.Sub(exited), doomed)
+		default:
+			counts[r.backend]++
+		}
+	}
+	t.Logf("%d requests, %d failed; answered by %v", len(results), failed, counts)
+	if failed > 0 {
+		t.Errorf("%d of %d requests failed while %s left rotation", failed, len(results), doomed)
+	}
+	if counts[doomed] == 0 {
+		t.Errorf("no request was answered by %s before it stopped: the load did not cover its removal", doomed)
+	}
+}
+
+// checkWiring: the compose command and environment of the doomed backend
+// and of the gateway are used, with every address mapped.
+func checkWiring(t *testing.T, topo *twin.Topology, doomed string) {
+	b2 := topo.Service(doomed)
+	if got, want := flagValue(b2.Args, "listen"), topo.Addr(doomed, 9000); got != want {
+		t.Errorf("%s --listen %q, want %q (0.0.0.0:9000 mapped)", doomed, got, want)
+	}
+	if got, want := flagValue(b2.Args, "advertise"), topo.Addr(doomed, 9000); got != want {
+		t.Errorf("%s --advertise %q, want %q (%s:9000 mapped)", doomed, got, want, doomed)
+	}
+	if flagValue(b2.Args, "consul-register") != "true" {
+		t.Errorf("%s does not register in Consul: %q", doomed, b2.Args)
+	}
+	env := map[string]string{}
+	for _, kv := range topo.Service("switchyard").Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	for k, want := range map[string]string{
+		"SWITCHYARD_DISCOVERY_PROVIDER": "consul",
+		"CONSUL_HTTP_ADDR":              topo.Addr("consul", 8500),
+		"SWITCHYARD_LISTEN":             topo.Addr("switchyard", 8080),
+		"SWITCHYARD_ADMIN_LISTEN":       topo.Addr("switchyard", 9901),
+		"OTEL_EXPORTER_OTLP_ENDPOINT":   "http://" + topo.Addr("jaeger", 4317),
+		"OTEL_SERVICE_NAME":             "switchyard",
+	} {
+		if env[k] != want {
+			t.Errorf("gateway %s=%q, want %q", k, env[k], want)
+		}
+	}
+}
+
+// checkTrace: a request with a caller's traceparent is continued to the
+// backend and its server and client spans reach Jaeger, linked.
+func checkTrace(t *testing.T, topo *twin.Topology, client *http.Client) {
+	gateway := "http://" + topo.Addr("switchyard", 8080)
+	traceID, clientSpan := randomHex(16), randomHex(8)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, gateway+"/echo", nil)
+	req.Header.Set("Traceparent", "00-"+traceID+"-"+clientSpan+"-01")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var echo struct {
+		Name    string      `json:"name"`
+		Headers http.Header `json:"headers"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&echo)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /echo: %d %v", resp.StatusCode, err)
+	}
+	// The upstream request carries the trace on, with the client
+	// span of the attempt as its parent.
+	tp := strings.Split(echo.Headers.Get("Traceparent"), "-")
+	if len(tp) != 4 || tp[1] != traceID {
+		t.Fatalf("%s saw traceparent %q, want trace %s continued", echo.Name, echo.Headers.Get("Traceparent"), traceID)
+	}
+	upstreamParent := tp[2]
+
+	jaeger := &testenv.Jaeger{QueryURL: "http://" + topo.Addr("jaeger", 16686)}
+	var tr testenv.JaegerTrace
+	var server, attempt *testenv.JaegerSpan
+	// Spans leave the gateway in batches, every 5 s by default.
+	testenv.WaitFor(t, 30*time.Second, "trace "+traceID+" in jaeger with the server span and the client span of the attempt "+upstreamParent, func() bool {
+		if tr, err = jaeger.Trace(traceID); err != nil {
+			return false
+		}
+		server, attempt = nil, nil
+		for i, s := range tr.Spans {
+			switch kind, _ := s.Tag("span.kind"); {
+			case kind == "server":
+				server = &tr.Spans[i]
+			case kind == "client" && s.SpanID == upstreamParent:
+				attempt = &tr.Spans[i] // the attempt that reached the backend
+			}
+		}
+		return server != nil && attempt != nil
+	})
+	if p := tr.Processes[server.ProcessID]; p.ServiceName != "switchyard" {
+		t.Errorf("service.name %q, want switchyard (OTEL_SERVICE_NAME)", p.ServiceName)
+	}
+	if server.OperationName != "GET /" {
+		t.Errorf("server span %q, want \"GET /\" (the route)", server.OperationName)
+	}
+	if server.ParentID() != clientSpan {
+		t.Errorf("server span's parent %q, want the caller's span %s", server.ParentID(), clientSpan)
+	}
+	if attempt.ParentID() != server.SpanID {
+		t.Errorf("client span's parent %q, want the server span %s", attempt.ParentID(), server.SpanID)
+	}
+	id, _ := attempt.Tag("switchyard.instance.id")
+	if want := flagValue(topo.Service(echo.Name).Args, "service") + "-" + echo.Name; !strings.HasSuffix(id, "/"+want) {
+		t.Errorf("switchyard.instance.id %q, want the Consul instance %s that answered", id, want)
+	}
+	_, port, _ := net.SplitHostPort(topo.Addr(echo.Name, 9000))
+	if got, _ := attempt.Tag("server.port"); got != port {
+		t.Errorf("client span server.port %q, want %s (%s:9000 mapped)", got, port, echo.Name)
+	}
+}
