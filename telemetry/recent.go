@@ -49,20 +49,37 @@ type recentTraces struct {
 	uiURL string
 
 	mu      sync.Mutex
-	pending map[trace.SpanID][]RecentAttempt
-	ring    []RecentRequest
+	pending map[trace.SpanID]recentAttempts
+	ring    []recentRec
 	next    int // where the next request goes
 }
 
 const (
-	recentSize = 300
-	maxPending = 4096
+	recentSize        = 300
+	maxPending        = 4096
+	maxRecentAttempts = 4 // attempts kept per request; later ones are left out
 )
+
+// recentAttempts holds a request's attempts inline, so that filing one
+// costs no allocation on the request path.
+type recentAttempts struct {
+	n int
+	a [maxRecentAttempts]RecentAttempt
+}
+
+// recentRec is one ring entry: what becomes a RecentRequest when the API
+// asks (the trace id's text, the link and the attempts' slice are made
+// then, not on the request path).
+type recentRec struct {
+	tid trace.TraceID
+	req RecentRequest
+	att recentAttempts
+}
 
 var _ sdktrace.SpanProcessor = (*recentTraces)(nil)
 
 func newRecentTraces(uiURL string) *recentTraces {
-	return &recentTraces{uiURL: strings.TrimRight(uiURL, "/"), pending: map[trace.SpanID][]RecentAttempt{}}
+	return &recentTraces{uiURL: strings.TrimRight(uiURL, "/"), pending: map[trace.SpanID]recentAttempts{}, ring: make([]recentRec, 0, recentSize)}
 }
 
 func (*recentTraces) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
@@ -96,15 +113,18 @@ func (p *recentTraces) OnEnd(s sdktrace.ReadOnlySpan) {
 		}
 		parent := s.Parent().SpanID()
 		p.mu.Lock()
-		if _, ok := p.pending[parent]; ok || len(p.pending) < maxPending {
-			p.pending[parent] = append(p.pending[parent], a)
+		if at, ok := p.pending[parent]; ok || len(p.pending) < maxPending {
+			if at.n < maxRecentAttempts {
+				at.a[at.n] = a
+				at.n++
+			}
+			p.pending[parent] = at
 		}
 		p.mu.Unlock()
 	case trace.SpanKindServer:
-		r := RecentRequest{
-			TraceID: s.SpanContext().TraceID().String(), Name: s.Name(),
-			Start: s.StartTime(), DurationMS: ms(s.EndTime().Sub(s.StartTime())),
-		}
+		rec := recentRec{tid: s.SpanContext().TraceID()}
+		r := &rec.req
+		r.Name, r.Start, r.DurationMS = s.Name(), s.StartTime(), ms(s.EndTime().Sub(s.StartTime()))
 		for _, kv := range s.Attributes() {
 			switch kv.Key {
 			case "http.route":
@@ -117,16 +137,13 @@ func (p *recentTraces) OnEnd(s sdktrace.ReadOnlySpan) {
 				r.KeptAfter = kv.Value.AsStringSlice()
 			}
 		}
-		if p.uiURL != "" {
-			r.URL = p.uiURL + "/trace/" + r.TraceID
-		}
 		p.mu.Lock()
-		r.Attempts = p.pending[s.SpanContext().SpanID()]
+		rec.att = p.pending[s.SpanContext().SpanID()]
 		delete(p.pending, s.SpanContext().SpanID())
 		if len(p.ring) < recentSize {
-			p.ring = append(p.ring, r)
+			p.ring = append(p.ring, rec)
 		} else {
-			p.ring[p.next] = r
+			p.ring[p.next] = rec
 		}
 		p.next = (p.next + 1) % recentSize
 		p.mu.Unlock()
@@ -142,8 +159,13 @@ func (p *recentTraces) snapshot() []RecentRequest {
 	n := len(p.ring) // next == n until the ring is full
 	out := make([]RecentRequest, 0, n)
 	for i := range n {
-		r := p.ring[(p.next-1-i+n)%n]
-		r.Attempts = slices.Clone(r.Attempts)
+		rec := &p.ring[(p.next-1-i+n)%n]
+		r := rec.req
+		r.TraceID = rec.tid.String()
+		if p.uiURL != "" {
+			r.URL = p.uiURL + "/trace/" + r.TraceID
+		}
+		r.Attempts = slices.Clone(rec.att.a[:rec.att.n])
 		slices.SortFunc(r.Attempts, func(a, b RecentAttempt) int { return a.N - b.N })
 		out = append(out, r)
 	}
