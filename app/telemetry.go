@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/switchyard-gw/switchyard/admin"
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/gateway"
 	"github.com/switchyard-gw/switchyard/telemetry"
@@ -42,6 +43,13 @@ func newObservability(cfg *config.Config, log *slog.Logger) (*observability, err
 	}
 	if h := tel.MetricsHandler(); h != nil {
 		o.adminHandlers = map[string]http.Handler{"GET /metrics": h}
+	}
+	if h := tel.RecentTracesHandler(); h != nil {
+		o.adminHandlers["GET /api/v1/traces"] = h // tracing implies metrics
+	}
+	if o.adminHandlers != nil {
+		// The page says so itself when tracing is off (no /api/v1/traces).
+		o.adminHandlers["GET /traces"] = admin.TracesPage()
 	}
 	return o, nil
 }

@@ -284,9 +284,21 @@ type Telemetry struct {
 	Endpoint string `mapstructure:"endpoint"`
 	// Protocol is grpc or http/protobuf (OTEL_EXPORTER_OTLP_PROTOCOL).
 	Protocol string `mapstructure:"protocol"`
-	// Sampler and SamplerArg as OTEL_TRACES_SAMPLER and _ARG.
+	// Sampler and SamplerArg as OTEL_TRACES_SAMPLER and _ARG. A sampler
+	// name prefixed with "failures+" (e.g. failures+traceidratio) also
+	// keeps, after the fact, requests that were not sampled but ended
+	// interesting (5xx, retry, ejection, panic, no healthy instance, slow).
 	Sampler    string  `mapstructure:"sampler"`
 	SamplerArg float64 `mapstructure:"sampler_arg"`
+	// SlowThreshold: with a failures+ sampler, a request lasting longer is
+	// kept. Zero: duration alone never keeps one.
+	SlowThreshold time.Duration `mapstructure:"slow_threshold"`
+	// FailureTracesPerSecond caps the traces kept after the fact, shared
+	// fairly among routes.
+	FailureTracesPerSecond float64 `mapstructure:"failure_traces_per_second"`
+	// UIURL is the base URL of a Jaeger UI (e.g. http://localhost:16686);
+	// the admin API's recent traces link to it. Empty: no links.
+	UIURL string `mapstructure:"ui_url"`
 	// TrustIncomingTrace continues a client's traceparent; when false every
 	// request starts a new trace (linked to the client's span).
 	TrustIncomingTrace bool `mapstructure:"trust_incoming_trace"`
@@ -295,6 +307,10 @@ type Telemetry struct {
 	// Disabled turns traces and metrics off (OTEL_SDK_DISABLED).
 	Disabled bool `mapstructure:"disabled"`
 }
+
+// FailuresSamplerPrefix, before a sampler name, turns on failure-biased
+// sampling (docs/telemetry.md).
+const FailuresSamplerPrefix = "failures+"
 
 // Log configures slog output.
 type Log struct {
@@ -350,11 +366,13 @@ func Default() Config {
 			MaxHeaderBytes:    1 << 20,
 		},
 		Telemetry: Telemetry{
-			ServiceName:        "switchyard",
-			Protocol:           "grpc",
-			Sampler:            "parentbased_always_on",
-			SamplerArg:         1,
-			TrustIncomingTrace: true,
+			ServiceName:            "switchyard",
+			Protocol:               "grpc",
+			Sampler:                "parentbased_always_on",
+			SamplerArg:             1,
+			TrustIncomingTrace:     true,
+			SlowThreshold:          time.Second,
+			FailureTracesPerSecond: 100,
 		},
 		LB:              LB{Policy: PolicyRoundRobin},
 		Log:             Log{Level: LevelInfo, Format: "text"},

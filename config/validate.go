@@ -268,14 +268,26 @@ func (t Telemetry) validate() error {
 	default:
 		return bad("telemetry.protocol", t.Protocol, "want grpc or http/protobuf")
 	}
-	switch t.Sampler {
+	switch strings.TrimPrefix(t.Sampler, FailuresSamplerPrefix) {
 	case "always_on", "always_off", "traceidratio",
 		"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio":
 	default:
-		return bad("telemetry.sampler", t.Sampler, "want always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio")
+		return bad("telemetry.sampler", t.Sampler, "want always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio, optionally prefixed with failures+")
 	}
 	if t.SamplerArg < 0 || t.SamplerArg > 1 {
 		return bad("telemetry.sampler_arg", t.SamplerArg, "want a ratio from 0 to 1")
+	}
+	if t.SlowThreshold < 0 {
+		return bad("telemetry.slow_threshold", t.SlowThreshold, "must not be negative (0: off)")
+	}
+	if t.UIURL != "" {
+		u, err := url.Parse(t.UIURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("telemetry.ui_url", t.UIURL, "want a URL such as http://localhost:16686")
+		}
+	}
+	if t.FailureTracesPerSecond <= 0 {
+		return bad("telemetry.failure_traces_per_second", t.FailureTracesPerSecond, "must be positive")
 	}
 	return nil
 }

@@ -29,16 +29,36 @@ import (
 type Hooks struct {
 	// Request is called once per request after routing; route is "" when no
 	// route matched. It returns the context for the rest of the request and
-	// a func that is called with the final status when the request ends
-	// (0 when the client went away before a status was written).
-	Request func(r *http.Request, route, service string) (context.Context, func(status int))
+	// what is told the final status when the request ends (nil: nothing).
+	Request func(r *http.Request, route, service string) (context.Context, RequestEnd)
 	// Attempt is called before each upstream attempt with the outgoing
 	// request (its headers may be modified, e.g. to inject trace context).
-	// It returns a func called with the attempt's outcome. Every sending
-	// that reached the wire is an attempt: retries on another instance and
-	// re-sends after a kept-alive connection turned out closed alike.
-	Attempt func(req *http.Request, a Attempt) func(status int, err error)
+	// It returns what is told the attempt's outcome (nil: nothing). Every
+	// sending that reached the wire is an attempt: retries on another
+	// instance and re-sends after a kept-alive connection turned out
+	// closed alike.
+	Attempt func(req *http.Request, a Attempt) AttemptEnd
+	// Ejected, if set, is called when an attempt of req made passive
+	// health eject the instance, after that attempt's outcome func.
+	Ejected func(req *http.Request)
 }
+
+// RequestEnd is told how a request ended: its final status, 0 when the
+// client went away before a status was written. End is called once, from
+// the request's goroutine. An interface rather than a func, so that the
+// hook's per-request state can be it without a closure of its own.
+type RequestEnd interface{ End(status int) }
+
+// AttemptEnd is told an attempt's outcome: the status, or the error.
+// EndAttempt is called once per attempt, before the next attempt starts, from
+// the request's goroutine.
+type AttemptEnd interface{ EndAttempt(status int, err error) }
+
+// AttemptEndFunc is a func used as an AttemptEnd.
+type AttemptEndFunc func(status int, err error)
+
+// EndAttempt calls f.
+func (f AttemptEndFunc) EndAttempt(status int, err error) { f(status, err) }
 
 // Attempt describes one upstream attempt.
 type Attempt struct {
@@ -270,7 +290,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	clean := cleanPath(r.URL.Path)
 	rt := g.table.Load().match(r.Host, clean)
-	var end func(int)
+	var end RequestEnd
 	ctx := r.Context()
 	if g.hooks.Request != nil {
 		var routeName, svcName string
@@ -329,9 +349,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.finish(end, st.status)
 }
 
-func (g *Gateway) finish(end func(int), status int) {
+func (g *Gateway) finish(end RequestEnd, status int) {
 	if end != nil {
-		end(status)
+		end.End(status)
 	}
 }
 

@@ -128,7 +128,7 @@ func TestDialErrorIsRetriedOnAnotherInstanceWithBodyIntact(t *testing.T) {
 	})
 	var attempts []Attempt
 	var mu sync.Mutex
-	hooks := Hooks{Attempt: func(_ *http.Request, a Attempt) func(int, error) {
+	hooks := Hooks{Attempt: func(_ *http.Request, a Attempt) AttemptEnd {
 		mu.Lock()
 		attempts = append(attempts, a)
 		mu.Unlock()
@@ -165,7 +165,7 @@ func TestDialErrorIsRetriedOnAnotherInstanceWithBodyIntact(t *testing.T) {
 
 func TestRetriesAreBoundedAndEndIn502(t *testing.T) {
 	var n atomic.Int32
-	hooks := Hooks{Attempt: func(*http.Request, Attempt) func(int, error) { n.Add(1); return nil }}
+	hooks := Hooks{Attempt: func(*http.Request, Attempt) AttemptEnd { n.Add(1); return nil }}
 	cfg := testProxyConfig()
 	cfg.Retries = 2
 	_, front := setup(t, Options{Proxy: cfg, Hooks: hooks}, deadAddr(t), deadAddr(t), deadAddr(t), deadAddr(t), deadAddr(t))

@@ -13,13 +13,14 @@ import (
 // and 502/503/504 are failures; anything else, 4xx included, resets the
 // count. Failures caused by the client (gone, body error) do not count,
 // nor does a kept-alive connection the upstream closed while idle: that
-// is how keep-alive ends, and the request is sent again.
-func (g *Gateway) passive(req *http.Request, st *reqState, u *Upstream, status int, err error) {
+// is how keep-alive ends, and the request is sent again. It reports
+// whether u was ejected.
+func (g *Gateway) passive(req *http.Request, st *reqState, u *Upstream, status int, err error) bool {
 	var why string
 	switch {
 	case err != nil:
 		if req.Context().Err() != nil || st.bodyErr != nil || errors.Is(err, h1.ErrStaleConn) {
-			return
+			return false
 		}
 		why = failureReason(err)
 	case status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout:
@@ -28,13 +29,16 @@ func (g *Gateway) passive(req *http.Request, st *reqState, u *Upstream, status i
 		if u.fails.Load() != 0 {
 			u.fails.Store(0)
 		}
-		return
+		return false
 	}
 	if n := u.fails.Add(1); n == g.ejectAfter {
 		if !g.ejector.Eject(u.Service, u.ID, fmt.Sprintf("%d consecutive failed requests, last: %s", n, why)) {
 			u.fails.Store(0) // refused (max_ejection_percent): count afresh
+			return false
 		}
+		return true
 	}
+	return false
 }
 
 // failureReason keeps the part of a transport error an operator needs,

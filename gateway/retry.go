@@ -73,7 +73,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *retryTransport) attempt(req *http.Request, st *reqState, u *Upstream, n int) (*http.Response, error) {
 	// The outgoing request belongs to this proxy: set the host in place.
 	req.URL.Host = u.Address
-	var done func(int, error)
+	var done AttemptEnd
 	if h := t.g.hooks.Attempt; h != nil {
 		done = h(req, st.pool.attempt(u, n))
 	}
@@ -93,10 +93,12 @@ func (t *retryTransport) attempt(req *http.Request, st *reqState, u *Upstream, n
 		status = resp.StatusCode
 	}
 	if done != nil {
-		done(status, err)
+		done.EndAttempt(status, err)
 	}
 	if t.g.ejectAfter > 0 && t.g.ejector != nil {
-		t.g.passive(req, st, u, status, err)
+		if t.g.passive(req, st, u, status, err) && t.g.hooks.Ejected != nil {
+			t.g.hooks.Ejected(req)
+		}
 	}
 	return resp, err
 }

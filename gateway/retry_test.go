@@ -40,12 +40,12 @@ func TestAStaleKeepAliveIsSentAgainAndEachSendingIsAnAttempt(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var calls []call
-	hooks := Hooks{Attempt: func(_ *http.Request, a Attempt) func(int, error) {
-		return func(status int, err error) {
+	hooks := Hooks{Attempt: func(_ *http.Request, a Attempt) AttemptEnd {
+		return AttemptEndFunc(func(status int, err error) {
 			mu.Lock()
 			calls = append(calls, call{a.N, a.Upstream.ID, err, status})
 			mu.Unlock()
-		}
+		})
 	}}
 	g, front := setup(t, Options{Hooks: hooks, EjectAfter: 1}, addr(be))
 	ej := &ejectRecorder{}

@@ -27,11 +27,16 @@ const (
 // Classify reads err, as returned by a Transport, net/http's Transport
 // or Client, or a net.Dialer, with errors.Is and errors.As only.
 func Classify(err error) Failure {
+	if err == nil {
+		return NoFailure // without classify's two heap-allocated targets
+	}
+	return classify(err)
+}
+
+func classify(err error) Failure {
 	var op *net.OpError
 	var ne net.Error
 	switch {
-	case err == nil:
-		return NoFailure
 	case errors.Is(err, context.Canceled):
 		return Canceled
 	case errors.As(err, &op) && op.Op == "dial":

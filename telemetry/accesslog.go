@@ -13,10 +13,10 @@ import (
 // with the trace id (ours when tracing, else the client's traceparent's),
 // the route, service and instance that served it, status and duration.
 func (t *Telemetry) logAccess(st *reqState, status int, elapsed time.Duration) {
-	var sc trace.SpanContext
+	sc := st.sc // not sampled: the ids sent upstream
 	if st.span != nil {
 		sc = st.span.SpanContext()
-	} else if len(st.r.Header["Traceparent"]) > 0 {
+	} else if !sc.IsValid() && len(st.r.Header["Traceparent"]) > 0 {
 		sc = trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), headerCarrier(st.r.Header)))
 	}
 	traceID := ""

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -24,6 +26,24 @@ func (okTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		Header: http.Header{}, Body: http.NoBody, Request: r}, nil
 }
 
+// failingTransport answers every 100th attempt 502, the others 200.
+type failingTransport struct{ n atomic.Int64 }
+
+func (t *failingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, _ := okTransport{}.RoundTrip(r)
+	if t.n.Add(1)%100 == 0 {
+		resp.StatusCode = http.StatusBadGateway
+	}
+	return resp, nil
+}
+
+func benchTransport(failing bool) http.RoundTripper {
+	if failing {
+		return &failingTransport{}
+	}
+	return okTransport{}
+}
+
 type discardWriter struct{ h http.Header }
 
 func (w *discardWriter) Header() http.Header         { return w.h }
@@ -31,8 +51,10 @@ func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 func (w *discardWriter) WriteHeader(int)             {}
 
 // BenchmarkRequestPath compares the cost of the hooks on the request path:
-// none, metrics only (no endpoint: the default), and tracing at 1% and 100%
-// into a no-op exporter behind the real batch processor.
+// none, metrics only (no endpoint: the default), tracing at 0%, 1% and
+// 100% into a no-op exporter behind the real batch processor, and
+// failure-biased sampling at 0% and 1% with no failures happening and with
+// one request in 100 failing.
 //
 //	go test -run '^$' -bench RequestPath -benchmem ./telemetry/
 func BenchmarkRequestPath(b *testing.B) {
@@ -43,14 +65,23 @@ func BenchmarkRequestPath(b *testing.B) {
 	}{
 		{"hooks=nil", false, 0},
 		{"metrics", false, 0},
+		{"tracing=0%", true, 0},
 		{"tracing=1%", true, 0.01},
 		{"tracing=100%", true, 1},
+		{"failures+0%", true, 0},
+		{"failures+1%", true, 0.01},
+		// One request in 100 answered 502, every one kept (no cap).
+		{"failures+1%,1%-502", true, 0.01},
 	} {
 		b.Run(mode.name, func(b *testing.B) {
 			var hooks gateway.Hooks
 			if mode.name != "hooks=nil" {
 				cfg := config.Default().Telemetry
 				cfg.Sampler, cfg.SamplerArg = "parentbased_traceidratio", mode.ratio
+				if strings.HasPrefix(mode.name, "failures+") {
+					cfg.Sampler = config.FailuresSamplerPrefix + cfg.Sampler
+					cfg.FailureTracesPerSecond = 1e12
+				}
 				opt := Options{Config: cfg, Getenv: noEnv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 				if mode.tracing {
 					opt.SpanExporter = tracetest.NewNoopExporter()
@@ -62,7 +93,7 @@ func BenchmarkRequestPath(b *testing.B) {
 				defer tel.Shutdown(context.Background())
 				hooks = tel.Hooks()
 			}
-			gw, err := gateway.New(gateway.Options{Proxy: config.Default().Proxy, Hooks: hooks, Transport: okTransport{},
+			gw, err := gateway.New(gateway.Options{Proxy: config.Default().Proxy, Hooks: hooks, Transport: benchTransport(strings.HasSuffix(mode.name, "-502")),
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 			if err != nil {
 				b.Fatal(err)

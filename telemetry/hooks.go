@@ -39,70 +39,121 @@ func (t *Telemetry) Hooks() gateway.Hooks {
 	if t.tp == nil && t.inst == nil && t.access == nil {
 		return gateway.Hooks{}
 	}
-	return gateway.Hooks{Request: t.request, Attempt: t.attempt}
+	h := gateway.Hooks{Request: t.request, Attempt: t.attempt}
+	if t.keep != nil {
+		h.Ejected = t.ejected
+	}
+	return h
 }
 
-// reqState is what telemetry knows about one request that is sampled or
-// access-logged (other requests need none). It is created by the Request
-// hook and used by the Attempt hook and the end func, which the gateway
-// calls in that order from the request's goroutine: no locking.
+// reqState is what telemetry knows about one request when tracing or the
+// access log is on (with metrics only, the smaller metricsEnd). It is created
+// by the Request hook and is the context it hands back (one allocation,
+// not a state and a context) and what the gateway tells of each attempt's
+// outcome (EndAttempt) and of the request's end (End), which it does from
+// the request's goroutine, in order: no locking.
 type reqState struct {
-	t        *Telemetry
-	ctx      context.Context // the context handed back to the gateway
-	r        *http.Request   // the incoming request
-	start    time.Time
-	route    string
-	service  string
-	method   uint8
-	span     trace.Span // nil when tracing is off
-	instance string     // the instance of the latest attempt
-	attempts int
+	context.Context // the request's context before the Request hook
+	t               *Telemetry
+	r               *http.Request // the incoming request
+	start           time.Time
+	route           string
+	service         string
+	method          uint8
+	span            trace.Span        // the server span when sampled; else nil
+	sc              trace.SpanContext // when tracing and not sampled: the ids sent upstream
+	tp              traceparent       // the traceparent sent upstream when not sampled
+	instance        string            // the instance of the latest attempt
+	attempts        int
+	// The current attempt, ended by EndAttempt.
+	cur     gateway.Attempt
+	curSpan trace.Span    // its client span; nil when not sampled
+	out     *http.Request // the outgoing request
+
+	// Failure-biased sampling (aftersample.go); watched is false for
+	// every other request, and the fields below are then unused.
+	watched bool
+	kept    uint8             // keepUndecided, keepGranted or keepRefused
+	ejected bool              // an attempt made passive health eject its instance
+	parent  trace.SpanContext // the incoming parent; invalid when the gateway is root
+	tries   []attemptRec
+	triesA  [2]attemptRec
 }
 
 type stateKey struct{}
 
-// request is the gateway's Request hook.
-func (t *Telemetry) request(r *http.Request, route, service string) (context.Context, func(int)) {
-	// The closures below capture only variables that are never assigned
-	// again, so each holds copies: one allocation, not one per variable.
-	start, method := time.Now(), methodIndex(r.Method)
-	if t.tp == nil && t.access == nil {
-		// Metrics only: no per-request state, one closure.
-		ctx := r.Context()
-		return ctx, func(status int) {
-			t.inst.recordRequest(ctx, route, service, method, statusClass(status), time.Since(start).Seconds())
-		}
+// Value returns st for stateKey and asks the parent context otherwise.
+func (st *reqState) Value(k any) any {
+	if _, ok := k.(stateKey); ok {
+		return st
 	}
-	ctx, span := r.Context(), trace.Span(nil) // span nil: tracing off
-	if t.tp != nil {
-		sctx, s := t.startServer(ctx, r, method, route)
-		if t.access == nil && !s.IsRecording() {
-			// Unsampled, no access log: nothing for the Attempt hook to
-			// fill in, so one closure and no state.
-			return sctx, func(status int) {
-				elapsed := time.Since(start)
-				s.End()
-				if t.inst != nil {
-					t.inst.recordRequest(sctx, route, service, method, statusClass(status), elapsed.Seconds())
-				}
-			}
-		}
-		ctx, span = sctx, s
-	}
-	// Sampled, or the access log is on: the Attempt hook fills in the
-	// state for the server span's attributes and for the access log.
-	st := &reqState{t: t, r: r, start: start, route: route, service: service, method: method, span: span}
-	st.ctx = context.WithValue(ctx, stateKey{}, st)
-	return st.ctx, st.end
+	return st.Context.Value(k)
 }
 
-// startServer continues (or, untrusted, links) the incoming trace and
-// starts the server span.
-func (t *Telemetry) startServer(ctx context.Context, r *http.Request, method uint8, route string) (context.Context, trace.Span) {
+// request is the gateway's Request hook.
+func (t *Telemetry) request(r *http.Request, route, service string) (context.Context, gateway.RequestEnd) {
+	start, method := time.Now(), methodIndex(r.Method)
+	if t.tp == nil && t.access == nil {
+		// Metrics only: no per-request state but what the metrics need.
+		m := &metricsEnd{Context: r.Context(), t: t, start: start, route: route, service: service, method: method}
+		return m, m
+	}
+	st := &reqState{Context: r.Context(), t: t, r: r, start: start, route: route, service: service, method: method}
+	if t.tp != nil {
+		// The head sampler runs here, on ids chosen here; the SDK is
+		// called for a sampled request only, and comes to the same
+		// decision on the same ids. An unsampled request costs no span
+		// and no context of its own: its ids live in st.
+		ctx, parent, sc, sampled := t.headSample(st.Context, r, method, route)
+		if sampled {
+			st.span = t.startServer(ctx, r, method, route, sc)
+			st.Context = trace.ContextWithSpan(ctx, st.span) // ctx: with the client's baggage
+		} else {
+			st.sc = sc
+			if t.watch(parent) {
+				st.watched, st.parent = true, parent
+				st.tries = st.triesA[:0]
+			}
+		}
+	}
+	return st, st
+}
+
+// metricsEnd is a request's state with metrics only: the context the
+// Request hook hands back, and what ends the request and its attempts.
+type metricsEnd struct {
+	context.Context // the request's context before the Request hook
+	t               *Telemetry
+	start           time.Time
+	route           string
+	service         string
+	method          uint8
+	cur             gateway.Attempt // the current attempt
+}
+
+// Value returns m for stateKey and asks the parent context otherwise.
+func (m *metricsEnd) Value(k any) any {
+	if _, ok := k.(stateKey); ok {
+		return m
+	}
+	return m.Context.Value(k)
+}
+
+// End records the request (gateway.RequestEnd).
+func (m *metricsEnd) End(status int) {
+	m.t.inst.recordRequest(m, m.route, m.service, m.method, statusClass(status), time.Since(m.start).Seconds())
+}
+
+// EndAttempt records the current attempt (gateway.AttemptEnd).
+func (m *metricsEnd) EndAttempt(status int, err error) {
+	m.t.inst.recordAttempt(m.cur.Upstream.Service, m.cur.Upstream.ID, m.cur.N, attemptOutcome(status, err))
+}
+
+// startServer starts the sampled server span with the ids in sc,
+// continuing the incoming trace in ctx (or, untrusted, linking it).
+func (t *Telemetry) startServer(ctx context.Context, r *http.Request, method uint8, route string, sc trace.SpanContext) trace.Span {
 	o := t.serverOpts
-	if t.set.trustParent {
-		ctx = t.prop.Extract(ctx, headerCarrier(r.Header))
-	} else {
+	if !t.set.trustParent {
 		o = t.newRootOpts
 		if len(r.Header["Traceparent"]) > 0 {
 			in := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, headerCarrier(r.Header)))
@@ -111,9 +162,11 @@ func (t *Telemetry) startServer(ctx context.Context, r *http.Request, method uin
 			}
 		}
 	}
+	ctx = context.WithValue(ctx, forcedKey{}, forcedIDs{sc.TraceID(), sc.SpanID()})
 	// Attributes are set once, at the end: one call into the span instead
-	// of two, and none for a span that is not sampled.
-	return t.tracer.Start(ctx, t.serverSpanName(method, route), o...)
+	// of two. The returned context is not kept: it holds the forced ids.
+	_, span := t.tracer.Start(ctx, t.serverSpanName(method, route), o...)
+	return span
 }
 
 // serverSpanName is "<METHOD> <route>", "HTTP <route>" for a method outside
@@ -203,25 +256,26 @@ func serverAttrs(a []attribute.KeyValue, r *http.Request, st *reqState, status i
 	return a
 }
 
-// end is the func the Request hook returns; status 0 means the client went
-// away before a status was written.
-func (st *reqState) end(status int) {
+// End is called when the request ends (gateway.RequestEnd); status 0
+// means the client went away before a status was written.
+func (st *reqState) End(status int) {
 	t := st.t
 	elapsed := time.Since(st.start)
 	if st.span != nil {
-		if st.span.IsRecording() {
-			b := t.attrs.get()
-			a := serverAttrs(*b, st.r, st, status)
-			st.span.SetAttributes(a...)
-			t.attrs.put(b, a)
-			if status >= 500 {
-				st.span.SetStatus(codes.Error, "")
-			}
+		b := t.attrs.get()
+		a := serverAttrs(*b, st.r, st, status)
+		st.span.SetAttributes(a...)
+		t.attrs.put(b, a)
+		if status >= 500 {
+			st.span.SetStatus(codes.Error, "")
 		}
 		st.span.End()
 	}
+	if st.watched {
+		t.finishLate(st, status, elapsed)
+	}
 	if t.inst != nil {
-		t.inst.recordRequest(st.ctx, st.route, st.service, st.method, statusClass(status), elapsed.Seconds())
+		t.inst.recordRequest(st, st.route, st.service, st.method, statusClass(status), elapsed.Seconds())
 	}
 	if t.access != nil {
 		t.logAccess(st, status, elapsed)
@@ -231,31 +285,64 @@ func (st *reqState) end(status int) {
 // attempt is the gateway's Attempt hook: it starts the client span and
 // injects its context into the outgoing headers, replacing what an earlier
 // attempt of the same request injected.
-func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) func(int, error) {
-	ctx := req.Context()
-	recording := t.tp != nil && trace.SpanFromContext(ctx).IsRecording()
-	if recording || t.access != nil {
-		if st, ok := ctx.Value(stateKey{}).(*reqState); ok {
-			st.attempts = a.N + 1
-			st.instance = a.Upstream.ID
-		}
+func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) gateway.AttemptEnd {
+	switch st := req.Context().Value(stateKey{}).(type) {
+	case *metricsEnd:
+		st.cur = a
+		return st
+	case *reqState:
+		return t.startAttemptState(st, req, a)
 	}
-	var span trace.Span // nil: no client span
-	if t.tp != nil {
-		sctx := ctx
-		// An unsampled request gets no client spans (they would not be
-		// sampled either): the server span's context travels upstream,
-		// carrying the decision, at the cost of an injection only.
-		if recording {
-			sctx, span = t.tracer.Start(ctx, clientSpanName(req.Method), t.clientOpts...)
+	return nil // not a request this Telemetry's Request hook saw
+}
+
+// startAttemptState starts an attempt of a request with state: the client
+// span if sampled, the traceparent sent upstream in any case.
+func (t *Telemetry) startAttemptState(st *reqState, req *http.Request, a gateway.Attempt) gateway.AttemptEnd {
+	st.attempts = a.N + 1
+	st.instance = a.Upstream.ID
+	st.cur, st.out, st.curSpan = a, req, nil
+	if st.watched {
+		// Not sampled, may be kept after the fact: a record, no span.
+		if rec := t.startAttempt(st, req, a); rec.spanID.IsValid() {
+			injectTraceparent(req.Header, nil, st.sc.WithSpanID(rec.spanID).WithTraceFlags(trace.FlagsSampled))
+		} else {
+			injectTraceparent(req.Header, &st.tp, st.sc)
 		}
+		return st
+	}
+	switch {
+	case st.span != nil:
+		var sctx context.Context
+		sctx, st.curSpan = t.tracer.Start(req.Context(), clientSpanName(req.Method), t.clientOpts...)
 		// An untrusted or earlier tracestate must not travel with our
 		// traceparent; the propagator sets it again from the span.
 		// The key is canonical already: no Header.Del.
 		delete(req.Header, "Tracestate")
 		t.prop.Inject(sctx, headerCarrier(req.Header))
+	case st.sc.IsValid():
+		// Not sampled: no client span (it would not be sampled either);
+		// the server's ids travel upstream with the decision.
+		injectTraceparent(req.Header, &st.tp, st.sc)
 	}
-	return func(status int, err error) { t.attemptDone(req, a, span, status, err) }
+	return st
+}
+
+// EndAttempt ends the current attempt (gateway.AttemptEnd).
+func (st *reqState) EndAttempt(status int, err error) {
+	if st.watched {
+		rec := &st.tries[len(st.tries)-1]
+		rec.end, rec.status, rec.err = time.Now(), status, err
+	}
+	st.t.attemptDone(st.out, st.cur, st.curSpan, status, err)
+	st.curSpan = nil
+}
+
+// ejected is the gateway's Ejected hook.
+func (t *Telemetry) ejected(req *http.Request) {
+	if st, ok := req.Context().Value(stateKey{}).(*reqState); ok {
+		st.ejected = true
+	}
 }
 
 func clientSpanName(method string) string {
@@ -265,20 +352,44 @@ func clientSpanName(method string) string {
 	return "HTTP"
 }
 
-// clientAttrs appends a client span's attributes to attrs.
-func clientAttrs(attrs []attribute.KeyValue, req *http.Request, a gateway.Attempt, status int, outcome uint8) []attribute.KeyValue {
+// instanceAttrs are the client-span attributes that are the same for every
+// attempt to one instance, built once per instance.
+type instanceAttrs struct {
+	kv  []attribute.KeyValue // server.address, server.port, service, instance id
+	url string               // "http://<address>": url.full without the path
+}
+
+type instKey struct{ service, id, address string }
+
+// instanceAttrs returns u's constant attributes. Keys are discovery
+// values (bounded, as the metrics' label sets are).
+func (t *Telemetry) instanceAttrs(u *gateway.Upstream) *instanceAttrs {
+	return t.insts.get(instKey{u.Service, u.ID, u.Address}, func(k instKey) *instanceAttrs {
+		host, port := splitHostPort(k.address)
+		return &instanceAttrs{
+			kv: []attribute.KeyValue{
+				semconv.ServerAddress(host),
+				semconv.ServerPort(port),
+				AttrService.String(k.service),
+				AttrInstanceID.String(k.id),
+			},
+			url: "http://" + k.address,
+		}
+	})
+}
+
+// clientAttrs appends a client span's attributes to attrs; ia are those of
+// a's instance.
+func clientAttrs(attrs []attribute.KeyValue, ia *instanceAttrs, req *http.Request, a gateway.Attempt, status int, outcome uint8) []attribute.KeyValue {
 	m := methodIndex(req.Method)
 	attrs = append(attrs, semconv.HTTPRequestMethodKey.String(methods[m]))
 	if m == methodOther {
 		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(req.Method))
 	}
-	host, port := splitHostPort(a.Upstream.Address)
+	attrs = append(attrs, ia.kv...)
 	attrs = append(attrs,
-		semconv.ServerAddress(host),
-		semconv.ServerPort(port),
-		semconv.URLFull("http://"+a.Upstream.Address+req.URL.EscapedPath()),
-		AttrService.String(a.Upstream.Service),
-		AttrInstanceID.String(a.Upstream.ID),
+		// The one string built per sampled attempt: the path varies.
+		semconv.URLFull(ia.url+req.URL.EscapedPath()),
 		AttrLBPolicy.String(a.Policy),
 		AttrWeight.Float64(a.Weight),
 		AttrAttempt.Int(a.N),
@@ -308,7 +419,7 @@ func (t *Telemetry) attemptDone(req *http.Request, a gateway.Attempt, span trace
 	outcome := attemptOutcome(status, err)
 	if span != nil {
 		b := t.attrs.get()
-		attrs := clientAttrs(*b, req, a, status, outcome)
+		attrs := clientAttrs(*b, t.instanceAttrs(a.Upstream), req, a, status, outcome)
 		span.SetAttributes(attrs...)
 		t.attrs.put(b, attrs)
 		switch {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -39,8 +40,11 @@ type settings struct {
 	metricsFromEnv  bool
 	metricsProtocol string
 
-	sampler     string
+	sampler     string // without the failures+ prefix
 	samplerArg  float64
+	failures    bool          // a failures+ sampler: keep interesting requests after the fact
+	slow        time.Duration // telemetry.slow_threshold
+	keepRate    float64       // telemetry.failure_traces_per_second
 	maxQueue    int
 	trustParent bool
 	traceProbes bool
@@ -56,6 +60,8 @@ func resolve(c config.Telemetry, getenv func(string) string) (settings, error) {
 		maxQueue:    DefaultMaxQueueSize,
 		trustParent: c.TrustIncomingTrace,
 		traceProbes: c.TraceProbes,
+		slow:        c.SlowThreshold,
+		keepRate:    c.FailureTracesPerSecond,
 	}
 	if v := strings.TrimSpace(getenv("OTEL_SDK_DISABLED")); v != "" {
 		s.disabled = strings.EqualFold(v, "true")
@@ -88,6 +94,7 @@ func resolve(c config.Telemetry, getenv func(string) string) (settings, error) {
 	if _, err := newSampler(s.sampler, s.samplerArg); err != nil {
 		return s, fmt.Errorf("%s: invalid value %q: %w", samplerKey, s.sampler, err)
 	}
+	s.sampler, s.failures = strings.CutPrefix(s.sampler, config.FailuresSamplerPrefix)
 	if v := strings.TrimSpace(getenv("OTEL_BSP_MAX_QUEUE_SIZE")); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -127,12 +134,14 @@ func checkEndpoint(name, v string) error {
 	return nil
 }
 
-// newSampler builds the sampler named as in OTEL_TRACES_SAMPLER.
+// newSampler builds the head sampler named as in OTEL_TRACES_SAMPLER; a
+// failures+ prefix does not change it (the keeping after the fact is not a
+// sampler).
 func newSampler(name string, arg float64) (sdktrace.Sampler, error) {
 	if arg < 0 || arg > 1 {
 		return nil, fmt.Errorf("sampler argument %v is not from 0 to 1", arg)
 	}
-	switch name {
+	switch strings.TrimPrefix(name, config.FailuresSamplerPrefix) {
 	case "always_on":
 		return sdktrace.AlwaysSample(), nil
 	case "always_off":
@@ -146,6 +155,6 @@ func newSampler(name string, arg float64) (sdktrace.Sampler, error) {
 	case "parentbased_traceidratio":
 		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(arg)), nil
 	default:
-		return nil, errors.New("want always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio")
+		return nil, errors.New("want always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio, optionally prefixed with failures+")
 	}
 }

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard-gw/switchyard/config"
 )
@@ -65,6 +66,12 @@ func TestResolve(t *testing.T) {
 			name:  "the sampler key is used without variables",
 			cfg:   withEndpoint,
 			check: func(s settings) bool { return s.sampler == "traceidratio" && s.samplerArg == 0.5 },
+		},
+		{
+			name:  "a failures+ prefix keeps the head sampler and turns on keeping after the fact",
+			cfg:   withEndpoint,
+			env:   map[string]string{"OTEL_TRACES_SAMPLER": "failures+parentbased_traceidratio"},
+			check: func(s settings) bool { return s.sampler == "parentbased_traceidratio" && s.failures },
 		},
 		{
 			name:  "OTEL_SDK_DISABLED=true disables",
@@ -140,6 +147,9 @@ func TestConfigValidatesTelemetryKeys(t *testing.T) {
 		{"an endpoint needs a scheme", func(c *config.Telemetry) { c.Endpoint = "localhost:4317" }, "telemetry.endpoint"},
 		{"the protocol is grpc or http/protobuf", func(c *config.Telemetry) { c.Protocol = "udp" }, "telemetry.protocol"},
 		{"the sampler is a standard name", func(c *config.Telemetry) { c.Sampler = "sometimes" }, "telemetry.sampler"},
+		{"a failures+ prefix needs a standard name after it", func(c *config.Telemetry) { c.Sampler = "failures+sometimes" }, "telemetry.sampler"},
+		{"the slow threshold is not negative", func(c *config.Telemetry) { c.SlowThreshold = -time.Second }, "telemetry.slow_threshold"},
+		{"the failure trace rate is positive", func(c *config.Telemetry) { c.FailureTracesPerSecond = 0 }, "telemetry.failure_traces_per_second"},
 		{"the sampler argument is a ratio", func(c *config.Telemetry) { c.SamplerArg = 1.5 }, "telemetry.sampler_arg"},
 		{"the service name is not empty", func(c *config.Telemetry) { c.ServiceName = " " }, "telemetry.service_name"},
 	} {

@@ -77,9 +77,20 @@ type Telemetry struct {
 
 	tp     *sdktrace.TracerProvider // nil: tracing off
 	tracer trace.Tracer
+	// sampler is tp's, run by the Request hook before the SDK is called.
+	sampler sdktrace.Sampler
+	// keep and late are set with a failures+ sampler (aftersample.go):
+	// the cap on traces kept after the fact, and the tracer that builds
+	// their spans, which shares tp's span pipeline.
+	keep *keeper
+	late trace.Tracer
+	// recent keeps the last recorded requests for the admin API; nil when
+	// tracing is off.
+	recent *recentTraces
 	prop   propagation.TextMapPropagator
 	spans  *spanCounter // nil: tracing off
 	names  cowMap[nameKey, string]
+	insts  cowMap[instKey, *instanceAttrs]
 	attrs  attrPool
 	// Span start options, made once: options passed one by one would be
 	// boxed and put in a fresh slice on every request.
@@ -164,21 +175,43 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 		bspOpts = append(bspOpts, sdktrace.WithBatchTimeout(opt.BatchTimeout))
 	}
 	bsp := sdktrace.NewBatchSpanProcessor(&countingExporter{SpanExporter: exp, c: t.spans}, bspOpts...)
+	proc := newBoundedProcessor(bsp, t.spans)
+	t.recent = newRecentTraces(opt.Config.UIURL)
+	t.sampler = sampler
 	t.tp = sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sampler),
-		sdktrace.WithSpanProcessor(newBoundedProcessor(bsp, t.spans)),
+		sdktrace.WithIDGenerator(idGen{}),
+		sdktrace.WithSpanProcessor(t.recent),
+		sdktrace.WithSpanProcessor(proc),
 	)
 	t.tracer = t.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
+	if t.set.failures {
+		// Never shut down itself: tp's Shutdown stops the shared processor.
+		late := sdktrace.NewTracerProvider(
+			sdktrace.WithResource(res),
+			sdktrace.WithSampler(sdktrace.AlwaysSample()),
+			sdktrace.WithIDGenerator(idGen{}),
+			sdktrace.WithSpanProcessor(t.recent),
+			sdktrace.WithSpanProcessor(proc),
+		)
+		t.late = late.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
+		t.keep = newKeeper(t.set.keepRate)
+	}
 	t.serverOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 	t.newRootOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithNewRoot()}
 	t.clientOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 	t.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	if t.set.tracesEndpoint != "" && opt.SpanExporter == nil {
 		t.log.Info("telemetry: exporting traces", "endpoint", t.set.tracesEndpoint, "protocol", t.set.tracesProtocol,
-			"sampler", t.set.sampler, "sampler_arg", t.set.samplerArg)
+			"sampler", t.set.sampler, "sampler_arg", t.set.samplerArg, "failures", t.set.failures)
 	}
 	if t.inst != nil {
+		if t.keep != nil {
+			if err := t.keep.observe(t.inst.meter); err != nil {
+				return err
+			}
+		}
 		return t.inst.observeDroppedSpans(t.spans)
 	}
 	return nil

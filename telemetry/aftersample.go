@@ -1,0 +1,169 @@
+package telemetry
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-gw/switchyard/gateway"
+)
+
+// Failure-biased sampling (a failures+ sampler): a request the head
+// sampler did not sample keeps, in its reqState, what its spans need (start
+// and end times, each attempt's instance and outcome) and nothing else. If
+// it ends interesting (see reasons), its server span and every attempt's
+// client span are built from that state and exported through a second
+// tracer provider that shares the span pipeline, with the trace and span
+// ids that were already sent upstream in traceparent.
+
+// AttrKeptAfter lists why a span was kept after the fact; present only on
+// such spans, so span-derived metrics can tell them apart.
+const AttrKeptAfter = attribute.Key("switchyard.sampling.kept_after")
+
+// attemptRec is one attempt of a watched request.
+type attemptRec struct {
+	a          gateway.Attempt
+	start, end time.Time
+	status     int
+	err        error
+	spanID     trace.SpanID // sent upstream as the parent; zero: the server span was
+}
+
+// watch reports whether an unsampled request whose incoming parent is
+// parent (invalid: none, or not trusted) may be kept after the fact: only
+// when the gateway is the root of its trace or the parent was sampled, so
+// that no root is invented for a client's unsampled trace.
+func (t *Telemetry) watch(parent trace.SpanContext) bool {
+	return t.keep != nil && (!parent.IsValid() || parent.IsSampled())
+}
+
+// interesting returns why a watched request that ended with status after
+// elapsed is worth keeping; zero when it is not.
+func (t *Telemetry) interesting(st *reqState, status int, elapsed time.Duration) reasons {
+	var why reasons
+	if status == http.StatusServiceUnavailable && len(st.tries) == 0 && st.route != "" {
+		why |= reasonNoHealthy
+	}
+	if st.ejected {
+		why |= reasonEjection
+	}
+	for i := range st.tries {
+		if st.tries[i].a.Panic {
+			why |= reasonPanic
+			break
+		}
+	}
+	if len(st.tries) > 1 {
+		why |= reasonRetry
+	}
+	if status >= 500 {
+		why |= reason5xx
+	}
+	if t.set.slow > 0 && elapsed > t.set.slow {
+		why |= reasonSlow
+	}
+	return why
+}
+
+// startAttempt records the start of an attempt of a watched request and
+// returns its record. From the second attempt on, sampling is switched on
+// upstream when the cap allows the trace to be kept: the attempt gets a
+// span id of its own, sent with the sampled flag, so that what the
+// instance records joins the trace.
+func (t *Telemetry) startAttempt(st *reqState, req *http.Request, a gateway.Attempt) *attemptRec {
+	st.tries = append(st.tries, attemptRec{a: a, start: time.Now()})
+	rec := &st.tries[len(st.tries)-1]
+	if a.N > 0 && st.kept == keepUndecided {
+		st.kept = keepRefused
+		if t.keep.allow(st.route, reasonRetry, rec.start) {
+			st.kept = keepGranted
+		}
+	}
+	if st.kept == keepGranted {
+		rec.spanID = randomSpanID()
+	}
+	return rec
+}
+
+// Whether the cap was asked for a watched request's trace (at its second
+// attempt, or when it ends).
+const (
+	keepUndecided uint8 = iota
+	keepGranted
+	keepRefused
+)
+
+// finishLate decides, when a watched request ends, whether it is kept, and
+// exports its spans if so.
+func (t *Telemetry) finishLate(st *reqState, status int, elapsed time.Duration) {
+	why := t.interesting(st, status, elapsed)
+	if why == 0 {
+		return
+	}
+	switch st.kept {
+	case keepRefused:
+		return
+	case keepUndecided:
+		if !t.keep.allow(st.route, why, st.start.Add(elapsed)) {
+			return
+		}
+	}
+	t.exportLate(st, status, st.start.Add(elapsed), why)
+}
+
+// exportLate builds and ends the server span and one client span per
+// attempt, with the times and ids the request really had.
+func (t *Telemetry) exportLate(st *reqState, status int, end time.Time, why reasons) {
+	ctx := context.WithValue(context.Background(), forcedKey{}, forcedIDs{st.sc.TraceID(), st.sc.SpanID()})
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(st.start)}
+	if st.parent.IsValid() {
+		// No sampling probability travels on: the parent's may not be
+		// claimed for a span the head sampler did not pick.
+		p := st.parent.WithTraceState(st.parent.TraceState().Delete("ot"))
+		ctx = trace.ContextWithRemoteSpanContext(ctx, p)
+	} else {
+		opts = append(opts, trace.WithNewRoot())
+		if !t.set.trustParent && len(st.r.Header["Traceparent"]) > 0 {
+			in := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, headerCarrier(st.r.Header)))
+			if in.IsValid() {
+				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: in}))
+			}
+		}
+	}
+	kept := attribute.StringSlice(string(AttrKeptAfter), why.names())
+	_, server := t.late.Start(ctx, t.serverSpanName(st.method, st.route), opts...)
+	a := serverAttrs(make([]attribute.KeyValue, 0, maxSpanAttrs+1), st.r, st, status)
+	server.SetAttributes(append(a, kept)...)
+	if status >= 500 {
+		server.SetStatus(codes.Error, "")
+	}
+	parent := trace.ContextWithSpan(context.Background(), server)
+	for i := range st.tries {
+		rec := &st.tries[i]
+		cctx := parent
+		if rec.spanID.IsValid() {
+			cctx = context.WithValue(cctx, forcedKey{}, forcedIDs{st.sc.TraceID(), rec.spanID})
+		}
+		if rec.end.IsZero() {
+			rec.end = end
+		}
+		_, span := t.late.Start(cctx, clientSpanName(st.out.Method), trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(rec.start))
+		outcome := attemptOutcome(rec.status, rec.err)
+		ca := clientAttrs(make([]attribute.KeyValue, 0, maxSpanAttrs+1), t.instanceAttrs(rec.a.Upstream), st.out, rec.a, rec.status, outcome)
+		span.SetAttributes(append(ca, kept)...)
+		switch {
+		case rec.err != nil:
+			span.RecordError(rec.err, trace.WithTimestamp(rec.end))
+			span.SetStatus(codes.Error, rec.err.Error())
+		case rec.status >= 400:
+			span.SetStatus(codes.Error, "")
+		}
+		span.End(trace.WithTimestamp(rec.end))
+	}
+	server.End(trace.WithTimestamp(end))
+}
