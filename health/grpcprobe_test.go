@@ -1,13 +1,21 @@
 package health
 
 import (
+	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
@@ -149,5 +157,34 @@ func TestHTTPProbeOfAnH2CServiceSpeaksHTTP2(t *testing.T) {
 	testenv.WaitFor(t, 5*time.Second, "the first probe", c.Ready)
 	if len(rec.healthy("svc")) != 1 {
 		t.Fatalf("not routable: %q", reasonOf(c, "svc", "a"))
+	}
+}
+
+func TestGRPCProbeFailuresAreShortenedFromTheConnectionNotTheText(t *testing.T) {
+	dead := testenv.DeadAddr(t)
+	p := &grpcProber{creds: insecure.NewCredentials()}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := p.probe(ctx, dead, settings{Health: config.Health{Timeout: 5 * time.Second}}); err == nil || err.Error() != "connection refused" {
+		t.Fatalf("probe of a closed port = %v, want \"connection refused\"", err)
+	}
+
+	for _, tc := range []struct {
+		name string
+		err  error
+		conn error
+		want string
+	}{
+		{"a deadline says how long was waited", status.Error(codes.DeadlineExceeded, "context deadline exceeded"), nil, "timeout after 2s"},
+		{"an unavailable server with a reset connection says so", status.Error(codes.Unavailable, "connection error"), &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, "connection reset by peer"},
+		{"an unavailable server with an early close is EOF", status.Error(codes.Unavailable, "connection closed"), io.EOF, "EOF"},
+		{"an unavailable server with nothing seen keeps code and message", status.Error(codes.Unavailable, "no connection refused here"), nil, "grpc health: Unavailable: no connection refused here"},
+		{"another code keeps code and message", status.Error(codes.NotFound, "unknown service"), io.EOF, "grpc health: NotFound: unknown service"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := grpcProbeError(tc.err, tc.conn, 2*time.Second).Error(); got != tc.want {
+				t.Fatalf("grpcProbeError = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
