@@ -1,18 +1,14 @@
 package discovery
 
 import (
-	"bufio"
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +16,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/switchyard-gw/switchyard/internal/procnet"
 	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
@@ -99,30 +96,17 @@ func agentConfig(c *testenv.Consul) *api.Config {
 }
 
 // establishedTo counts the established TCP connections to addr (host:port,
-// IPv4) in this network namespace, from /proc/net/tcp: what the kernel
-// sees, whatever the process believes it holds.
+// IPv4) in this network namespace: what the kernel sees, whatever the
+// process believes it holds.
 func establishedTo(t *testing.T, addr string) int {
 	t.Helper()
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ip := net.ParseIP(host).To4()
-	p, _ := strconv.Atoi(port)
-	// /proc/net/tcp writes the IPv4 address as a little-endian word.
-	want := strings.ToUpper(hex.EncodeToString([]byte{ip[3], ip[2], ip[1], ip[0]})) + fmt.Sprintf(":%04X", p)
-	f, err := os.Open("/proc/net/tcp")
-	if err != nil {
+	n, err := procnet.Established(addr)
+	var pe *fs.PathError
+	switch {
+	case errors.As(err, &pe):
 		t.Skipf("cannot count connections from the OS: %v", err)
-	}
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 3 && fields[2] == want && fields[3] == "01" {
-			n++
-		}
+	case err != nil:
+		t.Fatal(err)
 	}
 	return n
 }

@@ -53,17 +53,13 @@ func parseTags(prefix, name string, tags []string) (consulTags, []string) {
 		if len(vals) > 1 {
 			warn("instances disagree on %s.%s (%s); using %q", prefix, key, strings.Join(vals, ", "), value)
 		}
-		if known, want := upstreamTag(key, value, &out.Upstream, &h); known {
-			if want != "" {
-				warn("tag %q ignored: %s", tag, want)
+		err := setUpstreamTag(&out.Upstream, &h, key, value)
+		if errors.Is(err, errUnknownTag) {
+			if hkey, ok := strings.CutPrefix(key, "health."); ok {
+				err = setHealthTag(&h, hkey, value)
+			} else {
+				err = setRouteTag(&out, key, value)
 			}
-			continue
-		}
-		var err error
-		if hkey, ok := strings.CutPrefix(key, "health."); ok {
-			err = setHealthTag(&h, hkey, value)
-		} else {
-			err = setRouteTag(&out, key, value)
 		}
 		switch {
 		case errors.Is(err, errUnknownTag):
@@ -113,14 +109,23 @@ func groupTags(prefix string, tags []string, warn func(string, ...any)) (map[str
 // errUnknownTag is returned by the tag setters for a key they do not know.
 var errUnknownTag = errors.New("unknown tag key")
 
+// tagBool reads a true/false tag value.
+func tagBool(value string) (bool, error) {
+	b, err := strconv.ParseBool(value)
+	if err != nil {
+		return false, errors.New("want true or false")
+	}
+	return b, nil
+}
+
 // setRouteTag applies one of enable, path, host, strip_prefix and lb.policy to out.
 // An invalid value leaves out unchanged; the error says what is wanted.
 func setRouteTag(out *consulTags, key, value string) error {
 	switch key {
 	case "enable":
-		b, err := strconv.ParseBool(value)
+		b, err := tagBool(value)
 		if err != nil {
-			return errors.New("want true or false")
+			return err
 		}
 		out.Enabled = b
 	case "path":
@@ -134,9 +139,9 @@ func setRouteTag(out *consulTags, key, value string) error {
 		}
 		out.Route.Host = value
 	case "strip_prefix":
-		b, err := strconv.ParseBool(value)
+		b, err := tagBool(value)
 		if err != nil {
-			return errors.New("want true or false")
+			return err
 		}
 		out.Route.StripPrefix = b
 	case "lb.policy":

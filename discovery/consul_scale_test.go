@@ -53,7 +53,7 @@ func TestConsulAtCatalogScale(t *testing.T) {
 	// the gateway.
 	out, err := exec.Command(testenv.Tool(t, "consul"), "catalog", "services", "-http-addr=http://"+c.Addr).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "svc-0999") {
-		t.Errorf("consul catalog services beside the source: %v\n%s", err, tail(string(out), 300))
+		t.Errorf("consul catalog services beside the source: %v\n%s", err, testenv.Tail(string(out), 300))
 	}
 
 	type change struct {
@@ -145,11 +145,4 @@ func sameInstancesExcept(s Snapshot, want map[string][]string, skip ...string) b
 		}
 	}
 	return true
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }

@@ -165,75 +165,90 @@ func okBackend(t *testing.T, name string) *httptest.Server {
 
 func hostport(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
-// rawBackend is a TCP backend scripted at the byte level. It answers
-// /health probes itself (200), so the instance stays in rotation, and hands
-// every other request's connection to handle, which owns it from then on.
-type rawBackend struct {
-	ln       net.Listener
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    map[net.Conn]bool
-	requests atomic.Int32 // non-probe requests seen
-	probes   atomic.Int32
-	accepts  atomic.Int32
+// tcpServer accepts on a loopback listener and runs serve on its own
+// goroutine for every connection, closing the connection when serve
+// returns. It is closed at the test's cleanup, or earlier by Close.
+type tcpServer struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns map[net.Conn]bool
 }
 
-func newRawBackend(t *testing.T, handle func(c net.Conn, req *http.Request)) *rawBackend {
+func startTCPServer(t *testing.T, serve func(net.Conn)) *tcpServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &rawBackend{ln: ln, conns: map[net.Conn]bool{}}
-	b.wg.Add(1)
+	s := &tcpServer{ln: ln, conns: map[net.Conn]bool{}}
+	s.wg.Add(1)
 	go func() {
-		defer b.wg.Done()
+		defer s.wg.Done()
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			b.accepts.Add(1)
-			b.mu.Lock()
-			b.conns[c] = true
-			b.mu.Unlock()
-			b.wg.Add(1)
+			s.mu.Lock()
+			s.conns[c] = true
+			s.mu.Unlock()
+			s.wg.Add(1)
 			go func() {
-				defer b.wg.Done()
-				defer func() { b.mu.Lock(); delete(b.conns, c); b.mu.Unlock(); c.Close() }()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if req.URL.Path == "/health" {
-						b.probes.Add(1)
-						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-						continue
-					}
-					b.requests.Add(1)
-					handle(c, req)
-					return
-				}
+				defer s.wg.Done()
+				defer func() { s.mu.Lock(); delete(s.conns, c); s.mu.Unlock(); c.Close() }()
+				serve(c)
 			}()
 		}
 	}()
-	t.Cleanup(b.Close)
-	return b
+	t.Cleanup(s.Close)
+	return s
 }
 
-func (b *rawBackend) addr() string { return b.ln.Addr().String() }
+func (s *tcpServer) addr() string { return s.ln.Addr().String() }
 
-// Close stops accepting, closes every connection and waits for handlers.
-func (b *rawBackend) Close() {
-	b.ln.Close()
-	b.mu.Lock()
-	for c := range b.conns {
+// Close stops accepting, closes every connection and waits for every
+// serve to return. It may be called more than once.
+func (s *tcpServer) Close() {
+	s.ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
 		c.Close()
 	}
-	b.mu.Unlock()
-	b.wg.Wait()
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+// rawBackend is a TCP backend scripted at the byte level. It answers
+// /health probes itself (200), so the instance stays in rotation, and hands
+// every other request's connection to handle, which owns it from then on.
+type rawBackend struct {
+	*tcpServer
+	requests atomic.Int32 // non-probe requests seen
+	probes   atomic.Int32
+}
+
+func newRawBackend(t *testing.T, handle func(c net.Conn, req *http.Request)) *rawBackend {
+	t.Helper()
+	b := &rawBackend{}
+	b.tcpServer = startTCPServer(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			if req.URL.Path == "/health" {
+				b.probes.Add(1)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+				continue
+			}
+			b.requests.Add(1)
+			handle(c, req)
+			return
+		}
+	})
+	return b
 }
 
 // fullFaults reports whether the long form of the suite was asked for

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -65,42 +64,7 @@ func upstreamScripts() []upstreamScript {
 // /good?id=X with "good X", on keep-alive connections; /health is 200.
 func scriptedBackend(t *testing.T, scripts []upstreamScript) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { mu.Lock(); delete(conns, c); mu.Unlock(); c.Close() }()
-				serveScripted(c, scripts)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return startTCPServer(t, func(c net.Conn) { serveScripted(c, scripts) }).addr()
 }
 
 func serveScripted(c net.Conn, scripts []upstreamScript) {

@@ -40,10 +40,8 @@ func (r wireRequest) String() string {
 // a header and in the body. Bytes that http.ReadRequest refuses are
 // recorded too: the gateway must never forward them.
 type recordingWire struct {
-	ln      net.Listener
-	wg      sync.WaitGroup
+	srv     *tcpServer
 	mu      sync.Mutex
-	conns   map[net.Conn]bool
 	seen    map[string][]wireRequest // by X-Forwarded-For
 	refused []string
 	n       int
@@ -51,37 +49,12 @@ type recordingWire struct {
 
 func newRecordingWire(t *testing.T) *recordingWire {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &recordingWire{ln: ln, conns: map[net.Conn]bool{}, seen: map[string][]wireRequest{}}
-	b.wg.Add(1)
-	go b.accept()
-	t.Cleanup(b.close)
+	b := &recordingWire{seen: map[string][]wireRequest{}}
+	b.srv = startTCPServer(t, b.serve)
 	return b
 }
 
-func (b *recordingWire) addr() string { return b.ln.Addr().String() }
-
-func (b *recordingWire) accept() {
-	defer b.wg.Done()
-	for {
-		c, err := b.ln.Accept()
-		if err != nil {
-			return
-		}
-		b.mu.Lock()
-		b.conns[c] = true
-		b.mu.Unlock()
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			defer func() { b.mu.Lock(); delete(b.conns, c); b.mu.Unlock(); c.Close() }()
-			b.serve(c)
-		}()
-	}
-}
+func (b *recordingWire) addr() string { return b.srv.addr() }
 
 func (b *recordingWire) serve(c net.Conn) {
 	br := bufio.NewReader(c)
@@ -148,16 +121,6 @@ func (b *recordingWire) tokensBut(ip string) map[string]string {
 		}
 	}
 	return out
-}
-
-func (b *recordingWire) close() {
-	b.ln.Close()
-	b.mu.Lock()
-	for c := range b.conns {
-		c.Close()
-	}
-	b.mu.Unlock()
-	b.wg.Wait()
 }
 
 func isEOFOrClosed(err error) bool {

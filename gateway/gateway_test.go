@@ -19,6 +19,8 @@ import (
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
+
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 func testProxyConfig() config.Proxy {
@@ -58,18 +60,6 @@ func backend(t *testing.T, h http.HandlerFunc) *httptest.Server {
 }
 
 func addr(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
-
-// deadAddr returns an address that refuses connections.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := l.Addr().String()
-	l.Close()
-	return a
-}
 
 func get(t *testing.T, url string) (*http.Response, string) {
 	t.Helper()
@@ -140,7 +130,7 @@ func TestDialErrorIsRetriedOnAnotherInstanceWithBodyIntact(t *testing.T) {
 			mu.Lock()
 			attempts = nil
 			mu.Unlock()
-			_, front := setup(t, Options{Hooks: hooks}, deadAddr(t), addr(live))
+			_, front := setup(t, Options{Hooks: hooks}, testenv.DeadAddr(t), addr(live))
 			req, _ := http.NewRequest(method, front.URL+"/x", strings.NewReader("payload-123"))
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -168,7 +158,7 @@ func TestRetriesAreBoundedAndEndIn502(t *testing.T) {
 	hooks := Hooks{Attempt: func(*http.Request, Attempt) AttemptEnd { n.Add(1); return nil }}
 	cfg := testProxyConfig()
 	cfg.Retries = 2
-	_, front := setup(t, Options{Proxy: cfg, Hooks: hooks}, deadAddr(t), deadAddr(t), deadAddr(t), deadAddr(t), deadAddr(t))
+	_, front := setup(t, Options{Proxy: cfg, Hooks: hooks}, testenv.DeadAddr(t), testenv.DeadAddr(t), testenv.DeadAddr(t), testenv.DeadAddr(t), testenv.DeadAddr(t))
 	resp, _ := get(t, front.URL+"/")
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("status = %d, want 502", resp.StatusCode)
@@ -437,7 +427,7 @@ func TestClientGoingAwayMidResponseDoesNotPanic(t *testing.T) {
 	}
 	g.SetRoutes([]config.Route{{PathPrefix: "/", Service: "web"}})
 	g.SetHealthy("web", []discovery.Instance{{ID: "1", Address: addr(be)}}, false)
-	var logs syncBuf
+	var logs testenv.SyncBuffer
 	front := httptest.NewUnstartedServer(g)
 	front.Config.ErrorLog = log.New(&logs, "", 0)
 	front.Start()
@@ -457,11 +447,3 @@ func TestClientGoingAwayMidResponseDoesNotPanic(t *testing.T) {
 		t.Fatalf("server logged a panic:\n%s", logs.String())
 	}
 }
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 type ejectRecorder struct {
@@ -63,7 +65,7 @@ func TestPassiveHealthReportsAnInstanceAfterConsecutiveFailures(t *testing.T) {
 func TestPassiveHealthCountsConnectionErrors(t *testing.T) {
 	cfg := testProxyConfig()
 	cfg.Retries = 0
-	g, front := setup(t, Options{Proxy: cfg, EjectAfter: 2}, deadAddr(t))
+	g, front := setup(t, Options{Proxy: cfg, EjectAfter: 2}, testenv.DeadAddr(t))
 	ej := &ejectRecorder{}
 	g.SetEjector(ej)
 	for range 2 {

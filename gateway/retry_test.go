@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/switchyard-gw/switchyard/h1"
+
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 func TestAStaleKeepAliveIsSentAgainAndEachSendingIsAnAttempt(t *testing.T) {
@@ -145,7 +147,7 @@ func TestARetryDoesNotMoveTheRoundRobinForTheNextRequest(t *testing.T) {
 	named := func(name string) *httptest.Server {
 		return backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) })
 	}
-	_, front := setup(t, Options{}, deadAddr(t), addr(named("a")), addr(named("b")))
+	_, front := setup(t, Options{}, testenv.DeadAddr(t), addr(named("a")), addr(named("b")))
 	for i, want := range []string{"a", "a", "b"} { // dead->a (retry), a, b
 		if resp, body := get(t, front.URL+"/"); resp.StatusCode != 200 || body != want {
 			t.Fatalf("request %d: %d %q, want %q", i+1, resp.StatusCode, body, want)

@@ -37,7 +37,8 @@
 // message boundary with nothing unread: checked when it is returned
 // (nothing buffered, nothing read past a Content-Length body) and when it
 // is taken (a non-blocking peek: data or EOF on an idle connection closes
-// it). A response that answers no request sent (an unasked 101, a stray
+// it). AtBoundary offers the same peek to other keepers of idle
+// connections (the health checker's probe connections). A response that answers no request sent (an unasked 101, a stray
 // 1xx) never leaves its connection pooled; ambiguous upstream framing (a
 // version other than HTTP/1.0 or 1.1, a status below 100, white space in a
 // field name, two different Content-Lengths) is refused with the

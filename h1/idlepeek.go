@@ -43,3 +43,21 @@ func (p *idlePeek) quietNow() bool {
 	}
 	return p.quiet
 }
+
+// check is the callback for syscall.RawConn.Read: it records peekQuiet's
+// answer and never waits for readiness.
+func (p *idlePeek) check(fd uintptr) bool {
+	p.quiet = peekQuiet(fd)
+	return true
+}
+
+// AtBoundary reports whether an idle connection is still open and has
+// nothing unread: a byte nobody asked for, the peer's FIN or a pending
+// error means it must not carry another request. It neither blocks nor
+// consumes anything. A connection that is not a socket cannot be checked
+// and is reported as not at a boundary. The connection must not be in use
+// by another goroutine.
+func AtBoundary(conn net.Conn) bool {
+	p := newIdlePeek(conn)
+	return p != nil && p.quietNow()
+}

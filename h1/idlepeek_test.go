@@ -4,6 +4,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 func loopbackPair(t testing.TB) (client, server net.Conn) {
@@ -48,13 +50,7 @@ func TestIdlePeekSeesDataAndEOFWithoutConsumingThem(t *testing.T) {
 
 func untilNotQuiet(t *testing.T, p *idlePeek) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for p.quietNow() {
-		if time.Now().After(deadline) {
-			t.Fatal("still quiet after 5s")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testenv.WaitFor(t, 5*time.Second, "the peek to see what arrived", func() bool { return !p.quietNow() })
 }
 
 // BenchmarkIdlePeek is the cost added to taking a pooled connection.

@@ -1,7 +1,6 @@
 package h1
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 // strictServer serves h behind StrictListener and records what it saw.
@@ -36,29 +37,6 @@ func strictServer(t *testing.T) (addr string, seen func() []string) {
 	return ln.Addr().String(), func() []string { mu.Lock(); defer mu.Unlock(); return append([]string(nil), got...) }
 }
 
-// exchange writes raw and returns the statuses of all responses read.
-func exchange(t *testing.T, addr, raw string) []int {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, raw)
-	br := bufio.NewReader(c)
-	var codes []int
-	for {
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			return codes
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		codes = append(codes, resp.StatusCode)
-	}
-}
-
 func TestStrictFramingRejectsAmbiguousRequests(t *testing.T) {
 	const hidden = "GET /hidden HTTP/1.1\r\nHost: x\r\n\r\n"
 	cases := []struct {
@@ -79,7 +57,7 @@ func TestStrictFramingRejectsAmbiguousRequests(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			addr, seen := strictServer(t)
-			codes := exchange(t, addr, c.raw)
+			codes := testenv.RawExchange(t, addr, c.raw)
 			if len(codes) != 1 || codes[0] != http.StatusBadRequest {
 				t.Errorf("responses %v, want exactly one 400", codes)
 			}
@@ -94,7 +72,7 @@ func TestStrictFramingRejectsAmbiguousRequests(t *testing.T) {
 
 func TestStrictFramingGoesOnAfterAnUpgradeThatWasNotGranted(t *testing.T) {
 	addr, seen := strictServer(t) // answers 200, never 101
-	codes := exchange(t, addr, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"+
+	codes := testenv.RawExchange(t, addr, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"+
 		"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hidden HTTP/1.1\r\nHost: x\r\n\r\n")
 	if fmt.Sprint(codes) != "[200 400]" {
 		t.Fatalf("codes %v, want the upgrade request answered and the ambiguous one refused", codes)
@@ -112,7 +90,7 @@ func TestStrictFramingAcceptsWellFormedPipelines(t *testing.T) {
 		"POST /b HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: v\r\n\r\n" +
 		"\r\nGET /c HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n" +
 		"GET /d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-	codes := exchange(t, addr, raw)
+	codes := testenv.RawExchange(t, addr, raw)
 	if fmt.Sprint(codes) != "[200 200 200 200]" {
 		t.Fatalf("codes %v, want four 200s", codes)
 	}

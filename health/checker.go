@@ -166,76 +166,93 @@ func (c *Checker) updateLocked(snap discovery.Snapshot, all bool) {
 			continue
 		}
 		c.applied[svc.Name] = svc
-		parsed := newSettings(svc.Health.Apply(c.opt.Defaults), svc.Upstream)
-		insts := c.services[svc.Name]
-		if insts == nil {
-			insts = map[string]*instanceState{}
-			c.services[svc.Name] = insts
-		}
-		set := &parsed // shared by the service's instances and their probe tasks
-		for _, st := range insts {
-			if st.set.equal(parsed) {
-				set = st.set
-			}
-			break
-		}
-		keep := make(map[string]bool, len(svc.Instances))
-		for _, in := range svc.Instances {
-			keep[in.ID] = true
-			st := insts[in.ID]
-			switch {
-			case st == nil:
-				st = &instanceState{service: svc.Name, inst: in, set: set, probe: ProbeUnknown, since: time.Now()}
-				if c.merge == config.MergeConsul {
-					st.probe = ProbeDisabled
-				}
-				insts[in.ID] = st
-				if first && st.probe != ProbeDisabled {
-					c.pending[key(svc.Name, in.ID)] = true
-				}
-				c.startLocked(st)
-			case st.inst.Address != in.Address:
-				// Same id, new endpoint: its history says nothing about the new one.
-				c.stopLocked(st)
-				*st = instanceState{service: svc.Name, inst: in, set: set, probe: ProbeUnknown, since: time.Now()}
-				if c.merge == config.MergeConsul {
-					st.probe = ProbeDisabled
-				}
-				c.startLocked(st)
-			default:
-				st.inst = in
-				if !st.set.equal(*set) {
-					st.set = set
-					c.stopLocked(st)
-					c.startLocked(st)
-				}
-			}
-			c.evalLocked(st)
-		}
-		for id, st := range insts {
-			if !keep[id] {
-				c.stopLocked(st)
-				delete(insts, id)
-				delete(c.pending, key(svc.Name, id))
-				c.log.Info("instance removed", "service", svc.Name, "instance", id)
-			}
-		}
-		c.publishLocked(svc.Name)
+		c.applyServiceLocked(svc, first)
 	}
 	for name, insts := range c.services {
-		if seen[name] {
-			continue
+		if !seen[name] {
+			c.forgetServiceLocked(name, insts)
 		}
-		for id, st := range insts {
-			c.stopLocked(st)
-			delete(c.pending, key(name, id))
-		}
-		delete(c.services, name)
-		delete(c.applied, name)
-		delete(c.published, name)
-		delete(c.panic, name)
-		c.opt.Setter.SetHealthy(name, nil, false)
 	}
+}
+
+// applyServiceLocked brings the instances of svc in line with it: new ones
+// start probing (at once when first, the Checker's first snapshot), moved
+// ones start over, changed settings restart their probes, and instances
+// that left are stopped. It then publishes the service's healthy set.
+func (c *Checker) applyServiceLocked(svc discovery.Service, first bool) {
+	parsed := newSettings(svc.Health.Apply(c.opt.Defaults), svc.Upstream)
+	insts := c.services[svc.Name]
+	if insts == nil {
+		insts = map[string]*instanceState{}
+		c.services[svc.Name] = insts
+	}
+	set := &parsed // shared by the service's instances and their probe tasks
+	for _, st := range insts {
+		if st.set.equal(parsed) {
+			set = st.set
+		}
+		break
+	}
+	keep := make(map[string]bool, len(svc.Instances))
+	for _, in := range svc.Instances {
+		keep[in.ID] = true
+		st := insts[in.ID]
+		switch {
+		case st == nil:
+			st = c.newState(svc.Name, in, set)
+			insts[in.ID] = st
+			if first && st.probe != ProbeDisabled {
+				c.pending[key(svc.Name, in.ID)] = true
+			}
+			c.startLocked(st)
+		case st.inst.Address != in.Address:
+			// Same id, new endpoint: its history says nothing about the new one.
+			c.stopLocked(st)
+			*st = *c.newState(svc.Name, in, set)
+			c.startLocked(st)
+		default:
+			st.inst = in
+			if !st.set.equal(*set) {
+				st.set = set
+				c.stopLocked(st)
+				c.startLocked(st)
+			}
+		}
+		c.evalLocked(st)
+	}
+	for id, st := range insts {
+		if !keep[id] {
+			c.stopLocked(st)
+			delete(insts, id)
+			delete(c.pending, key(svc.Name, id))
+			c.log.Info("instance removed", "service", svc.Name, "instance", id)
+		}
+	}
+	c.publishLocked(svc.Name)
+}
+
+// newState is the state of an instance nothing is known about yet: probe
+// result unknown, or disabled when Consul alone decides (merge "consul").
+func (c *Checker) newState(service string, in discovery.Instance, set *settings) *instanceState {
+	st := &instanceState{service: service, inst: in, set: set, probe: ProbeUnknown, since: time.Now()}
+	if c.merge == config.MergeConsul {
+		st.probe = ProbeDisabled
+	}
+	return st
+}
+
+// forgetServiceLocked stops the probes of a service that left discovery,
+// drops everything kept about it and tells the Setter it has no instances.
+func (c *Checker) forgetServiceLocked(name string, insts map[string]*instanceState) {
+	for id, st := range insts {
+		c.stopLocked(st)
+		delete(c.pending, key(name, id))
+	}
+	delete(c.services, name)
+	delete(c.applied, name)
+	delete(c.published, name)
+	delete(c.panic, name)
+	c.opt.Setter.SetHealthy(name, nil, false)
 }
 
 // sameForHealth reports whether two versions of a service carry the same

@@ -15,6 +15,8 @@ import (
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
+
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -44,22 +46,6 @@ func (r *recorder) healthy(service string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.last[service])
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	waitForWithin(t, 5*time.Second, what, cond)
-}
-
-func waitForWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // flippable is a backend whose /health status can be changed.
@@ -112,7 +98,7 @@ func TestNewInstanceIsProbedAtOnceAndJoinsOnFirstPass(t *testing.T) {
 		t.Fatal("ready before the first snapshot")
 	}
 	c.Update(snapshot("web", discovery.Instance{ID: "a", Address: b.addr()}))
-	waitFor(t, "a in rotation", func() bool { return slices.Equal(rec.healthy("web"), []string{"a"}) })
+	testenv.WaitFor(t, 5*time.Second, "a in rotation", func() bool { return slices.Equal(rec.healthy("web"), []string{"a"}) })
 	if !c.Ready() {
 		t.Fatal("not ready after the first probe round")
 	}
@@ -135,12 +121,12 @@ func TestInstanceLeavesAfterUnhealthyThresholdAndRejoinsAfterHealthyThreshold(t 
 	}
 	c, rec := start(t, opt)
 	c.Update(snapshot("web", discovery.Instance{ID: "a", Address: b.addr()}))
-	waitFor(t, "a in rotation", func() bool { return len(rec.healthy("web")) == 1 })
+	testenv.WaitFor(t, 5*time.Second, "a in rotation", func() bool { return len(rec.healthy("web")) == 1 })
 
 	b.status.Store(500)
-	waitFor(t, "a out of rotation", func() bool { return len(rec.healthy("web")) == 0 })
+	testenv.WaitFor(t, 5*time.Second, "a out of rotation", func() bool { return len(rec.healthy("web")) == 0 })
 	b.status.Store(200)
-	waitFor(t, "a back in rotation", func() bool { return len(rec.healthy("web")) == 1 })
+	testenv.WaitFor(t, 5*time.Second, "a back in rotation", func() bool { return len(rec.healthy("web")) == 1 })
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -161,9 +147,9 @@ func TestStateIsKeptAcrossADiscoveryUpdateThatKeepsTheInstance(t *testing.T) {
 	c, rec := start(t, Options{Defaults: healthCfg(time.Hour, 2, 2)})
 	a := discovery.Instance{ID: "a", Address: down.addr()}
 	c.Update(snapshot("web", a))
-	waitFor(t, "first probe of a", func() bool { return c.Ready() })
+	testenv.WaitFor(t, 5*time.Second, "first probe of a", func() bool { return c.Ready() })
 	c.Update(snapshot("web", a, discovery.Instance{ID: "b", Address: other.addr()}))
-	waitFor(t, "b in rotation", func() bool { return slices.Equal(rec.healthy("web"), []string{"b"}) })
+	testenv.WaitFor(t, 5*time.Second, "b in rotation", func() bool { return slices.Equal(rec.healthy("web"), []string{"b"}) })
 
 	st := c.Services()[0].Instances[0]
 	if st.ID != "a" || st.Probe.Status != ProbeDown || st.Probe.ConsecutiveFail != 1 {
@@ -178,7 +164,7 @@ func TestRemovedInstanceLeavesRotationAtOnce(t *testing.T) {
 	b1, b2 := newFlippable(t), newFlippable(t)
 	c, rec := start(t, Options{Defaults: healthCfg(time.Hour, 2, 2)})
 	c.Update(snapshot("web", discovery.Instance{ID: "a", Address: b1.addr()}, discovery.Instance{ID: "b", Address: b2.addr()}))
-	waitFor(t, "both in rotation", func() bool { return len(rec.healthy("web")) == 2 })
+	testenv.WaitFor(t, 5*time.Second, "both in rotation", func() bool { return len(rec.healthy("web")) == 2 })
 	c.Update(snapshot("web", discovery.Instance{ID: "b", Address: b2.addr()}))
 	// Update publishes synchronously: no wait.
 	if got := rec.healthy("web"); !slices.Equal(got, []string{"b"}) {

@@ -3,11 +3,11 @@ package health
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -103,10 +103,12 @@ type grpcProber struct {
 }
 
 func (p *grpcProber) probe(ctx context.Context, addr string, set settings) error {
+	var seen connErr
 	// passthrough: addr is already resolved; no resolver goroutines.
 	cc, err := grpc.NewClient("passthrough:///"+addr,
 		grpc.WithTransportCredentials(p.creds),
 		grpc.WithUserAgent("switchyard-health/1"),
+		grpc.WithContextDialer(seen.dial),
 	)
 	if err != nil {
 		return fmt.Errorf("grpc client: %w", err)
@@ -114,7 +116,7 @@ func (p *grpcProber) probe(ctx context.Context, addr string, set settings) error
 	defer cc.Close()
 	resp, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{Service: set.GRPCService})
 	if err != nil {
-		return grpcProbeError(err, set.Timeout)
+		return grpcProbeError(err, seen.get(), set.Timeout)
 	}
 	if s := resp.GetStatus(); s != healthpb.HealthCheckResponse_SERVING {
 		return fmt.Errorf("grpc health: %s", s)
@@ -122,21 +124,75 @@ func (p *grpcProber) probe(ctx context.Context, addr string, set settings) error
 	return nil
 }
 
-// grpcProbeError shortens a failed Check to what an operator needs: the
-// code, and for connection failures the cause alone.
-func grpcProbeError(err error, timeout time.Duration) error {
+// grpcProbeError shortens a failed Check to what an operator needs: a
+// timeout, the cause of a connection failure as probeError reads it (conn
+// is the first error the connection itself returned, nil if none), else
+// the gRPC code and message. A status carries its cause as text only,
+// which is why the cause is taken from the connection instead.
+func grpcProbeError(err, conn error, timeout time.Duration) error {
 	st := status.Convert(err)
-	switch st.Code() {
-	case codes.DeadlineExceeded:
+	switch {
+	case st.Code() == codes.DeadlineExceeded:
 		return fmt.Errorf("timeout after %s", timeout)
-	case codes.Unavailable:
-		for _, s := range []string{"connection refused", "connection reset by peer", "no such host", "EOF"} {
-			if strings.Contains(st.Message(), s) {
-				return errors.New(s)
-			}
-		}
+	case st.Code() == codes.Unavailable && conn != nil:
+		return probeError(conn, timeout)
 	}
 	return fmt.Errorf("grpc health: %s: %s", st.Code(), st.Message())
+}
+
+// connErr keeps the first error a probe's connection returned: from
+// dialling, or from reading or writing the socket. Safe for concurrent
+// use (gRPC dials and reads on goroutines of its own).
+type connErr struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (e *connErr) note(err error) {
+	e.mu.Lock()
+	if e.err == nil {
+		e.err = err
+	}
+	e.mu.Unlock()
+}
+
+func (e *connErr) get() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// dial is a grpc.WithContextDialer dialer that notes what fails.
+func (e *connErr) dial(ctx context.Context, addr string) (net.Conn, error) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		e.note(err)
+		return nil, err
+	}
+	return &notingConn{c, e}, nil
+}
+
+// notingConn notes the first failed read or write on its connection.
+type notingConn struct {
+	net.Conn
+	seen *connErr
+}
+
+func (c *notingConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil {
+		c.seen.note(err)
+	}
+	return n, err
+}
+
+func (c *notingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	if err != nil {
+		c.seen.note(err)
+	}
+	return n, err
 }
 
 // failProber fails every probe with the same error.

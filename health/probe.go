@@ -83,7 +83,7 @@ func (p *connPool) get(ctx context.Context, addr string) (conn net.Conn, reused 
 			p.idle[addr] = list[:len(list)-1]
 		}
 		p.mu.Unlock()
-		if time.Since(ic.since) < idleTimeout && atBoundary(ic.conn) {
+		if time.Since(ic.since) < idleTimeout && h1.AtBoundary(ic.conn) {
 			return ic.conn, true, nil
 		}
 		ic.conn.Close()
@@ -138,26 +138,6 @@ func (p *connPool) sweep(now time.Time) {
 	for _, c := range old {
 		c.Close()
 	}
-}
-
-// atBoundary reports whether an idle connection is still open and has
-// nothing unread: a byte nobody asked for, or the peer's FIN, means the
-// connection must not carry another request. It peeks without blocking.
-func atBoundary(conn net.Conn) bool {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	clean := false
-	err = rc.Read(func(fd uintptr) bool {
-		clean = peekNothing(fd)
-		return true // never wait: the answer is now
-	})
-	return err == nil && clean
 }
 
 // probe sends one check for t and returns nil when it passes: the

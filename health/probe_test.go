@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/switchyard-gw/switchyard/discovery"
+
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 // countingServer is a net/http server that counts the connections it
@@ -43,7 +45,7 @@ func TestProbesOfAKeepAliveInstanceShareOneConnection(t *testing.T) {
 	s := newCountingServer(t, true)
 	c, rec := start(t, Options{Defaults: healthCfg(5*time.Millisecond, 1, 1)})
 	c.Update(snapshot("web", discovery.Instance{ID: "a", Address: s.addr()}))
-	waitFor(t, "30 probes", func() bool { return s.probes.Load() >= 30 })
+	testenv.WaitFor(t, 5*time.Second, "30 probes", func() bool { return s.probes.Load() >= 30 })
 	if n := s.conns.Load(); n != 1 {
 		t.Errorf("%d probes took %d connections, want 1", s.probes.Load(), n)
 	}
@@ -56,7 +58,7 @@ func TestAnInstanceThatClosesEveryConnectionIsStillProbed(t *testing.T) {
 	s := newCountingServer(t, false) // answers with Connection: close
 	c, rec := start(t, Options{Defaults: healthCfg(5*time.Millisecond, 1, 1)})
 	c.Update(snapshot("web", discovery.Instance{ID: "a", Address: s.addr()}))
-	waitFor(t, "10 probes", func() bool { return s.probes.Load() >= 10 })
+	testenv.WaitFor(t, 5*time.Second, "10 probes", func() bool { return s.probes.Load() >= 10 })
 	if p, n := s.probes.Load(), s.conns.Load(); n < p {
 		t.Errorf("%d probes over %d connections: a closed connection was reused", p, n)
 	}
@@ -110,7 +112,7 @@ func TestAConnectionWithBytesNobodyAskedForIsNotReused(t *testing.T) {
 	addr, conns := rawServer(t, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 500 Sneaky\r\n")
 	c, _ := start(t, Options{Defaults: healthCfg(5*time.Millisecond, 1, 1)})
 	c.Update(snapshot("web", discovery.Instance{ID: "a", Address: addr}))
-	waitFor(t, "five connections, one per probe", func() bool { return conns.Load() >= 5 })
+	testenv.WaitFor(t, 5*time.Second, "five connections, one per probe", func() bool { return conns.Load() >= 5 })
 	st := c.Services()[0].Instances[0]
 	if st.Probe.Status != ProbeUp || st.Probe.ConsecutiveFail != 0 {
 		t.Errorf("probe state %+v: the unsolicited bytes were read as an answer", st.Probe)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
+
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 func TestNextDueLandsOnThePhaseAtLeastHalfAnIntervalAway(t *testing.T) {
@@ -126,16 +128,16 @@ func TestSchedulerProbesANewTaskAtOnceAndNotAfterItsRemoval(t *testing.T) {
 
 	slow := task("slow", time.Hour)
 	s.add(slow)
-	waitFor(t, "the immediate probe of a task with a 1h interval", func() bool { return log.count(slow) == 1 })
+	testenv.WaitFor(t, 5*time.Second, "the immediate probe of a task with a 1h interval", func() bool { return log.count(slow) == 1 })
 
 	fast, control := task("fast", 5*time.Millisecond), task("control", 5*time.Millisecond)
 	s.add(fast)
 	s.add(control)
-	waitFor(t, "three probes of the fast task", func() bool { return log.count(fast) >= 3 })
+	testenv.WaitFor(t, 5*time.Second, "three probes of the fast task", func() bool { return log.count(fast) >= 3 })
 	s.remove(fast)
 	after := log.count(fast)
 	base := log.count(control)
-	waitFor(t, "five more probes of the control task", func() bool { return log.count(control) >= base+5 })
+	testenv.WaitFor(t, 5*time.Second, "five more probes of the control task", func() bool { return log.count(control) >= base+5 })
 	if n := log.count(fast); n != after {
 		t.Errorf("the removed task was probed %d more times", n-after)
 	}
@@ -155,7 +157,7 @@ func TestSchedulerQueuesEveryTaskOnItsOwnPhase(t *testing.T) {
 		tasks[i] = task(fmt.Sprintf("i-%d", i), iv)
 		s.add(tasks[i])
 	}
-	waitFor(t, "every first probe", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "every first probe", func() bool {
 		log.mu.Lock()
 		probed := len(log.starts)
 		log.mu.Unlock()
@@ -194,7 +196,7 @@ func TestFiveThousandInstancesNeedNoGoroutineEach(t *testing.T) {
 		snap.Services = append(snap.Services, svc)
 	}
 	c.Update(snap)
-	waitForWithin(t, 60*time.Second, "every instance probed once", c.Ready)
+	testenv.WaitFor(t, 60*time.Second, "every instance probed once", c.Ready)
 	// Workers, the dispatcher, the sweeper, the Run goroutine and the test
 	// server's connection goroutines: bounded by the pool, not by 5,000.
 	if extra := runtime.NumGoroutine() - before; extra > 16+40 {
@@ -276,7 +278,7 @@ func TestWorkersNotNeededAnyMoreExit(t *testing.T) {
 	running.Wait()
 	close(release)
 	s.add(task("steady", 5*time.Millisecond)) // one probe at a time from now on
-	waitFor(t, "idle workers to exit", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "idle workers to exit", func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.workers <= 2

@@ -54,29 +54,26 @@ type ServiceStatus struct {
 
 // Services returns the state of every known instance, sorted by service
 // name then instance id. Instances out of rotation are included.
-func (c *Checker) Services() []ServiceStatus {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make([]ServiceStatus, 0, len(c.services))
-	for name := range c.services {
-		out = append(out, c.serviceLocked(name, true))
-	}
-	slices.SortFunc(out, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })
-	return out
-}
+func (c *Checker) Services() []ServiceStatus { return c.all(true) }
 
 // Summaries returns every service's counts without its instances, sorted
 // by name: cheap enough to call for thousands of services.
-func (c *Checker) Summaries() []ServiceStatus {
+func (c *Checker) Summaries() []ServiceStatus { return c.all(false) }
+
+// all returns every service's status sorted by name, with its instances
+// when detail is set.
+func (c *Checker) all(detail bool) []ServiceStatus {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make([]ServiceStatus, 0, len(c.services))
 	for name := range c.services {
-		out = append(out, c.serviceLocked(name, false))
+		out = append(out, c.serviceLocked(name, detail))
 	}
-	slices.SortFunc(out, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, byName)
 	return out
 }
+
+func byName(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) }
 
 // ServicesNamed returns the full state of the named services that exist,
 // sorted by name; unknown names are left out.
@@ -89,7 +86,7 @@ func (c *Checker) ServicesNamed(names ...string) []ServiceStatus {
 			out = append(out, c.serviceLocked(name, true))
 		}
 	}
-	slices.SortFunc(out, func(a, b ServiceStatus) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, byName)
 	return out
 }
 

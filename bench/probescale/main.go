@@ -101,29 +101,11 @@ func run(n, listeners int, duration, interval time.Duration, workers int, out st
 	h := config.Default().Health
 	h.Interval, h.MaxConcurrentProbes = interval, workers
 	win := &window{buckets: make([]atomic.Int64, int(duration/(100*time.Millisecond)))}
-	set := &setter{}
-	onProbe := win.onProbe
-	if useTelemetry {
-		tel, err := telemetry.New(context.Background(), telemetry.Options{Config: config.Default().Telemetry, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			return err
-		}
-		defer tel.Shutdown(context.Background())
-		if hook := tel.ProbeHook(); hook != nil {
-			onProbe = func(service, id string, latency time.Duration, err error) {
-				hook(service, id, latency, err)
-				win.onProbe(service, id, latency, err)
-			}
-		}
+	c, stop, err := startChecker(h, win)
+	if err != nil {
+		return err
 	}
-	c := health.New(health.Options{
-		Defaults: h, Setter: set, Logger: slog.New(slog.DiscardHandler),
-		OnProbe: onProbe,
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { c.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	defer stop()
 
 	settle()
 	idleRSS := rssKiB()
@@ -169,6 +151,12 @@ func run(n, listeners int, duration, interval time.Duration, workers int, out st
 		latency:   time.Duration(win.latency.Load() / max(1, win.total.Load())),
 		telemetry: useTelemetry,
 	}
+	return r.write(win, out)
+}
+
+// write prints r, and the per-bucket probe counts of win to stderr when
+// PROBESCALE_BUCKETS is set; out, when not empty, gets a copy of r.
+func (r report) write(win *window, out string) error {
 	if os.Getenv("PROBESCALE_BUCKETS") != "" {
 		for i := range win.buckets {
 			fmt.Fprint(os.Stderr, win.buckets[i].Load(), " ")
@@ -181,6 +169,41 @@ func run(n, listeners int, duration, interval time.Duration, workers int, out st
 		return os.WriteFile(out, []byte(text), 0o644)
 	}
 	return nil
+}
+
+// startChecker runs a health Checker with defaults h whose probes are
+// counted in win (and recorded by telemetry when useTelemetry is set).
+// stop ends it and waits for it.
+func startChecker(h config.Health, win *window) (c *health.Checker, stop func(), err error) {
+	var shutdown func()
+	onProbe := win.onProbe
+	if useTelemetry {
+		tel, err := telemetry.New(context.Background(), telemetry.Options{Config: config.Default().Telemetry, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			return nil, nil, err
+		}
+		shutdown = func() { tel.Shutdown(context.Background()) }
+		if hook := tel.ProbeHook(); hook != nil {
+			onProbe = func(service, id string, latency time.Duration, err error) {
+				hook(service, id, latency, err)
+				win.onProbe(service, id, latency, err)
+			}
+		}
+	}
+	c = health.New(health.Options{
+		Defaults: h, Setter: &setter{}, Logger: slog.New(slog.DiscardHandler),
+		OnProbe: onProbe,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	return c, func() {
+		cancel()
+		<-done
+		if shutdown != nil {
+			shutdown()
+		}
+	}, nil
 }
 
 // Flags read by run and startProfile.

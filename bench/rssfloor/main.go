@@ -39,6 +39,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
@@ -82,18 +83,9 @@ func run(listen, otlp string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	v := viper.New()
-	v.SetConfigType("yaml")
-	v.SetEnvPrefix("RSSFLOOR")
-	v.AutomaticEnv()
-	if err := v.ReadConfig(bytes.NewReader([]byte(configYAML))); err != nil {
-		return fmt.Errorf("reading config: %w", err)
+	if err := loadConfig(); err != nil {
+		return err
 	}
-	var cfg floorConfig
-	if err := v.UnmarshalExact(&cfg); err != nil {
-		return fmt.Errorf("decoding config: %w", err)
-	}
-
 	// The gateway builds a Consul client only with the consul provider; it
 	// makes no request until asked, so building one here costs nothing but
 	// keeps the package linked.
@@ -105,24 +97,10 @@ func run(listen, otlp string) error {
 
 	reg := promclient.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	prom, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+	mp, tp, err := newProviders(ctx, reg, otlp)
 	if err != nil {
-		return fmt.Errorf("prometheus exporter: %w", err)
+		return err
 	}
-	mpOpts := []sdkmetric.Option{sdkmetric.WithReader(prom)}
-	tpOpts := []sdktrace.TracerProviderOption{}
-	if otlp != "" {
-		exps, err := newExporters(ctx, otlp)
-		if err != nil {
-			return err
-		}
-		tpOpts = append(tpOpts, sdktrace.WithBatcher(exps.grpcSpans), sdktrace.WithBatcher(exps.httpSpans))
-		mpOpts = append(mpOpts,
-			sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exps.grpcMetrics, sdkmetric.WithInterval(time.Hour))),
-			sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exps.httpMetrics, sdkmetric.WithInterval(time.Hour))))
-	}
-	mp := sdkmetric.NewMeterProvider(mpOpts...)
-	tp := sdktrace.NewTracerProvider(tpOpts...)
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -136,7 +114,52 @@ func run(listen, otlp string) error {
 	// The gateway starts spans only with an exporter; the tracer is made
 	// either way, as there.
 	_ = tp.Tracer("rssfloor")
+	return serve(ctx, listen, reg, requests)
+}
 
+// loadConfig reads and decodes configYAML with viper, as the gateway
+// reads its configuration.
+func loadConfig() error {
+	v := viper.New()
+	v.SetConfigType("yaml")
+	v.SetEnvPrefix("RSSFLOOR")
+	v.AutomaticEnv()
+	if err := v.ReadConfig(bytes.NewReader([]byte(configYAML))); err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	var cfg floorConfig
+	if err := v.UnmarshalExact(&cfg); err != nil {
+		return fmt.Errorf("decoding config: %w", err)
+	}
+	return nil
+}
+
+// newProviders builds the meter provider (Prometheus into reg, plus the
+// OTLP exporters when otlp is set) and the tracer provider (batching to
+// the OTLP exporters when otlp is set). The caller shuts both down.
+func newProviders(ctx context.Context, reg *promclient.Registry, otlp string) (*sdkmetric.MeterProvider, *sdktrace.TracerProvider, error) {
+	prom, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+	if err != nil {
+		return nil, nil, fmt.Errorf("prometheus exporter: %w", err)
+	}
+	mpOpts := []sdkmetric.Option{sdkmetric.WithReader(prom)}
+	tpOpts := []sdktrace.TracerProviderOption{}
+	if otlp != "" {
+		exps, err := newExporters(ctx, otlp)
+		if err != nil {
+			return nil, nil, err
+		}
+		tpOpts = append(tpOpts, sdktrace.WithBatcher(exps.grpcSpans), sdktrace.WithBatcher(exps.httpSpans))
+		mpOpts = append(mpOpts,
+			sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exps.grpcMetrics, sdkmetric.WithInterval(time.Hour))),
+			sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exps.httpMetrics, sdkmetric.WithInterval(time.Hour))))
+	}
+	return sdkmetric.NewMeterProvider(mpOpts...), sdktrace.NewTracerProvider(tpOpts...), nil
+}
+
+// serve answers "ok" on listen, counting requests, and /metrics from reg,
+// until ctx ends.
+func serve(ctx context.Context, listen string, reg *promclient.Registry, requests metric.Int64Counter) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"net/http"
@@ -11,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/switchyard-gw/switchyard/internal/procnet"
 )
 
 // cpuTime is the user and system CPU this process used so far.
@@ -38,27 +38,11 @@ func rssBytes() int64 {
 }
 
 // establishedTo counts the established TCP connections to addr (IPv4
-// host:port) from /proc/net/tcp, as the kernel sees them.
+// host:port) as the kernel sees them; -1 when it cannot.
 func establishedTo(addr string) int {
-	host, port, err := net.SplitHostPort(addr)
+	n, err := procnet.Established(addr)
 	if err != nil {
 		return -1
-	}
-	ip := net.ParseIP(host).To4()
-	p, _ := strconv.Atoi(port)
-	want := strings.ToUpper(hex.EncodeToString([]byte{ip[3], ip[2], ip[1], ip[0]})) + fmt.Sprintf(":%04X", p)
-	f, err := os.Open("/proc/net/tcp")
-	if err != nil {
-		return -1
-	}
-	defer f.Close()
-	n := 0
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 3 && fields[2] == want && fields[3] == "01" {
-			n++
-		}
 	}
 	return n
 }
