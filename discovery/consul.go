@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -46,6 +47,11 @@ type ConsulOptions struct {
 	// size of the catalog (4 when zero; at least 3: one per change
 	// detector and one for fetching).
 	MaxConnections int
+	// NoSummary makes the catalog detector watch /v1/catalog/services
+	// instead of Consul's per-service summary (consul_ui.go): instances
+	// joining or leaving are then found by sweeps only. For comparisons;
+	// the detector falls back by itself where the summary is unusable.
+	NoSummary bool
 	// Meter, when not nil, counts requests and bytes exchanged with the
 	// agent (for benchmarks).
 	Meter *ConsulMeter
@@ -110,6 +116,8 @@ type Consul struct {
 	lastErr    string
 	errorSince time.Time
 	lastGood   time.Time // start of the current outage
+
+	summaryOff atomic.Bool // the catalog detector fell back to /v1/catalog/services
 }
 
 var _ Source = (*Consul)(nil)

@@ -42,6 +42,7 @@ type run struct {
 	named  map[string]bool // services the config file names
 
 	catalog     map[string][]string
+	summaries   map[string]serviceSummary // nil: the detector reads no summaries
 	haveCatalog bool
 	checks      map[string]failingCheck
 	svcs        map[string]*svcState
@@ -89,7 +90,8 @@ func (c *Consul) newRun(update func(Snapshot), maxProbing func() int) *run {
 func (r *run) onCatalog(ev catalogEvent) {
 	first := !r.haveCatalog
 	changed := catalogDiff(r.catalog, ev.services)
-	r.catalog, r.haveCatalog = ev.services, true
+	moved := summaryDiff(r.summaries, ev.summaries)
+	r.catalog, r.summaries, r.haveCatalog = ev.services, ev.summaries, true
 	wanted := wantedServices(r.c.opt.TagPrefix, r.catalog, r.named)
 	for name, s := range r.svcs {
 		if !wanted[name] {
@@ -112,13 +114,18 @@ func (r *run) onCatalog(ev catalogEvent) {
 			r.markFetch(s)
 		}
 	}
+	for _, name := range moved {
+		if s := r.svcs[name]; s != nil {
+			r.markFetch(s) // an instance joined, left or moved, or a check count moved
+		}
+	}
 	if first {
 		ev.redundant <- false // every service is being fetched: nothing to sweep
 		return
 	}
 	// A sweep already waiting to start will see every instance change up
 	// to now: this answer adds nothing unless its names or tags changed.
-	ev.redundant <- r.sweepWanted && len(changed) == 0
+	ev.redundant <- r.sweepWanted && len(changed) == 0 && len(moved) == 0
 	r.sweepWanted = true
 	r.startSweep()
 }
