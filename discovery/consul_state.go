@@ -228,6 +228,20 @@ func (r *run) endSweep() {
 	r.startSweep()
 }
 
+// probeLimit is how many probes may be with workers at once. While the
+// catalog detector reads summaries, which name the services whose
+// instances moved, sweeps are only the backstop for what a summary cannot
+// show (an instance replaced by another on the same node, an address
+// change): they get half the probes, which leaves the agent's time and
+// the fetch connections to the targeted fetches.
+func (r *run) probeLimit() int {
+	n := r.maxProbing()
+	if r.summaries != nil && n > 1 {
+		n = (n + 1) / 2
+	}
+	return n
+}
+
 // next returns the job to hand out: fetches first, then probes.
 func (r *run) next() (job, bool) {
 	for len(r.hi) > 0 {
@@ -236,7 +250,7 @@ func (r *run) next() (job, bool) {
 		}
 		r.hi = r.hi[1:]
 	}
-	for len(r.lo) > 0 && r.probing < r.maxProbing() {
+	for len(r.lo) > 0 && r.probing < r.probeLimit() {
 		if s := r.svcs[r.lo[0]]; s != nil && s.pending == pendProbe {
 			return job{name: s.name, probe: true, index: s.ans.index, sweep: s.sweep}, true
 		}

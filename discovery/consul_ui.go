@@ -26,14 +26,11 @@ import (
 // tables (Internal.ServiceDump), filtered like a health query.
 const uiServicesPath = "/v1/internal/ui/services"
 
-// uiServiceFilter keeps proxies and gateways out of the summary; it is
-// applied to the instances before they are summarised.
-const uiServiceFilter = typicalEntries
-
 // uiService is the part of one summary the detector reads.
 type uiService struct {
 	Kind           string
 	Name           string
+	PeerName       string
 	Tags           []string
 	Nodes          []string
 	InstanceCount  *int
@@ -63,7 +60,9 @@ var errUIUnusable = errors.New("per-service summary unusable")
 // fetchUIServices reads the per-service summary. An error wrapping
 // errUIUnusable means the endpoint is absent or answered unexpectedly.
 func fetchUIServices(client *api.Client, q *api.QueryOptions) (catalogAnswer, uint64, error) {
-	q.Filter = uiServiceFilter
+	// No server-side filter: it is evaluated on every instance of the
+	// catalog before the summary is made, and doubled the answer's time
+	// at 4,000 instances. Proxies are left out where the answer is read.
 	var list []uiService
 	meta, err := client.Raw().Query(uiServicesPath, &list, q)
 	if err != nil {
@@ -92,16 +91,19 @@ func fetchUIServices(client *api.Client, q *api.QueryOptions) (catalogAnswer, ui
 
 // uiCatalog turns a summary answer into the detector's answer: the same
 // name -> tags map /v1/catalog/services gives, and a summary per service.
-// Proxies and gateways are left out (for servers that ignore filters). An
-// entry without a name or an instance count, or a name seen twice, is an
-// error: the answer is not what the detector was written against.
+// Left out, as /v1/catalog/services and the fetches leave them out:
+// proxies and gateways, services imported from cluster peers (listed
+// beside local ones), and entries without instances (the summary lists a
+// sidecar's destination even when only the sidecar is registered). An
+// entry without a name or an instance count, or a local name seen twice,
+// is an error: the answer is not what the detector was written against.
 func uiCatalog(list []uiService) (catalogAnswer, error) {
 	ans := catalogAnswer{services: make(map[string][]string, len(list)), summaries: make(map[string]serviceSummary, len(list))}
 	for i, s := range list {
 		if s.Name == "" || s.InstanceCount == nil {
 			return catalogAnswer{}, fmt.Errorf("entry %d has no Name or InstanceCount", i)
 		}
-		if s.Kind != "" {
+		if s.Kind != "" || s.PeerName != "" || *s.InstanceCount == 0 {
 			continue
 		}
 		if _, dup := ans.services[s.Name]; dup {

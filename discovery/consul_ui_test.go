@@ -31,10 +31,15 @@ func TestUICatalog(t *testing.T) {
 			services:  map[string][]string{"web": {"a", "b"}},
 			summaries: map[string]serviceSummary{"web": {Instances: 2, Passing: 1, Critical: 1, Nodes: "n1\x00n2"}},
 		}, false},
-		{"a service without tags has an empty tag list, as in /v1/catalog/services", []uiService{{Name: "db", InstanceCount: n(0)}},
-			catalogAnswer{services: map[string][]string{"db": {}}, summaries: map[string]serviceSummary{"db": {}}}, false},
+		{"a service without tags has an empty tag list, as in /v1/catalog/services", []uiService{{Name: "db", InstanceCount: n(1)}},
+			catalogAnswer{services: map[string][]string{"db": {}}, summaries: map[string]serviceSummary{"db": {Instances: 1}}}, false},
+		{"a summary without instances (a sidecar's destination) is left out", []uiService{{Name: "db", InstanceCount: n(0)}},
+			catalogAnswer{services: map[string][]string{}, summaries: map[string]serviceSummary{}}, false},
 		{"proxies and gateways are left out", []uiService{
 			{Name: "web", InstanceCount: n(1)}, {Kind: "connect-proxy", Name: "web-sidecar-proxy", InstanceCount: n(1)},
+		}, catalogAnswer{services: map[string][]string{"web": {}}, summaries: map[string]serviceSummary{"web": {Instances: 1}}}, false},
+		{"a service imported from a peer is left out, even under a local service's name", []uiService{
+			{Name: "web", InstanceCount: n(1)}, {Name: "web", PeerName: "east", InstanceCount: n(2)}, {Name: "db", PeerName: "east", InstanceCount: n(1)},
 		}, catalogAnswer{services: map[string][]string{"web": {}}, summaries: map[string]serviceSummary{"web": {Instances: 1}}}, false},
 		{"an entry without a name is unexpected", []uiService{{InstanceCount: n(1)}}, catalogAnswer{}, true},
 		{"an entry without an instance count is unexpected", []uiService{{Name: "web"}}, catalogAnswer{}, true},
