@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/consul/api"
@@ -46,6 +47,11 @@ type ConsulOptions struct {
 	// size of the catalog (4 when zero; at least 3: one per change
 	// detector and one for fetching).
 	MaxConnections int
+	// NoSummary makes the catalog detector watch /v1/catalog/services
+	// instead of Consul's per-service summary (consul_ui.go): instances
+	// joining or leaving are then found by sweeps only. For comparisons;
+	// the detector falls back by itself where the summary is unusable.
+	NoSummary bool
 	// Meter, when not nil, counts requests and bytes exchanged with the
 	// agent (for benchmarks).
 	Meter *ConsulMeter
@@ -72,20 +78,24 @@ func requestTimeout(wait time.Duration) time.Duration {
 // query per service, which costs one connection per service over HTTP/1.1,
 // two blocking "change detectors" watch the whole catalog:
 //
-//   - /v1/catalog/services?filter=ServiceKind=="" (the services table:
-//     registrations, deregistrations, tags; proxies and gateways left out),
+//   - /v1/internal/ui/services (Consul's per-service summary: names, tags,
+//     instance count, nodes and check counts; see consul_ui.go), or
+//     /v1/catalog/services?filter=ServiceKind=="" where the summary is
+//     absent or unusable (names and tags only),
 //   - /v1/health/state/any?filter=Status!="passing" (the checks table; the
 //     answer lists only failing checks, so it is small while the catalog is
 //     healthy and names the service of every status change).
 //
 // A detector's answer is compared with its previous one: a service that
-// appeared, left, changed its tags or had a failing check change is
-// re-fetched at once (/v1/health/service/<name>, high priority). Because
-// the catalog answer cannot show an instance joining or leaving a service
-// whose tags stay the same, every move of the services index also starts a
-// sweep: for every watched service an index-only request (a filter that
-// matches nothing, so the body is "[]") returns the service's own index,
-// and only services whose index moved are re-fetched. Fetches and sweeps
+// appeared, left, changed its tags, had an instance join or leave (from a
+// summary) or had a failing check change is re-fetched at once
+// (/v1/health/service/<name>, high priority). Because no answer shows
+// every change (a summary misses an instance replaced on the same node or
+// a new address; the catalog answer misses every instance change), every
+// move of the catalog detector's index also starts a sweep: for every
+// watched service an index-only request (a filter that matches nothing,
+// so the body is "[]") returns the service's own index, and only services
+// whose index moved are re-fetched. Fetches and sweeps
 // run on a bounded pool of workers sharing the remaining connections; over
 // HTTPS the agent speaks HTTP/2 and they share one multiplexed connection.
 //
@@ -110,6 +120,8 @@ type Consul struct {
 	lastErr    string
 	errorSince time.Time
 	lastGood   time.Time // start of the current outage
+
+	summaryOff atomic.Bool // the catalog detector fell back to /v1/catalog/services
 }
 
 var _ Source = (*Consul)(nil)

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -27,7 +28,7 @@ const workersPerConn = 8
 // answer, so a server reporting new indexes without news cannot make it
 // spin, and a real change is never held back.
 type catalogEvent struct {
-	services  map[string][]string
+	catalogAnswer
 	redundant chan<- bool
 }
 
@@ -90,14 +91,33 @@ func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
 // watchCatalog runs the catalog detector: every answer whose index moved
 // goes to Run. An answer at the same index (the wait ran out, an early
 // wake-up) or one Run calls redundant is spurious and takes a token before
-// the next query.
+// the next query. It reads the per-service summary (consul_ui.go) until
+// that endpoint is found absent or answers unexpectedly, and
+// /v1/catalog/services from then on.
 func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 	var (
-		last uint64
-		have bool
+		last  uint64
+		have  bool
+		useUI = !c.opt.NoSummary
 	)
 	c.block(ctx, "watching the catalog", func(client *api.Client, q *api.QueryOptions) (uint64, bool, error) {
-		services, index, err := fetchCatalog(client, q)
+		var (
+			ans   catalogAnswer
+			index uint64
+			err   error
+		)
+		if useUI {
+			ans, index, err = fetchUIServices(client, q)
+			if errors.Is(err, errUIUnusable) {
+				useUI = false
+				c.summaryOff.Store(true)
+				c.log.Warn("consul: watching /v1/catalog/services instead; instances joining or leaving are found by sweeps", "reason", err.Error())
+				q.WaitIndex, have = 0, false // the indexes of another query
+			}
+		}
+		if !useUI {
+			ans.services, index, err = fetchCatalog(client, q)
+		}
 		if err != nil {
 			return 0, false, err
 		}
@@ -107,7 +127,7 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 		have, last = true, index
 		redundant := make(chan bool, 1)
 		select {
-		case out <- catalogEvent{services: services, redundant: redundant}:
+		case out <- catalogEvent{catalogAnswer: ans, redundant: redundant}:
 		case <-ctx.Done():
 			return index, true, nil
 		}

@@ -42,6 +42,7 @@ type run struct {
 	named  map[string]bool // services the config file names
 
 	catalog     map[string][]string
+	summaries   map[string]serviceSummary // nil: the detector reads no summaries
 	haveCatalog bool
 	checks      map[string]failingCheck
 	svcs        map[string]*svcState
@@ -89,7 +90,8 @@ func (c *Consul) newRun(update func(Snapshot), maxProbing func() int) *run {
 func (r *run) onCatalog(ev catalogEvent) {
 	first := !r.haveCatalog
 	changed := catalogDiff(r.catalog, ev.services)
-	r.catalog, r.haveCatalog = ev.services, true
+	moved := summaryDiff(r.summaries, ev.summaries)
+	r.catalog, r.summaries, r.haveCatalog = ev.services, ev.summaries, true
 	wanted := wantedServices(r.c.opt.TagPrefix, r.catalog, r.named)
 	for name, s := range r.svcs {
 		if !wanted[name] {
@@ -112,13 +114,18 @@ func (r *run) onCatalog(ev catalogEvent) {
 			r.markFetch(s)
 		}
 	}
+	for _, name := range moved {
+		if s := r.svcs[name]; s != nil {
+			r.markFetch(s) // an instance joined, left or moved, or a check count moved
+		}
+	}
 	if first {
 		ev.redundant <- false // every service is being fetched: nothing to sweep
 		return
 	}
 	// A sweep already waiting to start will see every instance change up
 	// to now: this answer adds nothing unless its names or tags changed.
-	ev.redundant <- r.sweepWanted && len(changed) == 0
+	ev.redundant <- r.sweepWanted && len(changed) == 0 && len(moved) == 0
 	r.sweepWanted = true
 	r.startSweep()
 }
@@ -221,6 +228,20 @@ func (r *run) endSweep() {
 	r.startSweep()
 }
 
+// probeLimit is how many probes may be with workers at once. While the
+// catalog detector reads summaries, which name the services whose
+// instances moved, sweeps are only the backstop for what a summary cannot
+// show (an instance replaced by another on the same node, an address
+// change): they get half the probes, which leaves the agent's time and
+// the fetch connections to the targeted fetches.
+func (r *run) probeLimit() int {
+	n := r.maxProbing()
+	if r.summaries != nil && n > 1 {
+		n = (n + 1) / 2
+	}
+	return n
+}
+
 // next returns the job to hand out: fetches first, then probes.
 func (r *run) next() (job, bool) {
 	for len(r.hi) > 0 {
@@ -229,7 +250,7 @@ func (r *run) next() (job, bool) {
 		}
 		r.hi = r.hi[1:]
 	}
-	for len(r.lo) > 0 && r.probing < r.maxProbing() {
+	for len(r.lo) > 0 && r.probing < r.probeLimit() {
 		if s := r.svcs[r.lo[0]]; s != nil && s.pending == pendProbe {
 			return job{name: s.name, probe: true, index: s.ans.index, sweep: s.sweep}, true
 		}

@@ -43,6 +43,7 @@ func main() {
 		steady    = flag.Duration("steady", 10*time.Second, "duration of the steady-state window")
 		budget    = flag.Int("max-connections", 4, "discovery.consul.max_connections")
 		out       = flag.String("out", "", "also write the markdown table here")
+		summary   = flag.Bool("summary", true, "let the catalog detector read Consul's per-service summary (false: /v1/catalog/services, sweeps find instance changes)")
 	)
 	flag.Parse()
 	bin, err := consulBinary()
@@ -55,13 +56,13 @@ func main() {
 		if err != nil || n <= 0 {
 			log.Fatalf("-services: bad size %q", s)
 		}
-		r, err := measure(bin, params{services: n, instances: *instances, rate: *rate, churn: *churn, steady: *steady, budget: *budget})
+		r, err := measure(bin, params{services: n, instances: *instances, rate: *rate, churn: *churn, steady: *steady, budget: *budget, noSummary: !*summary})
 		if err != nil {
 			log.Fatalf("%d services: %v", n, err)
 		}
 		results = append(results, r)
 	}
-	table := report(results, *instances, *rate, *budget)
+	table := report(results, *instances, *rate, *budget, *summary)
 	fmt.Print(table)
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(table), 0o644); err != nil {
@@ -75,6 +76,7 @@ type params struct {
 	rate                float64
 	churn, steady       time.Duration
 	budget              int
+	noSummary           bool
 }
 
 // measure runs one catalog size on a fresh agent.
@@ -99,7 +101,7 @@ func measure(bin string, p params) (result, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	w, err := startWatcher(ctx, agent.addr, p.budget, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	w, err := startWatcher(ctx, agent.addr, p.budget, p.noSummary, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return result{}, err
 	}

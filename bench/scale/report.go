@@ -64,13 +64,17 @@ func bytesStr(b float64) string {
 }
 
 // report renders the results as markdown.
-func report(rs []result, instances int, rate float64, budget int) string {
+func report(rs []result, instances int, rate float64, budget int, summary bool) string {
+	detector := "catalog detector on the per-service summary (/v1/internal/ui/services)"
+	if !summary {
+		detector = "catalog detector on /v1/catalog/services (-summary=false)"
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Consul discovery at catalog scale\n\n")
 	fmt.Fprintf(&b, "`make bench-scale` (`go run ./bench/scale`), %s, %s, GOMAXPROCS %d, %d instances per service (one service check each), "+
-		"max_connections %d, churn %.0f changes/s (registration, deregistration, check status, tag change in turn). "+
+		"max_connections %d, %s, churn %.0f changes/s (registration, deregistration, check status, tag change in turn). "+
 		"Figures from one run on a shared machine: CPU and latency include other engineers' load.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.GOOS+"/"+runtime.GOARCH, runtime.GOMAXPROCS(0), instances, budget, rate)
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.GOOS+"/"+runtime.GOARCH, runtime.GOMAXPROCS(0), instances, budget, detector, rate)
 	for _, r := range rs {
 		writeResult(&b, r, instances, rate)
 	}

@@ -25,11 +25,11 @@ type watcher struct {
 	hooks []func(discovery.Snapshot, time.Time)
 }
 
-func startWatcher(ctx context.Context, addr string, budget int, log *slog.Logger) (*watcher, error) {
+func startWatcher(ctx context.Context, addr string, budget int, noSummary bool, log *slog.Logger) (*watcher, error) {
 	conf := api.DefaultConfig()
 	conf.Address, conf.Scheme, conf.Token = addr, "http", ""
 	w := &watcher{addr: addr, meter: &discovery.ConsulMeter{}, bump: make(chan struct{}), start: time.Now()}
-	src, err := discovery.NewConsul(discovery.ConsulOptions{Config: conf, MaxConnections: budget, Meter: w.meter, Logger: log})
+	src, err := discovery.NewConsul(discovery.ConsulOptions{Config: conf, MaxConnections: budget, NoSummary: noSummary, Meter: w.meter, Logger: log})
 	if err != nil {
 		return nil, err
 	}
