@@ -65,6 +65,18 @@ func TestGRPCIdempotentMethodsAreRetriedOnAnotherInstance(t *testing.T) {
 			t.Fatalf("answered by %q", id)
 		}
 	})
+	t.Run("a marked call whose body outgrew the 64 KiB recording is not sent again", func(t *testing.T) {
+		dropped.Store(0)
+		before, _ := attemptsOf(t, g, "tests")
+		armed.Store(1)
+		_, err := client.UnaryCall(ctx, &testgrpc.SimpleRequest{Payload: &testgrpc.Payload{Body: make([]byte, 100<<10)}})
+		if st := status.Convert(err); st.Code() != codes.Unavailable {
+			t.Fatalf("status %v %q, want UNAVAILABLE", st.Code(), st.Message())
+		}
+		if after, _ := attemptsOf(t, g, "tests"); dropped.Load() != 1 || after-before != 1 {
+			t.Fatalf("dropped %d, attempts +%d; want the one attempt dropped", dropped.Load(), after-before)
+		}
+	})
 	t.Run("an unmarked unary call whose instance drops it fails UNAVAILABLE after one attempt", func(t *testing.T) {
 		dropped.Store(0)
 		before, _ := attemptsOf(t, g, "tests")
