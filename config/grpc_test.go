@@ -71,3 +71,18 @@ func TestIdempotentGRPCMethodsMatchAMethodOrAWholeService(t *testing.T) {
 		t.Error("no method is idempotent by default")
 	}
 }
+
+func TestIdempotentGRPCMethodsOfTheFileWinOverTagsAsAWhole(t *testing.T) {
+	tags := Upstream{Protocol: ProtocolGRPC, GRPC: GRPC{IdempotentMethods: []string{"/a.B/*"}}}
+	if got := (Upstream{}).Over(tags).GRPC.IdempotentMethods; !slices.Equal(got, []string{"/a.B/*"}) {
+		t.Fatalf("file without the key: %q, want the tags' list", got)
+	}
+	file := Upstream{GRPC: GRPC{IdempotentMethods: []string{"/c.D/Get"}}}
+	if got := file.Over(tags).GRPC.IdempotentMethods; !slices.Equal(got, []string{"/c.D/Get"}) {
+		t.Fatalf("file with the key: %q, want the file's list alone", got)
+	}
+	empty := Upstream{GRPC: GRPC{IdempotentMethods: []string{}}}
+	if got := empty.Over(tags).GRPC.IdempotentMethods; len(got) != 0 {
+		t.Fatalf("file with an empty list: %q, want none marked (the file's word)", got)
+	}
+}
