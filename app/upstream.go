@@ -8,7 +8,7 @@ import (
 )
 
 // withFileUpstreams returns snap with each service's upstream settings
-// (protocol, TLS) taken from the config file where it sets them and from
+// (protocol, TLS, gRPC idempotent methods) taken from the config file where it sets them and from
 // discovery (Consul tags) otherwise: the config file wins field by field,
 // as for health settings. snap is not modified.
 func withFileUpstreams(cfg *config.Config, snap discovery.Snapshot) discovery.Snapshot {

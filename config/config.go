@@ -167,6 +167,8 @@ type Service struct {
 	// Protocol and TLS say how instances are spoken to (upstream.go).
 	Protocol string      `mapstructure:"protocol"`
 	TLS      UpstreamTLS `mapstructure:"tls"`
+	// GRPC holds settings for grpc services (grpc.go).
+	GRPC GRPC `mapstructure:"grpc"`
 	// LB overrides the top-level lb section for this service.
 	LB LB `mapstructure:"lb"`
 }

@@ -39,6 +39,7 @@ const (
 type Upstream struct {
 	Protocol string
 	TLS      UpstreamTLS
+	GRPC     GRPC
 }
 
 // UpstreamTLS configures TLS to a service's instances. Empty fields mean
@@ -64,7 +65,9 @@ type UpstreamTLS struct {
 }
 
 // Upstream returns the upstream settings of the service section.
-func (s Service) Upstream() Upstream { return Upstream{Protocol: s.Protocol, TLS: s.TLS} }
+func (s Service) Upstream() Upstream {
+	return Upstream{Protocol: s.Protocol, TLS: s.TLS, GRPC: s.GRPC}
+}
 
 // Over returns u with the fields it leaves unset taken from under: the
 // config file (u) wins over tags (under) field by field, as for health.
@@ -72,6 +75,9 @@ func (s Service) Upstream() Upstream { return Upstream{Protocol: s.Protocol, TLS
 func (u Upstream) Over(under Upstream) Upstream {
 	if u.Protocol == "" {
 		u.Protocol = under.Protocol
+	}
+	if u.GRPC.IdempotentMethods == nil {
+		u.GRPC.IdempotentMethods = under.GRPC.IdempotentMethods
 	}
 	t := &u.TLS
 	if t.Enabled == nil {
@@ -140,6 +146,9 @@ func (u Upstream) validate(prefix string, tagged bool) error {
 	}
 	t := u.TLS
 	open := tagged && u.Protocol == ""
+	if err := u.GRPC.validate(prefix+".grpc", u.Proto(), open); err != nil {
+		return err
+	}
 	if t.Enabled != nil && *t.Enabled && u.Proto() != ProtocolGRPC && u.Proto() != ProtocolHTTPS && !open {
 		return bad(prefix+".tls.enabled", *t.Enabled, "TLS is for protocol https or grpc (protocol is %s)", u.Proto())
 	}

@@ -2,13 +2,15 @@ package discovery
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/switchyard-gw/switchyard/config"
 )
 
 // setUpstreamTag applies one <prefix>.<key>=<value> tag that says how to
-// speak to a service (protocol, tls.*) or how to probe it (health.type,
+// speak to a service (protocol, tls.*, grpc.idempotent_methods as a
+// comma-separated list) or how to probe it (health.type,
 // health.grpc_service). It returns errUnknownTag for any other key; an
 // invalid value leaves up and h unchanged and the error says what is
 // wanted.
@@ -43,6 +45,14 @@ func setUpstreamTag(up *config.Upstream, h *config.HealthOverride, key, value st
 		up.TLS.MinVersion = value
 	case "tls.ca_file", "tls.cert_file", "tls.key_file", "tls.insecure_skip_verify":
 		return errors.New("only the config file may set " + key)
+	case "grpc.idempotent_methods":
+		ms := strings.Split(value, ",")
+		for _, m := range ms {
+			if err := config.ValidGRPCMethod(m); err != nil {
+				return fmt.Errorf("%q: %w", m, err)
+			}
+		}
+		up.GRPC.IdempotentMethods = ms
 	case "health.type":
 		if value != config.ProbeHTTP && value != config.ProbeGRPC {
 			return errors.New("want http or grpc")

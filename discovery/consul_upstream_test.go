@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -83,7 +85,21 @@ func TestUpstreamTags(t *testing.T) {
 func TestUpstreamTagsOfAServiceThatDidNotOptInAreIgnored(t *testing.T) {
 	got, _ := parseTags("switchyard", "web", []string{"switchyard.protocol=grpc"})
 	svc := buildService("web", got, nil, nil)
-	if svc.Upstream != (config.Upstream{}) {
+	if !reflect.DeepEqual(svc.Upstream, config.Upstream{}) {
 		t.Fatalf("upstream = %+v, want none: the service is routed by the config file alone", svc.Upstream)
+	}
+}
+
+func TestIdempotentGRPCMethodsComeFromOneCommaSeparatedTag(t *testing.T) {
+	got, warns := parseTags("switchyard", "greeter", []string{"switchyard.enable=true", "switchyard.protocol=grpc",
+		"switchyard.grpc.idempotent_methods=/helloworld.Greeter/*,/pkg.Store/Get"})
+	want := []string{"/helloworld.Greeter/*", "/pkg.Store/Get"}
+	if len(warns) != 0 || !slices.Equal(got.Upstream.GRPC.IdempotentMethods, want) {
+		t.Fatalf("methods %q, warnings %q; want %q and none", got.Upstream.GRPC.IdempotentMethods, warns, want)
+	}
+	got, warns = parseTags("switchyard", "greeter", []string{"switchyard.enable=true",
+		"switchyard.grpc.idempotent_methods=/helloworld.Greeter/*,helloworld.Greeter"})
+	if len(warns) != 1 || !strings.Contains(warns[0], `"helloworld.Greeter": want a full method path`) || got.Upstream.GRPC.IdempotentMethods != nil {
+		t.Fatalf("methods %q, warnings %q; want none set and one warning naming the bad entry", got.Upstream.GRPC.IdempotentMethods, warns)
 	}
 }

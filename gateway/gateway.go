@@ -259,6 +259,9 @@ type reqState struct {
 	triedA [4]*Upstream
 	status int
 	body   *retryBody
+	// replay records the body of a request to an HTTP/2 service so that
+	// it can be sent again (withReplay); nil otherwise.
+	replay *replay
 	// bodyErr is the error reading the client's body, if any: the client's
 	// fault, so neither a 5xx nor a passive-health failure.
 	bodyErr error

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/switchyard-gw/switchyard/config"
@@ -113,7 +114,17 @@ func (g *Gateway) SetUpstreams(ups map[string]config.Upstream) {
 	for name, up := range ups {
 		svc := g.serviceLocked(name)
 		old := svc.proto.Load()
-		if old == nil && up.Proto() == config.ProtocolHTTP || old != nil && old.up.Equal(up) {
+		if old == nil && up.Proto() == config.ProtocolHTTP {
+			continue
+		}
+		if old != nil && old.up.Equal(up) {
+			if !slices.Equal(old.up.GRPC.IdempotentMethods, up.GRPC.IdempotentMethods) {
+				// Same connections, other retry policy: keep the pool.
+				pt := *old
+				pt.up = up
+				svc.proto.Store(&pt)
+				g.log.Info("upstream grpc idempotent methods", "service", name, "methods", up.GRPC.IdempotentMethods)
+			}
 			continue
 		}
 		svc.proto.Store(newProtoTransport(g.proxyCfg, up, name, g.log))

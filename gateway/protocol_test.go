@@ -104,3 +104,25 @@ func TestAServiceBackToHTTPUsesTheHTTP1Transport(t *testing.T) {
 		t.Fatalf("%d %q, want HTTP/1.1 again", code, body)
 	}
 }
+
+func TestChangingOnlyTheIdempotentGRPCMethodsKeepsTheConnections(t *testing.T) {
+	be := backend(t, protoBackend)
+	g, _ := setup(t, Options{}, addr(be))
+	up := config.Upstream{Protocol: config.ProtocolGRPC}
+	g.SetUpstreams(map[string]config.Upstream{"web": up})
+	load := func() *protoTransport {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.services["web"].proto.Load()
+	}
+	first := load()
+	up.GRPC.IdempotentMethods = []string{"/pkg.Store/*"}
+	g.SetUpstreams(map[string]config.Upstream{"web": up})
+	second := load()
+	if second == first || second.rt != first.rt {
+		t.Fatalf("transport replaced %v, pool kept %v; want a new policy on the same pool", second != first, second.rt == first.rt)
+	}
+	if !second.up.GRPC.Idempotent("/pkg.Store/Get") || first.up.GRPC.Idempotent("/pkg.Store/Get") {
+		t.Fatal("the new policy is not the one in effect, or the old value was modified")
+	}
+}

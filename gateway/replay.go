@@ -14,20 +14,23 @@ const replayLimit = 64 << 10
 
 var errNoReplay = errors.New("request body too long to send again")
 
-// withReplay lets net/http's HTTP/2 transport send req again on a new
-// stream when the upstream did not process the first one: a stream
-// refused (REFUSED_STREAM, as an upstream does to streams beyond its
+// withReplay lets req's body be sent again, and returns what records it.
+// net/http's HTTP/2 transport sends req again on a new stream when the
+// upstream did not process the first one: a stream refused
+// (REFUSED_STREAM, as an upstream does to streams beyond its
 // SETTINGS_MAX_CONCURRENT_STREAMS, which a new connection learns only
 // after its first requests went out) or one above the last stream ID of a
-// GOAWAY. The transport re-sends only in those cases, and only through
+// GOAWAY. It re-sends only in those cases, and only through
 // Request.GetBody; the first replayLimit bytes of the body are kept for
 // it. A longer body is not replayed and such a failure ends the request.
 //
-// The gateway's own retries on another instance (retryTransport) are
-// unaffected: they still require that nothing was read from the body.
-func withReplay(req *http.Request) {
+// The gateway's own retries on another instance (retryTransport) use the
+// same recording for a gRPC call the service marks idempotent, while
+// kept reports it whole; for any other request they still require that
+// nothing was read from the body. Nil when req has no body.
+func withReplay(req *http.Request) *replay {
 	if req.Body == nil || req.Body == http.NoBody {
-		return
+		return nil
 	}
 	r := &replay{src: req.Body}
 	req.Body = &replayReader{r: r}
@@ -39,6 +42,15 @@ func withReplay(req *http.Request) {
 		}
 		return &replayReader{r: r}, nil
 	}
+	return r
+}
+
+// kept reports whether everything read from the body so far is recorded,
+// so that GetBody gives a reader of the whole body.
+func (r *replay) kept() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.over
 }
 
 // replay records what is read from src, up to replayLimit, for every

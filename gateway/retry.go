@@ -12,7 +12,8 @@ import (
 // retryTransport picks the upstream for each attempt and sends a failed
 // request again when mayResend allows it: to the same instance when a
 // kept-alive connection turned out closed (h1.ErrStaleConn), to a
-// different one otherwise. Every attempt that reached the wire goes
+// different one otherwise. A body that was read goes again from its
+// recording (withReplay). Every attempt that reached the wire goes
 // through attempt, so the hooks see each one.
 type retryTransport struct {
 	g    *Gateway
@@ -26,7 +27,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		st.body = &retryBody{rc: req.Body}
 		req.Body = st.body
 		if st.proto != nil {
-			withReplay(req) // HTTP/2: refused streams may go again
+			st.replay = withReplay(req) // HTTP/2: refused streams may go again
 		}
 	}
 	var lastErr error
@@ -43,6 +44,9 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		st.tried = append(st.tried, u)
 		for {
+			if n > 0 && !rewind(req, st) {
+				return nil, lastErr
+			}
 			resp, err := t.attempt(req, st, u, n)
 			n++
 			if err == nil {
@@ -114,9 +118,38 @@ func retryable(req *http.Request, st *reqState, err error) bool {
 		body = bodyUnread
 		if st.body.touched.Load() {
 			body = bodyRead
+			if st.replay != nil && st.replay.kept() {
+				body = bodyKept
+			}
 		}
 	}
-	return mayResend(req.Method, body, h1.Classify(err))
+	return mayResend(req.Method, marked(req, st), body, h1.Classify(err))
+}
+
+// marked reports whether req is a gRPC call to a method its service marks
+// idempotent (services[].grpc.idempotent_methods). The method is the path
+// the upstream is sent.
+func marked(req *http.Request, st *reqState) bool {
+	return st.grpc && st.proto != nil && st.proto.grpc && st.proto.up.GRPC.Idempotent(req.URL.Path)
+}
+
+// rewind makes req's body whole again before it is sent once more: a body
+// reading began on goes again from its recording. It reports false when
+// that is not possible (the recording was dropped meanwhile), and the
+// request must not be sent again.
+func rewind(req *http.Request, st *reqState) bool {
+	if st.body == nil || !st.body.touched.Load() {
+		return true
+	}
+	if st.replay == nil || req.GetBody == nil {
+		return false
+	}
+	b, err := req.GetBody()
+	if err != nil {
+		return false
+	}
+	req.Body = b
+	return true
 }
 
 // bodyState is how much of a request body was sent.
@@ -125,24 +158,33 @@ type bodyState uint8
 const (
 	bodyNone   bodyState = iota // the request has no body
 	bodyUnread                  // it has one, not read yet: it can go again
+	bodyKept                    // reading began, and all that was read is recorded: it can be replayed
 	bodyRead                    // reading began: part may have gone out, and it cannot be replayed
 )
 
 // mayResend is the one rule for sending a failed request again, to any
-// instance and for any reason (retries and stale keep-alives alike):
+// instance and for any reason (retries and stale keep-alives alike). It is
+// asked only about failures before the response's headers arrived (a
+// transport returns an error or a response, never both), so nothing is
+// ever re-sent once the upstream began to answer.
 //
-//   - nothing was sent (a dial error): any method, unless its body was
-//     read;
+//   - a body part of which went out and that cannot be replayed: never;
+//   - nothing was sent (a dial error): any method;
 //   - the upstream timed out, or the client went away: never, the budget
 //     is spent;
-//   - anything else (a reset, EOF, a stale keep-alive) may have reached
-//     the upstream: only GET, HEAD, OPTIONS and TRACE without a body.
+//   - anything else (a reset, EOF, a stale keep-alive, a closed
+//     connection) may have reached the upstream: a call the configuration
+//     marks idempotent (marked: a gRPC method in
+//     services[].grpc.idempotent_methods), with its body whole or
+//     recorded; otherwise only GET, HEAD, OPTIONS and TRACE without a
+//     body.
 //
 // The last set is net/http's for its own re-sends (Request.isReplayable),
 // without its Idempotency-Key opt-in. PUT and DELETE are idempotent by
 // RFC 9110 but not re-sent: net/http does not, and a gateway cannot know
-// that an upstream implements them idempotently.
-func mayResend(method string, body bodyState, f h1.Failure) bool {
+// that an upstream implements them idempotently; gRPC methods likewise
+// only when the operator says so, as in Envoy's retry policy.
+func mayResend(method string, marked bool, body bodyState, f h1.Failure) bool {
 	switch {
 	case body == bodyRead:
 		return false
@@ -150,6 +192,8 @@ func mayResend(method string, body bodyState, f h1.Failure) bool {
 		return true
 	case f.Timeout(), f == h1.Canceled:
 		return false
+	case marked:
+		return true
 	}
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:

@@ -81,31 +81,41 @@ func TestAStaleKeepAliveIsSentAgainAndEachSendingIsAnAttempt(t *testing.T) {
 }
 
 func TestOneRuleDecidesWhatMayBeSentAgain(t *testing.T) {
+	const marked, unmarked = true, false
 	for _, tc := range []struct {
 		name   string
 		method string
+		marked bool
 		body   bodyState
 		f      h1.Failure
 		want   bool
 	}{
-		{"a POST whose dial failed goes again: nothing was sent", http.MethodPost, bodyUnread, h1.DialFailed, true},
-		{"a GET whose dial timed out goes again: nothing was sent", http.MethodGet, bodyNone, h1.DialTimeout, true},
-		{"a body already read never goes again, even after a dial error", http.MethodPut, bodyRead, h1.DialFailed, false},
-		{"a GET reset after sending goes again", http.MethodGet, bodyNone, h1.OtherFailure, true},
-		{"a HEAD reset after sending goes again", http.MethodHead, bodyNone, h1.OtherFailure, true},
-		{"an OPTIONS reset after sending goes again", http.MethodOptions, bodyNone, h1.OtherFailure, true},
-		{"a TRACE reset after sending goes again", http.MethodTrace, bodyNone, h1.OtherFailure, true},
-		{"a GET with a body reset after sending does not", http.MethodGet, bodyUnread, h1.OtherFailure, false},
-		{"a PUT reset after sending does not, as in net/http", http.MethodPut, bodyNone, h1.OtherFailure, false},
-		{"a DELETE reset after sending does not, as in net/http", http.MethodDelete, bodyNone, h1.OtherFailure, false},
-		{"a POST reset after sending does not", http.MethodPost, bodyNone, h1.OtherFailure, false},
-		{"a PATCH reset after sending does not", http.MethodPatch, bodyNone, h1.OtherFailure, false},
-		{"a GET that timed out does not: the budget is spent", http.MethodGet, bodyNone, h1.TimedOut, false},
-		{"a GET whose client went away does not", http.MethodGet, bodyNone, h1.Canceled, false},
+		{"a POST whose dial failed goes again: nothing was sent", http.MethodPost, unmarked, bodyUnread, h1.DialFailed, true},
+		{"a GET whose dial timed out goes again: nothing was sent", http.MethodGet, unmarked, bodyNone, h1.DialTimeout, true},
+		{"a body already read never goes again, even after a dial error", http.MethodPut, unmarked, bodyRead, h1.DialFailed, false},
+		{"a GET reset after sending goes again", http.MethodGet, unmarked, bodyNone, h1.OtherFailure, true},
+		{"a HEAD reset after sending goes again", http.MethodHead, unmarked, bodyNone, h1.OtherFailure, true},
+		{"an OPTIONS reset after sending goes again", http.MethodOptions, unmarked, bodyNone, h1.OtherFailure, true},
+		{"a TRACE reset after sending goes again", http.MethodTrace, unmarked, bodyNone, h1.OtherFailure, true},
+		{"a GET with a body reset after sending does not", http.MethodGet, unmarked, bodyUnread, h1.OtherFailure, false},
+		{"a GET with a recorded body reset after sending does not: only marked calls replay", http.MethodGet, unmarked, bodyKept, h1.OtherFailure, false},
+		{"a PUT reset after sending does not, as in net/http", http.MethodPut, unmarked, bodyNone, h1.OtherFailure, false},
+		{"a DELETE reset after sending does not, as in net/http", http.MethodDelete, unmarked, bodyNone, h1.OtherFailure, false},
+		{"a POST reset after sending does not", http.MethodPost, unmarked, bodyNone, h1.OtherFailure, false},
+		{"a PATCH reset after sending does not", http.MethodPatch, unmarked, bodyNone, h1.OtherFailure, false},
+		{"a GET that timed out does not: the budget is spent", http.MethodGet, unmarked, bodyNone, h1.TimedOut, false},
+		{"a GET whose client went away does not", http.MethodGet, unmarked, bodyNone, h1.Canceled, false},
+		{"an unmarked gRPC call reset after sending does not", http.MethodPost, unmarked, bodyKept, h1.OtherFailure, false},
+		{"a marked gRPC call reset after sending goes again from its recorded body", http.MethodPost, marked, bodyKept, h1.OtherFailure, true},
+		{"a marked gRPC call whose body was not read yet goes again", http.MethodPost, marked, bodyUnread, h1.OtherFailure, true},
+		{"a marked gRPC call whose body outgrew the recording does not", http.MethodPost, marked, bodyRead, h1.OtherFailure, false},
+		{"a marked gRPC call whose dial failed goes again", http.MethodPost, marked, bodyUnread, h1.DialFailed, true},
+		{"a marked gRPC call that timed out does not: the deadline is spent", http.MethodPost, marked, bodyKept, h1.TimedOut, false},
+		{"a marked gRPC call whose client went away does not", http.MethodPost, marked, bodyKept, h1.Canceled, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := mayResend(tc.method, tc.body, tc.f); got != tc.want {
-				t.Fatalf("mayResend(%s, %d, %d) = %v, want %v", tc.method, tc.body, tc.f, got, tc.want)
+			if got := mayResend(tc.method, tc.marked, tc.body, tc.f); got != tc.want {
+				t.Fatalf("mayResend(%s, %v, %d, %d) = %v, want %v", tc.method, tc.marked, tc.body, tc.f, got, tc.want)
 			}
 		})
 	}

@@ -27,6 +27,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -54,6 +55,9 @@ type Server struct {
 
 	srv  *grpc.Server
 	once sync.Once
+
+	mu    sync.Mutex
+	conns map[string]net.Conn // open connections by remote address
 }
 
 // Options shape a server.
@@ -62,6 +66,12 @@ type Options struct {
 	TLS  *tls.Config // nil: h2c
 	// Extra server options (keepalive, stream limits).
 	ServerOptions []grpc.ServerOption
+	// Drop, when set, is asked about every unary call (its full method,
+	// "/pkg.Service/Method") after its request was read and before the
+	// service sees it; true closes the call's connection without an
+	// answer, as an instance that crashes mid-call. Called from the
+	// server's goroutines.
+	Drop func(method string) bool
 }
 
 // Start runs a server until the test ends.
@@ -85,36 +95,88 @@ func StartAt(t testing.TB, addr string, opt Options) *Server {
 }
 
 func serve(t testing.TB, ln net.Listener, opt Options) *Server {
-	opts := append([]grpc.ServerOption(nil), opt.ServerOptions...)
-	if opt.TLS != nil {
-		opts = append(opts, grpc.Creds(credentials.NewTLS(opt.TLS)))
-	}
 	s := &Server{
 		Name:    opt.Name,
 		Addr:    ln.Addr().String(),
 		Health:  health.NewServer(),
 		Aborted: make(chan string, 64),
-		srv:     grpc.NewServer(opts...),
+		conns:   make(map[string]net.Conn),
 	}
+	opts := append([]grpc.ServerOption(nil), opt.ServerOptions...)
+	if opt.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(opt.TLS)))
+	}
+	if opt.Drop != nil {
+		opts = append(opts, grpc.ChainUnaryInterceptor(s.dropper(opt.Drop)))
+	}
+	s.srv = grpc.NewServer(opts...)
 	testgrpc.RegisterTestServiceServer(s.srv, &testService{s: s})
 	healthpb.RegisterHealthServer(s.srv, s.Health)
 	done := make(chan struct{})
-	go func() { defer close(done); _ = s.srv.Serve(countingListener{ln, &s.Conns}) }()
+	go func() { defer close(done); _ = s.srv.Serve(countingListener{ln, s}) }()
 	t.Cleanup(func() { s.Stop(); <-done })
 	return s
 }
 
+// countingListener counts the connections accepted and keeps the open
+// ones for CloseConns and Drop.
 type countingListener struct {
 	net.Listener
-	n *atomic.Int64
+	s *Server
 }
 
 func (l countingListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if err == nil {
-		l.n.Add(1)
+	if err != nil {
+		return c, err
 	}
-	return c, err
+	l.s.Conns.Add(1)
+	l.s.mu.Lock()
+	l.s.conns[c.RemoteAddr().String()] = c
+	l.s.mu.Unlock()
+	return &trackedConn{Conn: c, s: l.s}, nil
+}
+
+// trackedConn forgets itself when closed.
+type trackedConn struct {
+	net.Conn
+	s *Server
+}
+
+func (c *trackedConn) Close() error {
+	c.s.mu.Lock()
+	delete(c.s.conns, c.RemoteAddr().String())
+	c.s.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// CloseConns closes every open connection at once, without GOAWAY, and
+// keeps listening: calls in flight fail as on a crash, new ones reconnect.
+func (s *Server) CloseConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+}
+
+// dropper is the unary interceptor of Options.Drop: it closes the
+// connection a call came on when drop says so.
+func (s *Server) dropper(drop func(string) bool) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		if !drop(info.FullMethod) {
+			return handler(ctx, req)
+		}
+		if p, ok := peer.FromContext(ctx); ok {
+			s.mu.Lock()
+			c := s.conns[p.Addr.String()]
+			s.mu.Unlock()
+			if c != nil {
+				c.Close()
+			}
+		}
+		return nil, status.Error(codes.Unavailable, "grpctest: connection dropped")
+	}
 }
 
 // Stop closes the listener and every connection at once: in-flight calls
