@@ -32,8 +32,6 @@ const (
 	maxProbeBody = 64 << 10
 )
 
-var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
-
 // probeRequest is the request a probe writes, or nil when addr and path do
 // not make a valid URL (the probe then fails with the parse error).
 func probeRequest(addr, path string) []byte {
@@ -55,6 +53,10 @@ type connPool struct {
 	// registrations of one endpoint) probed at the same moment, which would
 	// otherwise open and close connections at every burst.
 	maxIdle int
+
+	// readers lend response readers to exchanges; an idle connection
+	// holds none.
+	readers sync.Pool
 
 	mu   sync.Mutex
 	idle map[string][]idleConn // newest last
@@ -158,7 +160,7 @@ func (c *Checker) probe(ctx context.Context, t *probeTask) error {
 		if err != nil {
 			return probeError(err, t.set.Timeout)
 		}
-		status, keep, err := exchange(ctx, conn, t.request)
+		status, keep, err := c.pool.exchange(ctx, conn, t.request)
 		if err != nil {
 			conn.Close()
 			if reused && attempt == 0 && ctx.Err() == nil && closedBeforeAnswer(err) {
@@ -180,7 +182,7 @@ func (c *Checker) probe(ctx context.Context, t *probeTask) error {
 
 // exchange writes req on conn and reads the response. keep reports whether
 // conn ended at a message boundary and the server allows another request.
-func exchange(ctx context.Context, conn net.Conn, req []byte) (status int, keep bool, err error) {
+func (p *connPool) exchange(ctx context.Context, conn net.Conn, req []byte) (status int, keep bool, err error) {
 	if d, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(d)
 	}
@@ -189,9 +191,12 @@ func exchange(ctx context.Context, conn net.Conn, req []byte) (status int, keep 
 	if _, err := conn.Write(req); err != nil {
 		return 0, false, err
 	}
-	br := readers.Get().(*bufio.Reader)
+	br, _ := p.readers.Get().(*bufio.Reader)
+	if br == nil {
+		br = bufio.NewReaderSize(nil, 4096)
+	}
 	br.Reset(conn)
-	defer func() { br.Reset(nil); readers.Put(br) }()
+	defer func() { br.Reset(nil); p.readers.Put(br) }()
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
 		return 0, false, err
