@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -73,8 +74,8 @@ func render(b *bench, res map[string][]sample, started, finished time.Time) stri
 	cfg := b.cfg
 	var w strings.Builder
 	fmt.Fprintf(&w, "# gRPC unary calls through a proxy\n\n")
-	fmt.Fprintf(&w, "`go run ./bench/grpc` (`make bench-grpc`), %s, %s to %s UTC.\n\n",
-		runtime.Version(), started.UTC().Format("2006-01-02 15:04"), finished.UTC().Format("15:04"))
+	fmt.Fprintf(&w, "`go run ./bench/grpc %s` (`make bench-grpc`), %s, %s to %s UTC.\n\n",
+		strings.Join(os.Args[1:], " "), runtime.Version(), started.UTC().Format("2006-01-02 15:04"), finished.UTC().Format("15:04"))
 	fmt.Fprintf(&w, "grpc-go interop `UnaryCall`, %d-byte request and response payload; %d concurrent callers over %d HTTP/2 connections (h2c); "+
 		"%d rounds, each target once per round in the order %s, %s warm-up then %s measured. "+
 		"The proxy runs alone on CPU %d with GOMAXPROCS=1, started afresh for each window; the load client and the upstream share CPU %d. "+
