@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build run test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-scale demo clean h2spec bench-grpc
+.PHONY: all build run test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-scale demo clean h2spec bench-grpc bench-grpc-go
 
 all: build
 
@@ -65,8 +65,13 @@ h2spec:
 	@scripts/tools.sh h2spec >/dev/null
 	$(GO) test -count=1 -v -run TestH2Spec ./faults/
 
-## bench-grpc: gRPC unary calls per CPU-second, direct and through the gateway (docs/grpc.md)
+## bench-grpc: gRPC unary calls per proxy CPU-second: direct, Switchyard and Caddy as pinned processes (docs/grpc.md; about 2 minutes, wants a quiet machine)
+GRPC_BENCH_FLAGS ?= -rounds 3 -duration 10s -warmup 2s -caddy .tools/bin/caddy -out bench/results/grpc.md
 bench-grpc:
+	$(GO) run ./bench/grpc $(GRPC_BENCH_FLAGS)
+
+## bench-grpc-go: the in-process Go benchmark, direct and through the gateway (BenchmarkGRPCUnary)
+bench-grpc-go:
 	$(GO) test -run '^$$' -bench GRPCUnary -benchtime 20000x -count 3 ./app/
 
 ## bench: Switchyard next to nginx, HAProxy and Caddy (see docs/benchmark.md)

@@ -55,6 +55,7 @@ type Server struct {
 
 	srv  *grpc.Server
 	once sync.Once
+	done chan struct{} // closed when Serve returned
 
 	mu    sync.Mutex
 	conns map[string]net.Conn // open connections by remote address
@@ -95,6 +96,14 @@ func StartAt(t testing.TB, addr string, opt Options) *Server {
 }
 
 func serve(t testing.TB, ln net.Listener, opt Options) *Server {
+	s := Serve(ln, opt)
+	t.Cleanup(func() { s.Stop(); <-s.done })
+	return s
+}
+
+// Serve runs a server on ln until Stop or GracefulStop, for programs that
+// are not tests (bench/grpc runs it as a separate upstream process).
+func Serve(ln net.Listener, opt Options) *Server {
 	s := &Server{
 		Name:    opt.Name,
 		Addr:    ln.Addr().String(),
@@ -112,9 +121,8 @@ func serve(t testing.TB, ln net.Listener, opt Options) *Server {
 	s.srv = grpc.NewServer(opts...)
 	testgrpc.RegisterTestServiceServer(s.srv, &testService{s: s})
 	healthpb.RegisterHealthServer(s.srv, s.Health)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.srv.Serve(countingListener{ln, s}) }()
-	t.Cleanup(func() { s.Stop(); <-done })
+	s.done = make(chan struct{})
+	go func() { defer close(s.done); _ = s.srv.Serve(countingListener{ln, s}) }()
 	return s
 }
 
