@@ -68,6 +68,7 @@ h2spec:
 ## bench-grpc: gRPC unary calls per proxy CPU-second: direct, Switchyard and Caddy as pinned processes (docs/grpc.md; about 2 minutes, wants a quiet machine)
 GRPC_BENCH_FLAGS ?= -rounds 3 -duration 10s -warmup 2s -caddy .tools/bin/caddy -out bench/results/grpc.md
 bench-grpc:
+	@scripts/bench.sh --install-only
 	$(GO) run ./bench/grpc $(GRPC_BENCH_FLAGS)
 
 ## bench-grpc-go: the in-process Go benchmark, direct and through the gateway (BenchmarkGRPCUnary)
