@@ -119,7 +119,7 @@ func checkRotation(t *testing.T, client *http.Client, gateway string) {
 	t.Helper()
 	var got []string
 	for range 3 * len(backends) * 4 {
-		name, err := get(client, gateway+"/")
+		name, err := testenv.GetBody(client, gateway+"/")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,7 +137,7 @@ func checkRotation(t *testing.T, client *http.Client, gateway string) {
 // checkAdmin checks the dashboard and /api/v1/services at admin.
 func checkAdmin(t *testing.T, client *http.Client, admin string) {
 	t.Helper()
-	body, err := get(client, admin+"/")
+	body, err := testenv.GetBody(client, admin+"/")
 	if err != nil || !strings.Contains(body, "<html") {
 		t.Errorf("GET %s/: %v %.200q", admin, err, body)
 	}
@@ -177,7 +177,7 @@ func checkHealthFlip(t *testing.T, client *http.Client, gateway, admin string) {
 	waitRoutable(t, client, admin, "backend-2", false)
 	t.Logf("backend-2 out of rotation %s after status=500 (bound %s)", time.Since(start).Round(10*time.Millisecond), healthFlipBound)
 	for range 12 {
-		if name, err := get(client, gateway+"/"); err != nil || name == "backend-2" {
+		if name, err := testenv.GetBody(client, gateway+"/"); err != nil || name == "backend-2" {
 			t.Fatalf("with backend-2 out: %q %v", name, err)
 		}
 	}
@@ -191,15 +191,15 @@ func checkHealthFlip(t *testing.T, client *http.Client, gateway, admin string) {
 // traffic and checks that no request failed.
 func checkStopUnderLoad(t *testing.T, ctx context.Context, c *dockertest.Compose, client *http.Client, gateway, admin string) {
 	t.Helper()
-	l := startLoad(client, []string{gateway + "/"}, 4, 2*time.Minute)
-	defer l.stop()
+	l := testenv.StartLoad(client, testenv.LoadOptions{URLs: []string{gateway + "/"}, Workers: 4, Pace: 10 * time.Millisecond, MaxTime: 2 * time.Minute})
+	defer l.Stop()
 	if _, err := c.Run(ctx, "stop", "backend-2"); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
 	waitRoutable(t, client, admin, "backend-2", false)
 	testenv.WaitFor(t, 20*time.Second, "traffic to the other two after backend-2 stopped", func() bool {
-		n := l.since(stopped)
+		n := l.Since(stopped)
 		return n["backend-1"] >= 50 && n["backend-3"] >= 50
 	})
 	if _, err := c.Run(ctx, "start", "backend-2"); err != nil {
@@ -207,10 +207,10 @@ func checkStopUnderLoad(t *testing.T, ctx context.Context, c *dockertest.Compose
 	}
 	started := time.Now()
 	testenv.WaitFor(t, 30*time.Second, "answers from backend-2 after docker compose start", func() bool {
-		return l.since(started)["backend-2"] >= 20
+		return l.Since(started)["backend-2"] >= 20
 	})
 	t.Logf("backend-2 answering %s after docker compose start", time.Since(started).Round(10*time.Millisecond))
-	checkNoFailures(t, l.stop())
+	checkNoFailures(t, l.Stop())
 }
 
 // checkTrace sends a request with a traceparent through gateway and finds

@@ -49,8 +49,8 @@ func TestHATopology(t *testing.T) {
 	for _, g := range haGateways {
 		urls = append(urls, g.proxy+"/")
 	}
-	l := startLoad(client, urls, 2, 10*time.Minute)
-	defer l.stop()
+	l := testenv.StartLoad(client, testenv.LoadOptions{URLs: urls, Workers: 2, Pace: 10 * time.Millisecond, MaxTime: 10 * time.Minute})
+	defer l.Stop()
 	ready := watchReady(client)
 	defer ready.stop()
 
@@ -142,7 +142,7 @@ func TestHATopology(t *testing.T) {
 		t.Logf("backend-3 routed by both gateways %s after docker compose start", time.Since(started).Round(10*time.Millisecond))
 	})
 
-	checkNoFailures(t, l.stop())
+	checkNoFailures(t, l.Stop())
 	if bad := ready.stop(); len(bad) > 0 {
 		t.Errorf("/readyz was not 200 while each gateway had a good snapshot: %q", bad[:min(len(bad), 10)])
 	}

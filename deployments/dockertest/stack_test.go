@@ -119,19 +119,19 @@ func waitRoutable(t *testing.T, client *http.Client, admin, backend string, want
 }
 
 // checkNoFailures fails the test for every request of a load that failed.
-func checkNoFailures(t *testing.T, results []result) {
+func checkNoFailures(t *testing.T, results []testenv.Request) {
 	t.Helper()
 	counts := map[string]int{}
 	failed := 0
 	for _, r := range results {
-		if r.err != "" {
+		if r.Err != "" {
 			failed++
 			if failed <= 10 {
-				t.Errorf("request to %s at %s failed: %s", r.target, r.start.Format("15:04:05.000"), r.err)
+				t.Errorf("request to %s at %s failed: %s", r.Target, r.Start.Format("15:04:05.000"), r.Err)
 			}
 			continue
 		}
-		counts[r.backend]++
+		counts[r.Backend]++
 	}
 	t.Logf("%d requests, %d failed; answered by %v", len(results), failed, counts)
 	if failed > 0 {

@@ -6,119 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"time"
 )
 
 // The load and the views of the gateway the twin test reads.
-
-// result is one request of the load.
-type result struct {
-	start   time.Time
-	backend string // who answered
-	err     string // "" when the answer was a 200 from a backend
-}
-
-// load sends GET requests from several goroutines until stopped, or
-// until it has sent max requests or run for maxTime.
-type load struct {
-	quit chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
-
-	mu      sync.Mutex
-	results []result
-}
-
-func startLoad(client *http.Client, url string, workers, max int, maxTime time.Duration) *load {
-	l := &load{quit: make(chan struct{})}
-	deadline := time.Now().Add(maxTime)
-	for range workers {
-		l.wg.Go(func() {
-			// Paced, so that the gateway's span queue is not flooded.
-			tick := time.NewTicker(2 * time.Millisecond)
-			defer tick.Stop()
-			for time.Now().Before(deadline) {
-				select {
-				case <-l.quit:
-					return
-				case <-tick.C:
-				}
-				r := result{start: time.Now()}
-				name, err := get(client, url)
-				if err != nil {
-					r.err = err.Error()
-				}
-				r.backend = name
-				l.mu.Lock()
-				l.results = append(l.results, r)
-				n := len(l.results)
-				l.mu.Unlock()
-				if n >= max {
-					return
-				}
-			}
-		})
-	}
-	return l
-}
-
-// stop ends the load, waits for it and returns every result.
-func (l *load) stop() []result {
-	l.once.Do(func() { close(l.quit) })
-	l.wg.Wait()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.results
-}
-
-// answeredBy counts the answers from backend so far.
-func (l *load) answeredBy(backend string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, r := range l.results {
-		if r.err == "" && r.backend == backend {
-			n++
-		}
-	}
-	return n
-}
-
-// since counts the answers per backend to requests started after t.
-func (l *load) since(t time.Time) map[string]int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := map[string]int{}
-	for _, r := range l.results {
-		if r.err == "" && r.start.After(t) {
-			out[r.backend]++
-		}
-	}
-	return out
-}
-
-// get returns the body of a 200 answer, which names the backend.
-func get(client *http.Client, url string) (string, error) {
-	resp, err := client.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %d: %q", resp.StatusCode, b)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
 
 type instance struct {
 	ID       string `json:"id"`

@@ -60,16 +60,16 @@ func TestComposeTopologyAsProcesses(t *testing.T) {
 	})
 	seen := map[string]bool{}
 	testenv.WaitFor(t, 10*time.Second, "answers from all three backends", func() bool {
-		if name, err := get(client, gateway+"/"); err == nil {
+		if name, err := testenv.GetBody(client, gateway+"/"); err == nil {
 			seen[name] = true
 		}
 		return len(seen) == len(backends)
 	})
 
 	// Traffic from four clients, throughout, bounded in count and time.
-	load := startLoad(client, gateway+"/", 4, 40_000, 45*time.Second)
-	defer load.stop()
-	testenv.WaitFor(t, 10*time.Second, "load answered by "+doomed, func() bool { return load.answeredBy(doomed) >= 20 })
+	load := testenv.StartLoad(client, testenv.LoadOptions{URLs: []string{gateway + "/"}, Workers: 4, Pace: 2 * time.Millisecond, Max: 40_000, MaxTime: 45 * time.Second})
+	defer load.Stop()
+	testenv.WaitFor(t, 10*time.Second, "load answered by "+doomed, func() bool { return load.AnsweredBy(doomed) >= 20 })
 
 	// As `docker compose stop`: SIGTERM; the backend deregisters from
 	// Consul, then finishes its in-flight requests and exits.
@@ -97,7 +97,7 @@ func TestComposeTopologyAsProcesses(t *testing.T) {
 	// from clients, the gateway's own count does not.
 	moreTraffic := func(after time.Time) func() bool {
 		return func() bool {
-			n := load.since(after)
+			n := load.Since(after)
 			return n["backend-1"] >= 100 && n["backend-3"] >= 100
 		}
 	}
@@ -108,7 +108,7 @@ func TestComposeTopologyAsProcesses(t *testing.T) {
 	}
 	counted := time.Now()
 	testenv.WaitFor(t, 20*time.Second, "more traffic after the backend left", moreTraffic(counted))
-	results := load.stop()
+	results := load.Stop()
 
 	if attemptsAfter, err := upstreamAttempts(client, admin, doomedID); err != nil {
 		t.Error(err)
@@ -150,21 +150,21 @@ func startTopology(t *testing.T) *twin.Topology {
 // checkNoFailedRequest: no request of the load failed, none started after
 // doomed exited was answered by it, and some before were (the load covered
 // its removal).
-func checkNoFailedRequest(t *testing.T, results []result, doomed string, exited time.Time) {
+func checkNoFailedRequest(t *testing.T, results []testenv.Request, doomed string, exited time.Time) {
 	t.Helper()
 	counts := map[string]int{}
 	failed := 0
 	for _, r := range results {
 		switch {
-		case r.err != "":
+		case r.Err != "":
 			failed++
 			if failed <= 10 {
-				t.Errorf("request started %s relative to %s's exit failed: %s", r.start.Sub(exited).Round(time.Millisecond), doomed, r.err)
+				t.Errorf("request started %s relative to %s's exit failed: %s", r.Start.Sub(exited).Round(time.Millisecond), doomed, r.Err)
 			}
-		case r.backend == doomed && r.start.After(exited):
-			t.Errorf("request started %s after %s exited was answered by it", r.start.Sub(exited), doomed)
+		case r.Backend == doomed && r.Start.After(exited):
+			t.Errorf("request started %s after %s exited was answered by it", r.Start.Sub(exited), doomed)
 		default:
-			counts[r.backend]++
+			counts[r.Backend]++
 		}
 	}
 	t.Logf("%d requests, %d failed; answered by %v", len(results), failed, counts)
