@@ -115,7 +115,14 @@ func startFailureRig(t *testing.T, j *testenv.Jaeger, service string) *failureRi
 // get sends GET path tagged id with header and returns the status.
 func (r *failureRig) get(t *testing.T, path, id string, header http.Header) int {
 	t.Helper()
-	req, err := http.NewRequest("GET", "http://"+r.app.ProxyAddr()+path, nil)
+	return getTagged(t, r.app, path, id, header)
+}
+
+// getTagged sends GET path through a's proxy listener with header and
+// X-Test: id, and returns the status; the body is read and dropped.
+func getTagged(t *testing.T, a *App, path, id string, header http.Header) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+a.ProxyAddr()+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,22 +116,8 @@ func startTelemetryRig(t *testing.T, tel config.Telemetry) *telemetryRig {
 
 func (r *telemetryRig) get(t *testing.T, path, id string, header http.Header) {
 	t.Helper()
-	req, err := http.NewRequest("GET", "http://"+r.app.ProxyAddr()+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	req.Header.Set("X-Test", id)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d, want 200 (retried on the live instance)", path, resp.StatusCode)
+	if code := getTagged(t, r.app, path, id, header); code != http.StatusOK {
+		t.Fatalf("GET %s: %d, want 200 (retried on the live instance)", path, code)
 	}
 }
 
