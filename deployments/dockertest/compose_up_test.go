@@ -2,7 +2,6 @@ package dockertest_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -218,64 +217,14 @@ func checkStopUnderLoad(t *testing.T, ctx context.Context, c *dockertest.Compose
 // and its client span naming the instance that answered.
 func checkTrace(t *testing.T, client *http.Client, gateway, jaegerURL string) {
 	t.Helper()
-	traceID, callerSpan := randomHex(16), randomHex(8)
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, gateway+"/echo", nil)
-	req.Header.Set("Traceparent", "00-"+traceID+"-"+callerSpan+"-01")
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	tr := testenv.FollowTrace(t, client, gateway, jaegerURL)
+	if id, _ := tr.Attempt.Tag("switchyard.instance.id"); !strings.HasSuffix(id, "web-"+tr.Backend) {
+		t.Errorf("client span switchyard.instance.id %q, want the instance web-%s that answered", id, tr.Backend)
 	}
-	var echo struct {
-		Name    string      `json:"name"`
-		Headers http.Header `json:"headers"`
+	if addr, _ := tr.Attempt.Tag("server.address"); addr != tr.Backend {
+		t.Errorf("client span server.address %q, want %s (its compose name)", addr, tr.Backend)
 	}
-	err = json.NewDecoder(resp.Body).Decode(&echo)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /echo: %d %v", resp.StatusCode, err)
-	}
-	tp := strings.Split(echo.Headers.Get("Traceparent"), "-")
-	if len(tp) != 4 || tp[1] != traceID {
-		t.Fatalf("%s saw traceparent %q, want trace %s continued", echo.Name, echo.Headers.Get("Traceparent"), traceID)
-	}
-	upstreamParent := tp[2]
-
-	jaeger := &testenv.Jaeger{QueryURL: jaegerURL}
-	var tr testenv.JaegerTrace
-	var server, attempt *testenv.JaegerSpan
-	// Spans leave the gateway in batches, every 5 s by default.
-	testenv.WaitFor(t, 30*time.Second, "trace "+traceID+" in Jaeger", func() bool {
-		if tr, err = jaeger.Trace(traceID); err != nil {
-			time.Sleep(200 * time.Millisecond)
-			return false
-		}
-		server, attempt = nil, nil
-		for i, s := range tr.Spans {
-			switch kind, _ := s.Tag("span.kind"); {
-			case kind == "server":
-				server = &tr.Spans[i]
-			case kind == "client" && s.SpanID == upstreamParent:
-				attempt = &tr.Spans[i]
-			}
-		}
-		return server != nil && attempt != nil
-	})
-	if p := tr.Processes[server.ProcessID]; p.ServiceName != "switchyard" {
-		t.Errorf("service.name %q, want switchyard (OTEL_SERVICE_NAME)", p.ServiceName)
-	}
-	if server.ParentID() != callerSpan {
-		t.Errorf("server span's parent %q, want the caller's span %s", server.ParentID(), callerSpan)
-	}
-	if attempt.ParentID() != server.SpanID {
-		t.Errorf("client span's parent %q, want the server span %s", attempt.ParentID(), server.SpanID)
-	}
-	if id, _ := attempt.Tag("switchyard.instance.id"); !strings.HasSuffix(id, "web-"+echo.Name) {
-		t.Errorf("client span switchyard.instance.id %q, want the instance web-%s that answered", id, echo.Name)
-	}
-	if addr, _ := attempt.Tag("server.address"); addr != echo.Name {
-		t.Errorf("client span server.address %q, want %s (its compose name)", addr, echo.Name)
-	}
-	if port, _ := attempt.Tag("server.port"); port != "9000" {
+	if port, _ := tr.Attempt.Tag("server.port"); port != "9000" {
 		t.Errorf("client span server.port %q, want 9000", port)
 	}
 }

@@ -2,8 +2,6 @@ package dockertest_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -137,10 +135,4 @@ func checkNoFailures(t *testing.T, results []testenv.Request) {
 	if failed > 0 {
 		t.Errorf("%d of %d requests failed", failed, len(results))
 	}
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }

@@ -2,7 +2,6 @@ package twin_test
 
 import (
 	"context"
-	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -211,68 +210,16 @@ func checkWiring(t *testing.T, topo *twin.Topology, doomed string) {
 // checkTrace: a request with a caller's traceparent is continued to the
 // backend and its server and client spans reach Jaeger, linked.
 func checkTrace(t *testing.T, topo *twin.Topology, client *http.Client) {
-	gateway := "http://" + topo.Addr("switchyard", 8080)
-	traceID, clientSpan := randomHex(16), randomHex(8)
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, gateway+"/echo", nil)
-	req.Header.Set("Traceparent", "00-"+traceID+"-"+clientSpan+"-01")
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	tr := testenv.FollowTrace(t, client, "http://"+topo.Addr("switchyard", 8080), "http://"+topo.Addr("jaeger", 16686))
+	if tr.Server.OperationName != "GET /" {
+		t.Errorf("server span %q, want \"GET /\" (the route)", tr.Server.OperationName)
 	}
-	var echo struct {
-		Name    string      `json:"name"`
-		Headers http.Header `json:"headers"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&echo)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /echo: %d %v", resp.StatusCode, err)
-	}
-	// The upstream request carries the trace on, with the client
-	// span of the attempt as its parent.
-	tp := strings.Split(echo.Headers.Get("Traceparent"), "-")
-	if len(tp) != 4 || tp[1] != traceID {
-		t.Fatalf("%s saw traceparent %q, want trace %s continued", echo.Name, echo.Headers.Get("Traceparent"), traceID)
-	}
-	upstreamParent := tp[2]
-
-	jaeger := &testenv.Jaeger{QueryURL: "http://" + topo.Addr("jaeger", 16686)}
-	var tr testenv.JaegerTrace
-	var server, attempt *testenv.JaegerSpan
-	// Spans leave the gateway in batches, every 5 s by default.
-	testenv.WaitFor(t, 30*time.Second, "trace "+traceID+" in jaeger with the server span and the client span of the attempt "+upstreamParent, func() bool {
-		if tr, err = jaeger.Trace(traceID); err != nil {
-			return false
-		}
-		server, attempt = nil, nil
-		for i, s := range tr.Spans {
-			switch kind, _ := s.Tag("span.kind"); {
-			case kind == "server":
-				server = &tr.Spans[i]
-			case kind == "client" && s.SpanID == upstreamParent:
-				attempt = &tr.Spans[i] // the attempt that reached the backend
-			}
-		}
-		return server != nil && attempt != nil
-	})
-	if p := tr.Processes[server.ProcessID]; p.ServiceName != "switchyard" {
-		t.Errorf("service.name %q, want switchyard (OTEL_SERVICE_NAME)", p.ServiceName)
-	}
-	if server.OperationName != "GET /" {
-		t.Errorf("server span %q, want \"GET /\" (the route)", server.OperationName)
-	}
-	if server.ParentID() != clientSpan {
-		t.Errorf("server span's parent %q, want the caller's span %s", server.ParentID(), clientSpan)
-	}
-	if attempt.ParentID() != server.SpanID {
-		t.Errorf("client span's parent %q, want the server span %s", attempt.ParentID(), server.SpanID)
-	}
-	id, _ := attempt.Tag("switchyard.instance.id")
-	if want := flagValue(topo.Service(echo.Name).Args, "service") + "-" + echo.Name; !strings.HasSuffix(id, "/"+want) {
+	id, _ := tr.Attempt.Tag("switchyard.instance.id")
+	if want := flagValue(topo.Service(tr.Backend).Args, "service") + "-" + tr.Backend; !strings.HasSuffix(id, "/"+want) {
 		t.Errorf("switchyard.instance.id %q, want the Consul instance %s that answered", id, want)
 	}
-	_, port, _ := net.SplitHostPort(topo.Addr(echo.Name, 9000))
-	if got, _ := attempt.Tag("server.port"); got != port {
-		t.Errorf("client span server.port %q, want %s (%s:9000 mapped)", got, port, echo.Name)
+	_, port, _ := net.SplitHostPort(topo.Addr(tr.Backend, 9000))
+	if got, _ := tr.Attempt.Tag("server.port"); got != port {
+		t.Errorf("client span server.port %q, want %s (%s:9000 mapped)", got, port, tr.Backend)
 	}
 }
