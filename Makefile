@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build run test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-scale demo clean h2spec bench-grpc bench-grpc-go
+.PHONY: all build run test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-tracing bench-scale demo clean h2spec bench-grpc bench-grpc-go
 
 all: build
 
@@ -78,6 +78,11 @@ bench-grpc-go:
 ## bench: Switchyard next to nginx, HAProxy and Caddy (see docs/benchmark.md)
 bench:
 	@scripts/bench.sh $(BENCH_FLAGS)
+
+## bench-tracing: what tracing costs, Switchyard off/0%/1%/failures+1%/100% beside Caddy off/1%/100% (writes bench/results/tracing.md; about 5 minutes, wants a quiet machine)
+TRACING_BENCH_FLAGS ?= -rounds 3 -duration 10s
+bench-tracing:
+	@scripts/bench.sh -tracing $(TRACING_BENCH_FLAGS)
 
 ## bench-scale: Consul discovery at 1,000 and 5,000 services x 4 instances (docs/consul-scale.md)
 SCALE_FLAGS ?= -services 1000,5000 -instances 4 -out bench/results/scale.md

@@ -28,6 +28,7 @@ type config struct {
 	haproxy    string
 	caddy      string
 	keep       bool
+	tracing    bool // the tracing cost rows (tracingTargets) instead of allTargets
 }
 
 func parseFlags(args []string) (config, error) {
@@ -49,6 +50,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.nginx, "nginx", "nginx", "nginx program")
 	fs.StringVar(&c.haproxy, "haproxy", "haproxy", "haproxy program")
 	fs.StringVar(&c.caddy, "caddy", defaultCaddy(), "caddy program")
+	fs.BoolVar(&c.tracing, "tracing", false, "measure what tracing costs: Switchyard off/0%/1%/failures+1%/100% and Caddy off/1%/100% "+
+		"(then -targets picks among "+strings.Join(tracingTargetNames(), ",")+"; -conns defaults to 64, -out and -raw to bench/results/tracing.*)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (generated configs, process logs) for debugging")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -68,6 +71,9 @@ func parseFlags(args []string) (config, error) {
 	if c.wrkThreads < 1 {
 		return c, fmt.Errorf("-wrk-threads %d: want at least 1", c.wrkThreads)
 	}
+	if c.tracing && !isSet(fs, "conns") {
+		*conns = "64"
+	}
 	for _, s := range strings.Split(*conns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
@@ -75,14 +81,19 @@ func parseFlags(args []string) (config, error) {
 		}
 		c.conns = append(c.conns, n)
 	}
+	names := allTargets
+	if c.tracing {
+		names = tracingTargetNames()
+		applyTracingDefaults(fs, &c, targets)
+	}
 	known := map[string]bool{}
-	for _, t := range allTargets {
+	for _, t := range names {
 		known[t] = true
 	}
 	for _, s := range strings.Split(*targets, ",") {
 		s = strings.TrimSpace(s)
 		if !known[s] {
-			return c, fmt.Errorf("-targets: unknown target %q (known: %s)", s, strings.Join(allTargets, ","))
+			return c, fmt.Errorf("-targets: unknown target %q (known: %s)", s, strings.Join(names, ","))
 		}
 		c.targets = append(c.targets, s)
 	}
@@ -96,4 +107,25 @@ func defaultCaddy() string {
 		return abs
 	}
 	return "caddy"
+}
+
+// applyTracingDefaults gives -tracing its own defaults for the flags the
+// command line did not set: every tracing row and its own report files.
+func applyTracingDefaults(fs *flag.FlagSet, c *config, targets *string) {
+	if !isSet(fs, "targets") {
+		*targets = strings.Join(tracingTargetNames(), ",")
+	}
+	if !isSet(fs, "out") {
+		c.out = filepath.Join("bench", "results", "tracing.md")
+	}
+	if !isSet(fs, "raw") {
+		c.raw = filepath.Join("bench", "results", "tracing.raw")
+	}
+}
+
+// isSet says whether the command line set the flag name.
+func isSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -101,7 +101,11 @@ func run(cfg config) (err error) {
 	if b.sinkAddr != "" {
 		b.notes = append(b.notes, "OTLP sink received: "+b.sinkStats())
 	}
-	report := renderReport(reportInput{
+	render := renderReport
+	if cfg.tracing {
+		render = renderTracingReport
+	}
+	report := render(reportInput{
 		host:     host,
 		cfg:      cfg,
 		pinned:   cfg.proxyCPU >= 0,
@@ -159,11 +163,9 @@ func (b *bench) startTargets(ctx context.Context) ([]target, error) {
 	if len(targets) == 0 {
 		return nil, errors.New("no target can run")
 	}
-	for _, t := range targets {
-		if t.name == tSwitchOtel {
-			if err := b.startSink(ctx); err != nil {
-				return nil, err
-			}
+	if needsSink(targets) {
+		if err := b.startSink(ctx); err != nil {
+			return nil, err
 		}
 	}
 	return targets, nil

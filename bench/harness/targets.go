@@ -42,6 +42,7 @@ type tplData struct {
 	Admin    string   // Switchyard's admin listener
 	Dir      string   // a private directory for pid, logs and temp files
 	Backends []string // host:port of each backend
+	Tracing  bool     // Caddy: add the tracing directive (-tracing rows)
 }
 
 func (b *bench) render(name string, d tplData, out string) error {
@@ -71,6 +72,9 @@ func safeName(s string) string {
 // targets returns the targets selected by -targets that can run here, and
 // a note for each one skipped.
 func (b *bench) targets() ([]target, []string) {
+	if b.cfg.tracing {
+		return b.selectTracingTargets()
+	}
 	want := map[string]bool{}
 	for _, n := range b.cfg.targets {
 		want[n] = true

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tracingResults builds results for the tracing rows from CPU µs/request
+// per round.
+func tracingResults(t *testing.T, cpu map[string][]float64) *results {
+	t.Helper()
+	var targets []target
+	rounds := 0
+	for _, name := range tracingTargetNames() {
+		if v, ok := cpu[name]; ok {
+			targets = append(targets, target{name: name})
+			rounds = max(rounds, len(v))
+		}
+	}
+	r := newResults(targets, []int{64}, rounds)
+	for name, v := range cpu {
+		for round, us := range v {
+			if us < 0 { // a failed run
+				continue
+			}
+			r.put(name, 64, round, sample{ok: true, proxy: true, requests: 1000,
+				cpuPerReq: time.Duration(us * float64(time.Microsecond))})
+		}
+	}
+	return r
+}
+
+func TestAddedCPUPairsRounds(t *testing.T) {
+	r := tracingResults(t, map[string][]float64{
+		"switchyard-off":  {30, 40, 35},
+		"switchyard-100%": {45, 60, -1},
+	})
+	s := r.addedCPU(64, "switchyard-100%", "switchyard-off")
+	// Round 3 failed for 100%, so only rounds 1 and 2 pair: +15 and +20.
+	if s.n != 2 || s.min != 15 || s.max != 20 || s.med != 17.5 {
+		t.Fatalf("added %+v, want n=2 15–20 median 17.5", s)
+	}
+}
+
+func TestAddedRatioAgainstCaddy(t *testing.T) {
+	r := tracingResults(t, map[string][]float64{
+		"switchyard-off":  {30, 30, 30},
+		"switchyard-100%": {40, 45, 60},
+		"caddy-off":       {90, 90, 90},
+		"caddy-100%":      {120, 120, 90}, // round 3 adds nothing: left out
+	})
+	s := r.addedRatio(64, "switchyard-100%", "switchyard-off", "caddy-100%", "caddy-off")
+	if s.n != 2 || s.min != 10.0/30 || s.max != 0.5 {
+		t.Fatalf("ratio %+v, want rounds 1 and 2: 1/3 and 1/2", s)
+	}
+}
+
+func TestTracingGoalsVerdicts(t *testing.T) {
+	r := tracingResults(t, map[string][]float64{
+		"switchyard-off":         {100},
+		"switchyard-0%":          {101},
+		"switchyard-1%":          {104},
+		"switchyard-failures+1%": {102},
+		"switchyard-100%":        {115},
+		"caddy-off":              {200},
+		"caddy-100%":             {230},
+	})
+	report := renderTracingReport(reportInput{cfg: config{rounds: 1}, results: r})
+	for _, want := range []string{
+		"0% ≤ +1% CPU/req over off: 1.010× (1.010×) — met",
+		"1% ≤ +3% CPU/req over off: 1.040× (1.040×) — **not met**",
+		"no failures, ≤ +3% CPU/req over off: 1.020× (1.020×) — met",
+		"0.5× what 100% adds to Caddy: 0.500× (0.500×) — met",
+		"| switchyard | 100% | 115.0 | 15.0 | 1.150× |",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+}
+
+func TestTracingFlagDefaults(t *testing.T) {
+	c, err := parseFlags([]string{"-tracing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.targets, tracingTargetNames()) || !slices.Equal(c.conns, []int{64}) ||
+		!strings.HasSuffix(c.out, "tracing.md") || !strings.HasSuffix(c.raw, "tracing.raw") {
+		t.Fatalf("got targets %v conns %v out %q raw %q", c.targets, c.conns, c.out, c.raw)
+	}
+	c, err = parseFlags([]string{"-tracing", "-targets", "caddy-off,caddy-100%", "-conns", "1", "-out", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.targets, []string{"caddy-off", "caddy-100%"}) || !slices.Equal(c.conns, []int{1}) || c.out != "" {
+		t.Fatalf("explicit flags overridden: %+v", c)
+	}
+	if _, err := parseFlags([]string{"-tracing", "-targets", "nginx"}); err == nil {
+		t.Error("-tracing accepted a target that is not a tracing row")
+	}
+	if _, err := parseFlags([]string{"-targets", "caddy-1%"}); err == nil {
+		t.Error("a tracing row accepted without -tracing")
+	}
+}
+
+func TestTracingEnvUsesOneProtocol(t *testing.T) {
+	for _, tt := range tracingTargets {
+		env := tt.otelEnv("127.0.0.1:4318")
+		if tt.ratio == "" {
+			if env != nil {
+				t.Errorf("%s: off row sets %v", tt.name, env)
+			}
+			continue
+		}
+		if !slices.Contains(env, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf") || !slices.Contains(env, "OTEL_TRACES_SAMPLER_ARG="+tt.ratio) {
+			t.Errorf("%s: env %v", tt.name, env)
+		}
+	}
+}
