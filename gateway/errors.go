@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/switchyard-gw/switchyard/h1"
 )
@@ -46,12 +47,22 @@ func upstreamStatus(ctx context.Context, err error) (int, string) {
 		return 0, ""
 	}
 	switch {
-	case h1.Classify(err).Timeout():
+	case h1.Classify(err).Timeout(), pastDeadline(ctx):
 		return http.StatusGatewayTimeout, "upstream timed out"
 	case errors.Is(err, errNoUpstream):
 		return http.StatusServiceUnavailable, "no healthy upstream left to try"
 	}
 	return http.StatusBadGateway, "upstream failed"
+}
+
+// pastDeadline reports whether ctx carries a deadline (a gRPC call's
+// grpc-timeout) that has passed. The upstream got the same grpc-timeout
+// later than the gateway, so its side of the deadline (a gRPC server
+// resets the stream with CANCEL) can only fire at or after the gateway's;
+// its reset may still arrive before the gateway's own timer is seen to fire.
+func pastDeadline(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // clientBodyStatus maps an error reading the client's body to a 4xx.

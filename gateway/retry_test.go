@@ -125,6 +125,8 @@ func TestUpstreamErrorsBecomeStatuses(t *testing.T) {
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
 	live := context.Background()
+	expired, cancelExpired := context.WithDeadline(context.Background(), time.Now().Add(-time.Millisecond))
+	defer cancelExpired()
 	for _, tc := range []struct {
 		name string
 		ctx  context.Context
@@ -137,6 +139,7 @@ func TestUpstreamErrorsBecomeStatuses(t *testing.T) {
 		{"no instance left to try is 503", live, errNoUpstream, http.StatusServiceUnavailable},
 		{"a reset is 502", live, fmt.Errorf("%w: %w", h1.ErrStaleConn, io.EOF), http.StatusBadGateway},
 		{"anything else is 502", live, errors.New("malformed response"), http.StatusBadGateway},
+		{"a reset once the call's own deadline has passed is 504", expired, errors.New("stream error: CANCEL; received from peer"), http.StatusGatewayTimeout},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got, _ := upstreamStatus(tc.ctx, tc.err); got != tc.want {
