@@ -66,18 +66,7 @@ func dashboard(opt Options) http.HandlerFunc {
 			http.Error(w, "dashboard: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		// Only the page's own inline script and style run, and the script
-		// may talk to this origin only: a value that slipped past escaping
-		// still could not execute or exfiltrate.
-		h.Set("Content-Security-Policy", "default-src 'none'; "+
-			"script-src 'nonce-"+nonce+"'; style-src 'nonce-"+nonce+"'; "+
-			"connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-		w.Write(buf.Bytes())
+		writePage(w, nonce, buf.Bytes())
 	}
 }
 
@@ -342,4 +331,20 @@ func fmtLatency(ms float64) string {
 		prec = 1
 	}
 	return strconv.FormatFloat(ms, 'f', prec, 64) + " ms"
+}
+
+// writePage answers an admin HTML page with the headers every such page
+// carries. Only the page's own inline script and style (those with nonce)
+// run, and the script may talk to this origin only: a value that slipped
+// past escaping still could not execute or exfiltrate.
+func writePage(w http.ResponseWriter, nonce string, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", "default-src 'none'; "+
+		"script-src 'nonce-"+nonce+"'; style-src 'nonce-"+nonce+"'; "+
+		"connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	w.Write(body)
 }

@@ -28,14 +28,6 @@ func TracesPage() http.Handler {
 			http.Error(w, "traces page: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
-		h := w.Header()
-		h.Set("Content-Type", "text/html; charset=utf-8")
-		h.Set("Cache-Control", "no-store")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", "default-src 'none'; "+
-			"script-src 'nonce-"+nonce+"'; style-src 'nonce-"+nonce+"'; "+
-			"connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-		w.Write(buf.Bytes())
+		writePage(w, nonce, buf.Bytes())
 	})
 }
