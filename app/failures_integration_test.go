@@ -81,13 +81,28 @@ func startFailureRig(t *testing.T, j *testenv.Jaeger, service string) *failureRi
 	c.Telemetry.Endpoint, c.Telemetry.ServiceName = j.OTLPGRPC, service
 	c.Telemetry.Sampler, c.Telemetry.SamplerArg = "failures+traceidratio", 0
 	c.Telemetry.SlowThreshold = slowThreshold
+	var a *App
+	a, r.stop = runQuiet(t, &c)
+	r.app = a
+	testenv.WaitFor(t, 10*time.Second, "web and solo in rotation", func() bool {
+		return a.Gateway().Healthy("web") == 2 && a.Gateway().Healthy("solo") == 1
+	})
+	doomed.Close()
+	return r
+}
+
+// runQuiet validates c, runs an App on it with its logs dropped, and
+// returns it with a stop func (also registered as cleanup; safe to call
+// more than once) that ends Run and reports its error.
+func runQuiet(t *testing.T, c *config.Config) (*App, func()) {
+	t.Helper()
 	if err := c.Normalize(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(&c, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	a, err := New(c, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +110,7 @@ func startFailureRig(t *testing.T, j *testenv.Jaeger, service string) *failureRi
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	var once sync.Once
-	r.stop = func() {
+	stop := func() {
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -103,13 +118,8 @@ func startFailureRig(t *testing.T, j *testenv.Jaeger, service string) *failureRi
 			}
 		})
 	}
-	t.Cleanup(r.stop)
-	r.app = a
-	testenv.WaitFor(t, 10*time.Second, "web and solo in rotation", func() bool {
-		return a.Gateway().Healthy("web") == 2 && a.Gateway().Healthy("solo") == 1
-	})
-	doomed.Close()
-	return r
+	t.Cleanup(stop)
+	return a, stop
 }
 
 // get sends GET path tagged id with header and returns the status.

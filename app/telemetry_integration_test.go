@@ -1,10 +1,8 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -83,29 +81,7 @@ func startTelemetryRig(t *testing.T, tel config.Telemetry) *telemetryRig {
 	}}}
 	c.Routes = []config.Route{{PathPrefix: "/api", Service: "web"}}
 	c.Telemetry = tel
-	if err := c.Normalize(); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(&c, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
+	a, stop := runQuiet(t, &c)
 	testenv.WaitFor(t, 10*time.Second, "both instances in rotation", func() bool {
 		return a.Checker().Ready() && a.Gateway().Healthy("web") == 2
 	})
