@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build run test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-tracing bench-scale demo clean h2spec bench-grpc bench-grpc-go
+.PHONY: all build run test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-nethttp bench-tracing bench-scale demo clean h2spec bench-grpc bench-grpc-go
 
 all: build
 
@@ -75,9 +75,13 @@ bench-grpc:
 bench-grpc-go:
 	$(GO) test -run '^$$' -bench GRPCUnary -benchtime 20000x -count 3 ./app/
 
-## bench: Switchyard next to nginx, HAProxy and Caddy (see docs/benchmark.md)
+## bench: Switchyard next to nginx, HAProxy and Caddy, minimal backends (writes bench/results/latest.md; see docs/benchmark.md)
 bench:
 	@scripts/bench.sh $(BENCH_FLAGS)
+
+## bench-nethttp: the same with net/http servers as the backends (writes bench/results/latest-nethttp.md)
+bench-nethttp:
+	@scripts/bench.sh -backend nethttp $(BENCH_FLAGS)
 
 ## bench-tracing: what tracing costs, Switchyard off/0%/1%/failures+1%/100% beside Caddy off/1%/100% (writes bench/results/tracing.md; about 5 minutes, wants a quiet machine)
 TRACING_BENCH_FLAGS ?= -rounds 3 -duration 10s

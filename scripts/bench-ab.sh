@@ -8,8 +8,11 @@
 # `make bench` builds it, then alternates one harness round of each
 # (-targets switchyard,haproxy) ROUNDS times (default 3). Prints, per round
 # and connection count, each build's CPU per request divided by HAProxy's in
-# the same run, and the new/old ratio of those. Needs what `make bench`
-# installs (scripts/bench.sh --install-only).
+# the same run, and the new/old ratio of those. The backends are built from
+# the work tree for both builds and run in the harness's default mode, the
+# one `make bench` uses (minimal; `-backend nethttp` among the harness flags
+# for net/http servers). Needs what `make bench` installs
+# (scripts/bench.sh --install-only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

@@ -9,8 +9,10 @@
 # haproxy from Debian packages, Caddy $CADDY_VERSION with `go install` into
 # .tools/bin. No system service is enabled or started. Then builds the Go
 # binaries into a temporary directory and runs bench/harness, which prints a
-# markdown table and writes bench/results/latest.md. Every process the
-# harness starts is stopped by PID, also on Ctrl-C.
+# markdown table and writes bench/results/latest.md. The backends are the
+# minimal hand-written HTTP/1.1 responders by default; `-backend nethttp`
+# runs net/http servers instead and writes bench/results/latest-nethttp.md.
+# Every process the harness starts is stopped by PID, also on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

@@ -28,7 +28,8 @@ type config struct {
 	haproxy    string
 	caddy      string
 	keep       bool
-	tracing    bool // the tracing cost rows (tracingTargets) instead of allTargets
+	backend    string // backendMinimal or backendNetHTTP: how bench/backend answers
+	tracing    bool   // the tracing cost rows (tracingTargets) instead of allTargets
 }
 
 func parseFlags(args []string) (config, error) {
@@ -52,6 +53,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.caddy, "caddy", defaultCaddy(), "caddy program")
 	fs.BoolVar(&c.tracing, "tracing", false, "measure what tracing costs: Switchyard off/0%/1%/failures+1%/100% and Caddy off/1%/100% "+
 		"(then -targets picks among "+strings.Join(tracingTargetNames(), ",")+"; -conns defaults to 64, -out and -raw to bench/results/tracing.*)")
+	fs.StringVar(&c.backend, "backend", backendMinimal, "backends: "+backendMinimal+" (HTTP/1.1 written by hand on a raw TCP listener) or "+backendNetHTTP+
+		" (net/http servers); with "+backendNetHTTP+", -out and -raw default to files of their own (latest-nethttp.md)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (generated configs, process logs) for debugging")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -71,6 +74,9 @@ func parseFlags(args []string) (config, error) {
 	if c.wrkThreads < 1 {
 		return c, fmt.Errorf("-wrk-threads %d: want at least 1", c.wrkThreads)
 	}
+	if c.backend != backendMinimal && c.backend != backendNetHTTP {
+		return c, fmt.Errorf("-backend %q: want %s or %s", c.backend, backendMinimal, backendNetHTTP)
+	}
 	if c.tracing && !isSet(fs, "conns") {
 		*conns = "64"
 	}
@@ -86,6 +92,7 @@ func parseFlags(args []string) (config, error) {
 		names = tracingTargetNames()
 		applyTracingDefaults(fs, &c, targets)
 	}
+	applyBackendDefaults(fs, &c)
 	known := map[string]bool{}
 	for _, t := range names {
 		known[t] = true
@@ -120,6 +127,30 @@ func applyTracingDefaults(fs *flag.FlagSet, c *config, targets *string) {
 	}
 	if !isSet(fs, "raw") {
 		c.raw = filepath.Join("bench", "results", "tracing.raw")
+	}
+}
+
+// Backend modes (-backend), passed to bench/backend as -mode.
+const (
+	backendMinimal = "minimal"
+	backendNetHTTP = "nethttp"
+)
+
+// applyBackendDefaults gives the report files of a run on other backends
+// than the default ones a name of their own, "latest-nethttp.md" beside
+// "latest.md", unless the command line named them.
+func applyBackendDefaults(fs *flag.FlagSet, c *config) {
+	if c.backend == backendMinimal {
+		return
+	}
+	for _, f := range []struct {
+		name string
+		path *string
+	}{{"out", &c.out}, {"raw", &c.raw}} {
+		if !isSet(fs, f.name) && *f.path != "" {
+			ext := filepath.Ext(*f.path)
+			*f.path = strings.TrimSuffix(*f.path, ext) + "-" + c.backend + ext
+		}
 	}
 }
 

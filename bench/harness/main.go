@@ -273,7 +273,8 @@ func (b *bench) build(ctx context.Context) error {
 	return nil
 }
 
-// startBackends starts three backends on the load CPU and waits for them.
+// startBackends starts three backends on the load CPU, in the -backend
+// mode, and waits for each to answer with its own body.
 func (b *bench) startBackends(ctx context.Context) error {
 	for i := 1; i <= 3; i++ {
 		addr, err := freeAddr()
@@ -282,7 +283,7 @@ func (b *bench) startBackends(ctx context.Context) error {
 		}
 		name := "backend" + itoa(i)
 		p, err := b.procs.start(b.tmp, name, b.cfg.loadCPU, append(b.env(), "GOMAXPROCS=1"),
-			filepath.Join(b.bin, "backend"), "-listen", addr, "-id", itoa(i))
+			filepath.Join(b.bin, "backend"), "-listen", addr, "-id", itoa(i), "-mode", b.cfg.backend)
 		if err != nil {
 			return err
 		}

@@ -21,7 +21,7 @@ type reportInput struct {
 }
 
 // renderReport returns the markdown report: header, method, the table,
-// ratios and the issue 6 targets.
+// ratios, the issue 18 table and the targets of issues 18 and 6.
 func renderReport(in reportInput) string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
@@ -29,6 +29,8 @@ func renderReport(in reportInput) string {
 	writeTable(w, in.results)
 	ratios := newRatios(in.results)
 	writeRatios(w, in.results, ratios)
+	writeIssue18Table(w, issue18Rows(in.results, ratios))
+	writeGoals(w, "Issue 18 targets (medians of the same-round ratios)", in.results.conns, issue18Goals(in.results, ratios))
 	writeTargets(w, in.results, ratios)
 	if len(in.notes) > 0 {
 		w("\n## Notes\n\n")
@@ -45,7 +47,7 @@ type writer func(format string, a ...any)
 // writeHeader writes the title, date, machine, versions, method and the
 // meaning of the columns.
 func writeHeader(w writer, in reportInput) {
-	w("# Switchyard benchmark\n\n")
+	w("# Switchyard benchmark (%s backends)\n\n", map[string]string{backendMinimal: "minimal", backendNetHTTP: "net/http"}[in.cfg.backend])
 	w("- **Date**: %s (%s of runs)\n", in.started.UTC().Format("2006-01-02 15:04 MST"), in.finished.Sub(in.started).Round(time.Second))
 	w("- **Machine**: %d CPUs (%s), %s memory, Linux %s; load average at start %s\n", in.host.cpus, in.host.model, in.host.memory, in.host.kernel, in.host.loadavg)
 	var vers []string
@@ -64,12 +66,12 @@ func writeHeader(w writer, in reportInput) {
 	w("- **Method**: %d interleaved round(s) (every target once per round and connection count, in the order %s); "+
 		"each run starts the proxy afresh, checks that it balances over all 3 backends, loads it for %s unmeasured, "+
 		"then measures %s with `wrk -t%d -c N --latency` (p50/p99 exact from wrk's histogram); %s. "+
-		"Backends: 3 Go servers (GOMAXPROCS=1, 4-byte body, keep-alive). One worker per proxy: nginx `worker_processes 1`, "+
+		"Backends: %s. One worker per proxy: nginx `worker_processes 1`, "+
 		"HAProxy `nbthread 1`, GOMAXPROCS=1 for Caddy, httputil and Switchyard, all three built as shipped "+
 		"(static, `CGO_ENABLED=0 -trimpath -ldflags=\"-s -w\"`); round-robin with upstream keep-alive everywhere; "+
 		"X-Forwarded-For/-Host/-Proto added by every proxy. Switchyard: static config, probes on (defaults), tracing off; "+
 		"switchyard+otel1%%: the same with OTLP http/protobuf traces to a local sink, `traceidratio` 0.01.\n",
-		in.cfg.rounds, strings.Join(in.results.names, ", "), in.cfg.warmup, in.cfg.duration, in.cfg.wrkThreads, pin)
+		in.cfg.rounds, strings.Join(in.results.names, ", "), in.cfg.warmup, in.cfg.duration, in.cfg.wrkThreads, pin, backendDesc(in.cfg.backend))
 	w("- **Columns**: median over rounds, (min–max) when more than one round. CPU = utime+stime of the proxy's processes " +
 		"(nginx master and worker) from /proc/<pid>/stat around the measured run, per request completed, in µs " +
 		"(µs/req = CPU ms per 1,000 requests; 10 ms tick resolution). Peak RSS = VmHWM of the serving process " +
@@ -112,6 +114,7 @@ type ratios struct {
 	cpuVs        func(other string) func(c int) spread // Switchyard's CPU/req ÷ other's
 	otelCost     func(c int) spread                    // switchyard+otel1% CPU/req ÷ Switchyard's
 	p99VsHAProxy func(c int) spread
+	rssVsHAProxy func(c int) spread // peak RSS
 	addedVsNginx func(c int) spread // latency added over direct at p50
 }
 
@@ -128,6 +131,9 @@ func newRatios(r *results) ratios {
 		p99VsHAProxy: func(c int) spread {
 			return r.ratio(c, r.metricOf(tSwitchyard, c, mP99), r.metricOf(tHAProxy, c, mP99))
 		},
+		rssVsHAProxy: func(c int) spread {
+			return r.ratio(c, r.metricOf(tSwitchyard, c, mRSS), r.metricOf(tHAProxy, c, mRSS))
+		},
 		addedVsNginx: func(c int) spread {
 			return r.ratio(c, r.addedP50(tSwitchyard, c), r.addedP50(tNginx, c))
 		},
@@ -138,16 +144,17 @@ func newRatios(r *results) ratios {
 // connection count.
 func writeRatios(w writer, r *results, q ratios) {
 	rows := []struct {
-		label, goal string
-		f           func(c int) spread
+		label, goal18, goal6 string
+		f                    func(c int) spread
 	}{
-		{"Switchyard CPU/req ÷ HAProxy", "≤ 1.5 at 64 (stretch 1.0)", q.cpuVs(tHAProxy)},
-		{"Switchyard CPU/req ÷ nginx", "", q.cpuVs(tNginx)},
-		{"Switchyard CPU/req ÷ Caddy", "≤ 0.5 at 64", q.cpuVs(tCaddy)},
-		{"Switchyard CPU/req ÷ httputil", "", q.cpuVs(tHTTPUtil)},
-		{"switchyard+otel1% CPU/req ÷ Switchyard", "", q.otelCost},
-		{"Switchyard p99 ÷ HAProxy p99", "≤ 1.3 at 64", q.p99VsHAProxy},
-		{"added p50 (− direct): Switchyard ÷ nginx", "≤ 1.5 at 1", q.addedVsNginx},
+		{"Switchyard CPU/req ÷ HAProxy", "≤ 1.2 at 1, ≤ 1.0 at 64 and 256", "≤ 1.5 at 64 (stretch 1.0)", q.cpuVs(tHAProxy)},
+		{"Switchyard CPU/req ÷ nginx", "", "", q.cpuVs(tNginx)},
+		{"Switchyard CPU/req ÷ Caddy", "", "≤ 0.5 at 64", q.cpuVs(tCaddy)},
+		{"Switchyard CPU/req ÷ httputil", "", "", q.cpuVs(tHTTPUtil)},
+		{"switchyard+otel1% CPU/req ÷ Switchyard", "", "", q.otelCost},
+		{"Switchyard p99 ÷ HAProxy p99", "≤ 1.3 at 64 and 256", "≤ 1.3 at 64", q.p99VsHAProxy},
+		{"added p50 (− direct): Switchyard ÷ nginx", "≤ 1.0 at 1", "≤ 1.5 at 1", q.addedVsNginx},
+		{"Switchyard peak RSS ÷ HAProxy", "", "", q.rssVsHAProxy},
 	}
 	w("\n## Ratios\n\nComputed within each round, then median (min–max) over rounds.\n\n")
 	w("| ratio |")
@@ -158,11 +165,11 @@ func writeRatios(w writer, r *results, q ratios) {
 			w(" %d conns |", c)
 		}
 	}
-	w(" issue 6 target |\n|---|")
+	w(" issue 18 target | issue 6 target |\n|---|")
 	for range r.conns {
 		w("---:|")
 	}
-	w("---|\n")
+	w("---|---|\n")
 	for _, row := range rows {
 		w("| %s |", row.label)
 		for _, c := range r.conns {
@@ -173,22 +180,24 @@ func writeRatios(w writer, r *results, q ratios) {
 				w(" %s |", fmtSpreadUnit(s, 2, "×"))
 			}
 		}
-		w(" %s |\n", row.goal)
+		w(" %s | %s |\n", row.goal18, row.goal6)
 	}
 }
 
-// writeTargets checks the issue 6 targets against the medians of the
-// same-round ratios, for the connection counts that were run.
-func writeTargets(w writer, r *results, q ratios) {
-	w("\n## Issue 6 targets (medians of the same-round ratios)\n\n")
-	goals := []struct {
-		label string
-		conns int
-		s     spread
-		limit float64
-		below bool // strictly below the limit, not at most
-		unit  string
-	}{
+// goal is one target checked against the median of a same-round ratio (or
+// of a measurement) at one connection count.
+type goal struct {
+	label string
+	conns int
+	s     spread
+	limit float64
+	below bool // strictly below the limit, not at most
+	unit  string
+}
+
+// issue6Goals are the targets of issue 6.
+func issue6Goals(r *results, q ratios) []goal {
+	return []goal{
 		{"CPU/req at 64 conns ≤ 1.5× HAProxy's", 64, q.cpuVs(tHAProxy)(64), 1.5, false, "×"},
 		{"CPU/req at 64 conns ≤ 1.0× HAProxy's (stretch)", 64, q.cpuVs(tHAProxy)(64), 1.0, false, "×"},
 		{"CPU/req at 64 conns ≤ 0.5× Caddy's", 64, q.cpuVs(tCaddy)(64), 0.5, false, "×"},
@@ -196,29 +205,45 @@ func writeTargets(w writer, r *results, q ratios) {
 		{"added latency at 1 conn ≤ 1.5× nginx's", 1, q.addedVsNginx(1), 1.5, false, "×"},
 		{"peak RSS at 256 conns < 30 MiB", 256, r.over(tSwitchyard, 256, mRSS), 30, true, " MiB"},
 	}
+}
+
+// writeTargets checks the issue 6 targets against the medians of the
+// same-round ratios, for the connection counts that were run.
+func writeTargets(w writer, r *results, q ratios) {
+	writeGoals(w, "Issue 6 targets (medians of the same-round ratios)", r.conns, issue6Goals(r, q))
+}
+
+// writeGoals writes a section that checks goals, leaving out those at a
+// connection count that was not run.
+func writeGoals(w writer, heading string, conns []int, goals []goal) {
+	w("\n## %s\n\n", heading)
 	listed := false
 	for _, g := range goals {
-		if !slices.Contains(r.conns, g.conns) {
+		if !slices.Contains(conns, g.conns) {
 			continue
 		}
 		listed = true
-		if g.s.n == 0 {
-			w("- %s: not measured\n", g.label)
-			continue
-		}
-		met := g.s.med <= g.limit
-		if g.below {
-			met = g.s.med < g.limit
-		}
-		verdict := "met"
-		if !met {
-			verdict = "**not met**"
-		}
-		w("- %s: %s%s — %s\n", g.label, fmtNum(g.s.med, 2), g.unit, verdict)
+		w("- %s\n", g.verdict())
 	}
 	if !listed {
 		w("- none of the connection counts the targets name (1, 64, 256) was run\n")
 	}
+}
+
+// verdict is the goal's line: the label, the median and whether it is met.
+func (g goal) verdict() string {
+	if g.s.n == 0 {
+		return g.label + ": not measured"
+	}
+	met := g.s.med <= g.limit
+	if g.below {
+		met = g.s.med < g.limit
+	}
+	v := "met"
+	if !met {
+		v = "**not met**"
+	}
+	return fmt.Sprintf("%s: %s%s — %s", g.label, fmtNum(g.s.med, 2), g.unit, v)
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

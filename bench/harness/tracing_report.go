@@ -81,8 +81,9 @@ func renderTracingReport(in reportInput) string {
 		"(GOMAXPROCS=1, built static as shipped), %s warm-up, %s measured with `wrk -t%d`; %s. "+
 		"Traced rows export OTLP http/protobuf to the same local discarding sink (`OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`), "+
 		"sampler from `OTEL_TRACES_SAMPLER`/`_ARG` (`traceidratio` 0, 0.01, 1; `failures+traceidratio` 0.01 with no failing request). "+
-		"Caddy: its `tracing` directive (otelhttp, OTel SDK, contrib autoexport). \"off\": no OTLP endpoint, each proxy's default.\n",
-		in.cfg.rounds, strings.Join(r.names, ", "), in.cfg.warmup, in.cfg.duration, in.cfg.wrkThreads, pin)
+		"Caddy: its `tracing` directive (otelhttp, OTel SDK, contrib autoexport). \"off\": no OTLP endpoint, each proxy's default. "+
+		"Backends: %s.\n",
+		in.cfg.rounds, strings.Join(r.names, ", "), in.cfg.warmup, in.cfg.duration, in.cfg.wrkThreads, pin, backendDesc(in.cfg.backend))
 	w("- **Columns**: CPU = utime+stime of the proxy from /proc around the measured run, per request, µs; median (min–max) over rounds. " +
 		"Added = the row's CPU/req minus its own proxy's \"off\" row in the same round, then the median over rounds; " +
 		"relative = the same-round ratio to \"off\".\n")
