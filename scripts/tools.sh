@@ -38,8 +38,8 @@ ensure_consul() {
       -dropreplace github.com/hashicorp/consul/proto-public \
       -dropreplace github.com/hashicorp/consul/sdk
     mkdir -p "$(dirname "$out")"
-    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out.tmp" . 
-    mv "$out.tmp" "$out"
+    CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out.tmp.$$" . 
+    mv "$out.tmp.$$" "$out"
   )
   log "consul ready: $out"
   echo "$out"
@@ -58,8 +58,8 @@ ensure_jaeger() {
     go mod init jaegertool >/dev/null 2>&1
     go get -tool "github.com/jaegertracing/jaeger/cmd/jaeger@$JAEGER_VERSION" >&2
     mkdir -p "$(dirname "$out")"
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp" github.com/jaegertracing/jaeger/cmd/jaeger
-    mv "$out.tmp" "$out"
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp.$$" github.com/jaegertracing/jaeger/cmd/jaeger
+    mv "$out.tmp.$$" "$out"
   )
   log "jaeger ready: $out"
   echo "$out"
@@ -87,12 +87,20 @@ ensure_jaeger_all_in_one() {
     go mod init jaegertool >/dev/null 2>&1
     go get -tool "github.com/jaegertracing/jaeger/cmd/all-in-one@$JAEGER_VERSION" >&2
     mkdir -p "$(dirname "$out")"
-    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp" github.com/jaegertracing/jaeger/cmd/all-in-one
-    mv "$out.tmp" "$out"
+    CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.tmp.$$" github.com/jaegertracing/jaeger/cmd/all-in-one
+    mv "$out.tmp.$$" "$out"
   )
   log "jaeger all-in-one ready: $out"
   echo "$out"
 }
+
+# One build at a time per cache: a second run (another clone's make test, a
+# parallel make) waits here and then finds the binaries built.
+exec 9>"$TOOLS_DIR/.lock"
+if ! flock -n 9; then
+  log "waiting for another tools.sh to finish with $TOOLS_DIR"
+  flock 9
+fi
 
 case "${1:-all}" in
   consul) ensure_consul ;;
