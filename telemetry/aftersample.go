@@ -34,11 +34,12 @@ type attemptRec struct {
 }
 
 // watchPart is what a request watched by failure-biased sampling has
-// besides its reqState: the record of every attempt.
+// besides its reqState: the record of every attempt. The incoming parent
+// is not kept: the few requests kept after the fact read it again from
+// the request's headers.
 type watchPart struct {
-	parent trace.SpanContext // the incoming parent; invalid when the gateway is root
-	out    *http.Request     // the outgoing request
-	kept   uint8             // keepUndecided, keepGranted or keepRefused
+	out    *http.Request // the outgoing request
+	kept   uint8         // keepUndecided, keepGranted or keepRefused
 	tries  []attemptRec
 	triesA [1]attemptRec
 }
@@ -139,10 +140,14 @@ func (t *Telemetry) exportLate(st *reqState, status int, end time.Time, why reas
 	tid, sid := st.tp.ids()
 	ctx := context.WithValue(context.Background(), forcedKey{}, forcedIDs{tid, sid})
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(st.start)}
-	if w.parent.IsValid() {
+	var in trace.SpanContext // the incoming parent, as headSample read it
+	if t.set.trustParent {
+		in = extractParent(st.r.Header)
+	}
+	if in.IsValid() {
 		// No sampling probability travels on: the parent's may not be
 		// claimed for a span the head sampler did not pick.
-		p := w.parent.WithTraceState(w.parent.TraceState().Delete("ot"))
+		p := in.WithTraceState(in.TraceState().Delete("ot"))
 		ctx = trace.ContextWithRemoteSpanContext(ctx, p)
 	} else {
 		opts = append(opts, trace.WithNewRoot())

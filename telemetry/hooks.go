@@ -132,7 +132,7 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 	var st *reqState
 	if t.watch(parent) {
 		w := &watchedReq{}
-		w.parent, w.tries = parent, w.triesA[:0]
+		w.tries = w.triesA[:0]
 		st = &w.reqState
 		st.w = &w.watchPart
 	} else {
