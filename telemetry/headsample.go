@@ -145,20 +145,32 @@ type traceparent struct {
 	b [55]byte // 00-<32 hex>-<16 hex>-<2 hex>
 }
 
-const hexDigits = "0123456789abcdef"
-
 // set formats the value; it must not be called again once v was sent.
 func (tp *traceparent) set(tid trace.TraceID, sid trace.SpanID, flags trace.TraceFlags) {
-	b := &tp.b
+	b := tp.b[:]
 	b[0], b[1], b[2], b[35], b[52] = '0', '0', '-', '-', '-'
-	for i, x := range tid {
-		b[3+2*i], b[4+2*i] = hexDigits[x>>4], hexDigits[x&0xf]
-	}
-	for i, x := range sid {
-		b[36+2*i], b[37+2*i] = hexDigits[x>>4], hexDigits[x&0xf]
-	}
+	binary.BigEndian.PutUint64(b[3:], hex8(binary.BigEndian.Uint32(tid[0:])))
+	binary.BigEndian.PutUint64(b[11:], hex8(binary.BigEndian.Uint32(tid[4:])))
+	binary.BigEndian.PutUint64(b[19:], hex8(binary.BigEndian.Uint32(tid[8:])))
+	binary.BigEndian.PutUint64(b[27:], hex8(binary.BigEndian.Uint32(tid[12:])))
+	binary.BigEndian.PutUint64(b[36:], hex8(binary.BigEndian.Uint32(sid[0:])))
+	binary.BigEndian.PutUint64(b[44:], hex8(binary.BigEndian.Uint32(sid[4:])))
 	b[53], b[54] = hexDigits[flags>>4], hexDigits[flags&0xf]
 	tp.v[0] = unsafe.String(&b[0], len(b))
+}
+
+const hexDigits = "0123456789abcdef"
+
+// hex8 returns the 8 lower-case hex digits of x as the bytes of a
+// big-endian uint64, computed on all eight at once: each nibble is spread
+// into a byte of its own, then turned into '0'-'9' or 'a'-'f'.
+func hex8(x uint32) uint64 {
+	v := uint64(x)
+	v = (v | v<<16) & 0x0000ffff0000ffff
+	v = (v | v<<8) & 0x00ff00ff00ff00ff
+	v = (v | v<<4) & 0x0f0f0f0f0f0f0f0f
+	letters := (v + 0x0606060606060606) >> 4 & 0x0101010101010101 // 1 in each byte from 10 up
+	return v + 0x3030303030303030 + letters*('a'-'0'-10)
 }
 
 // isSet reports whether set was called.

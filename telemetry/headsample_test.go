@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"testing"
@@ -116,7 +117,8 @@ func FuzzExtractParent(f *testing.F) {
 // The traceparent sent upstream is what the propagator would write for
 // the same ids, and its ids read back.
 func TestTraceparentIsFormattedAsThePropagatorFormatsIt(t *testing.T) {
-	for _, flags := range []trace.TraceFlags{0, trace.FlagsSampled} {
+	for i := range 200 {
+		flags := trace.TraceFlags(i % 2) // unsampled and sampled
 		tid, sid := randomTraceID(), randomSpanID()
 		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags})
 		want := http.Header{}
@@ -128,6 +130,16 @@ func TestTraceparentIsFormattedAsThePropagatorFormatsIt(t *testing.T) {
 		}
 		if gt, gs := tp.ids(); gt != tid || gs != sid {
 			t.Errorf("ids read back %s %s, want %s %s", gt, gs, tid, sid)
+		}
+	}
+}
+
+func TestHex8WritesEveryDigit(t *testing.T) {
+	for _, x := range []uint32{0, 0x01234567, 0x89abcdef, 0xfedcba98, 0xffffffff, 0x9a9a9a9a} {
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], hex8(x))
+		if want := fmt.Sprintf("%08x", x); string(b[:]) != want {
+			t.Errorf("hex8(%#x) = %q, want %q", x, b[:], want)
 		}
 	}
 }
