@@ -7,7 +7,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-gw/switchyard/gateway"
@@ -28,10 +27,26 @@ const AttrKeptAfter = attribute.Key("switchyard.sampling.kept_after")
 // attemptRec is one attempt of a watched request.
 type attemptRec struct {
 	a          gateway.Attempt
-	start, end time.Time
+	start, end time.Duration // since the request's start
 	status     int
 	err        error
 	spanID     trace.SpanID // sent upstream as the parent; zero: the server span was
+}
+
+// watchPart is what a request watched by failure-biased sampling has
+// besides its reqState: the record of every attempt. The incoming parent
+// is not kept: the few requests kept after the fact read it again from
+// the request's headers.
+type watchPart struct {
+	out    *http.Request // the outgoing request
+	kept   uint8         // keepUndecided, keepGranted or keepRefused
+	tries  []attemptRec
+	triesA [1]attemptRec
+}
+
+type watchedReq struct {
+	reqState
+	watchPart
 }
 
 // watch reports whether an unsampled request whose incoming parent is
@@ -46,19 +61,20 @@ func (t *Telemetry) watch(parent trace.SpanContext) bool {
 // elapsed is worth keeping; zero when it is not.
 func (t *Telemetry) interesting(st *reqState, status int, elapsed time.Duration) reasons {
 	var why reasons
-	if status == http.StatusServiceUnavailable && len(st.tries) == 0 && st.route != "" {
+	w := st.w
+	if status == http.StatusServiceUnavailable && len(w.tries) == 0 && st.route != "" {
 		why |= reasonNoHealthy
 	}
 	if st.ejected {
 		why |= reasonEjection
 	}
-	for i := range st.tries {
-		if st.tries[i].a.Panic {
+	for i := range w.tries {
+		if w.tries[i].a.Panic {
 			why |= reasonPanic
 			break
 		}
 	}
-	if len(st.tries) > 1 {
+	if len(w.tries) > 1 {
 		why |= reasonRetry
 	}
 	if status >= 500 {
@@ -75,16 +91,17 @@ func (t *Telemetry) interesting(st *reqState, status int, elapsed time.Duration)
 // upstream when the cap allows the trace to be kept: the attempt gets a
 // span id of its own, sent with the sampled flag, so that what the
 // instance records joins the trace.
-func (t *Telemetry) startAttempt(st *reqState, req *http.Request, a gateway.Attempt) *attemptRec {
-	st.tries = append(st.tries, attemptRec{a: a, start: time.Now()})
-	rec := &st.tries[len(st.tries)-1]
-	if a.N > 0 && st.kept == keepUndecided {
-		st.kept = keepRefused
-		if t.keep.allow(st.route, reasonRetry, rec.start) {
-			st.kept = keepGranted
+func (t *Telemetry) startAttempt(st *reqState, a gateway.Attempt) *attemptRec {
+	w := st.w
+	w.tries = append(w.tries, attemptRec{a: a, start: time.Since(st.start)})
+	rec := &w.tries[len(w.tries)-1]
+	if a.N > 0 && w.kept == keepUndecided {
+		w.kept = keepRefused
+		if t.keep.allow(st.route, reasonRetry, st.start.Add(rec.start)) {
+			w.kept = keepGranted
 		}
 	}
-	if st.kept == keepGranted {
+	if w.kept == keepGranted {
 		rec.spanID = randomSpanID()
 	}
 	return rec
@@ -105,7 +122,7 @@ func (t *Telemetry) finishLate(st *reqState, status int, elapsed time.Duration) 
 	if why == 0 {
 		return
 	}
-	switch st.kept {
+	switch st.w.kept {
 	case keepRefused:
 		return
 	case keepUndecided:
@@ -119,18 +136,23 @@ func (t *Telemetry) finishLate(st *reqState, status int, elapsed time.Duration) 
 // exportLate builds and ends the server span and one client span per
 // attempt, with the times and ids the request really had.
 func (t *Telemetry) exportLate(st *reqState, status int, end time.Time, why reasons) {
-	ctx := context.WithValue(context.Background(), forcedKey{}, forcedIDs{st.sc.TraceID(), st.sc.SpanID()})
+	w := st.w
+	tid, sid := st.tp.ids()
+	ctx := context.WithValue(context.Background(), forcedKey{}, forcedIDs{tid, sid})
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(st.start)}
-	if st.parent.IsValid() {
+	var in trace.SpanContext // the incoming parent, as headSample read it
+	if t.set.trustParent {
+		in = extractParent(st.r.Header)
+	}
+	if in.IsValid() {
 		// No sampling probability travels on: the parent's may not be
 		// claimed for a span the head sampler did not pick.
-		p := st.parent.WithTraceState(st.parent.TraceState().Delete("ot"))
+		p := in.WithTraceState(in.TraceState().Delete("ot"))
 		ctx = trace.ContextWithRemoteSpanContext(ctx, p)
 	} else {
 		opts = append(opts, trace.WithNewRoot())
 		if !t.set.trustParent && len(st.r.Header["Traceparent"]) > 0 {
-			in := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, headerCarrier(st.r.Header)))
-			if in.IsValid() {
+			if in := extractParent(st.r.Header); in.IsValid() {
 				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: in}))
 			}
 		}
@@ -143,27 +165,28 @@ func (t *Telemetry) exportLate(st *reqState, status int, end time.Time, why reas
 		server.SetStatus(codes.Error, "")
 	}
 	parent := trace.ContextWithSpan(context.Background(), server)
-	for i := range st.tries {
-		rec := &st.tries[i]
+	for i := range w.tries {
+		rec := &w.tries[i]
 		cctx := parent
 		if rec.spanID.IsValid() {
-			cctx = context.WithValue(cctx, forcedKey{}, forcedIDs{st.sc.TraceID(), rec.spanID})
+			cctx = context.WithValue(cctx, forcedKey{}, forcedIDs{tid, rec.spanID})
 		}
-		if rec.end.IsZero() {
-			rec.end = end
+		recEnd := end
+		if rec.end != 0 {
+			recEnd = st.start.Add(rec.end)
 		}
-		_, span := t.late.Start(cctx, clientSpanName(st.out.Method), trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(rec.start))
+		_, span := t.late.Start(cctx, clientSpanName(w.out.Method), trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(st.start.Add(rec.start)))
 		outcome := attemptOutcome(rec.status, rec.err)
-		ca := clientAttrs(make([]attribute.KeyValue, 0, maxSpanAttrs+1), t.instanceAttrs(rec.a.Upstream), st.out, rec.a, rec.status, outcome)
+		ca := clientAttrs(make([]attribute.KeyValue, 0, maxSpanAttrs+1), t.instanceAttrs(rec.a.Upstream), w.out, rec.a, rec.status, outcome)
 		span.SetAttributes(append(ca, kept)...)
 		switch {
 		case rec.err != nil:
-			span.RecordError(rec.err, trace.WithTimestamp(rec.end))
+			span.RecordError(rec.err, trace.WithTimestamp(recEnd))
 			span.SetStatus(codes.Error, rec.err.Error())
 		case rec.status >= 400:
 			span.SetStatus(codes.Error, "")
 		}
-		span.End(trace.WithTimestamp(rec.end))
+		span.End(trace.WithTimestamp(recEnd))
 	}
 	server.End(trace.WithTimestamp(end))
 }

@@ -54,7 +54,8 @@ func (w *discardWriter) WriteHeader(int)             {}
 // none, metrics only (no endpoint: the default), tracing at 0%, 1% and
 // 100% into a no-op exporter behind the real batch processor, and
 // failure-biased sampling at 0% and 1% with no failures happening and with
-// one request in 100 failing.
+// one request in 100 failing. The ",parent" rows send a client's unsampled
+// traceparent and tracestate, which the gateway continues.
 //
 //	go test -run '^$' -bench RequestPath -benchmem ./telemetry/
 func BenchmarkRequestPath(b *testing.B) {
@@ -66,10 +67,12 @@ func BenchmarkRequestPath(b *testing.B) {
 		{"hooks=nil", false, 0},
 		{"metrics", false, 0},
 		{"tracing=0%", true, 0},
+		{"tracing=0%,parent", true, 0},
 		{"tracing=1%", true, 0.01},
 		{"tracing=100%", true, 1},
 		{"failures+0%", true, 0},
 		{"failures+1%", true, 0.01},
+		{"failures+1%,parent", true, 0.01},
 		// One request in 100 answered 502, every one kept (no cap).
 		{"failures+1%,1%-502", true, 0.01},
 	} {
@@ -101,6 +104,10 @@ func BenchmarkRequestPath(b *testing.B) {
 			gw.SetHealthy("web", []discovery.Instance{{ID: "a", Address: "10.0.0.1:80"}, {ID: "b", Address: "10.0.0.2:80"}}, false)
 			gw.SetRoutes([]config.Route{{PathPrefix: "/api", Service: "web"}})
 			req := httptest.NewRequest("GET", "http://gw.example/api/items/1", nil)
+			if strings.HasSuffix(mode.name, ",parent") {
+				req.Header["Traceparent"] = []string{"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}
+				req.Header["Tracestate"] = []string{"client=1"}
+			}
 			w := &discardWriter{h: http.Header{}}
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -3,38 +3,138 @@ package telemetry
 import (
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"unsafe"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-gw/switchyard/config"
 )
 
-// headSample decides, as the SDK would for the server span, whether the
-// request r is sampled, on ids chosen here: the incoming parent's trace id
-// when trusted and valid, a random one otherwise, and a random span id. It
-// returns the context the server span starts from (holding the extracted
-// parent when trusted), that parent (invalid when none or untrusted), the
-// server span's context and the decision.
-func (t *Telemetry) headSample(ctx context.Context, r *http.Request, method uint8, route string) (context.Context, trace.SpanContext, trace.SpanContext, bool) {
-	var parent trace.SpanContext
-	if t.set.trustParent && (len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0) {
-		// Without either header the propagators find nothing.
-		ctx = t.prop.Extract(ctx, headerCarrier(r.Header))
-		parent = trace.SpanContextFromContext(ctx)
+// headRule is the head sampler's rule, applied by the Request hook without
+// the SDK: each of the standard samplers (newSampler) decides from a valid
+// parent's sampled flag (parent-based ones) or else from the trace id
+// alone, as TraceIDRatioBased does. The SDK applies its own sampler again
+// to the server span of a sampled request, on the same ids and parent, and
+// comes to the same decision.
+type headRule struct {
+	parentBased bool
+	// A root is sampled when the last 8 bytes of its trace id, shifted
+	// right by one, are below bound: 0 never, 1<<63 always.
+	bound uint64
+}
+
+// newHeadRule returns the rule of the sampler newSampler builds from the
+// same name and argument; the name is one newSampler accepts.
+func newHeadRule(name string, arg float64) headRule {
+	name = strings.TrimPrefix(name, config.FailuresSamplerPrefix)
+	var h headRule
+	name, h.parentBased = strings.CutPrefix(name, "parentbased_")
+	switch name {
+	case "always_on":
+		h.bound = 1 << 63
+	case "traceidratio":
+		switch {
+		case arg >= 1:
+			h.bound = 1 << 63
+		case arg > 0:
+			h.bound = uint64(arg * (1 << 63)) // as sdktrace.TraceIDRatioBased
+		}
 	}
-	tid := parent.TraceID()
+	return h
+}
+
+// sampled is the decision for a server span of trace tid whose incoming
+// parent is parent (invalid: none, or not trusted).
+func (h headRule) sampled(parent trace.SpanContext, tid trace.TraceID) bool {
+	if h.parentBased && parent.IsValid() {
+		return parent.IsSampled()
+	}
+	return binary.BigEndian.Uint64(tid[8:16])>>1 < h.bound
+}
+
+// headSample decides whether r is sampled, as the SDK would for the server
+// span, on ids chosen here: the incoming parent's trace id when trusted and
+// valid, a random one otherwise. It returns that parent (invalid when none
+// or not trusted), the trace id and the decision. No context is made:
+// only a sampled request needs one, for the SDK.
+func (t *Telemetry) headSample(r *http.Request) (parent trace.SpanContext, tid trace.TraceID, sampled bool) {
+	if t.set.trustParent {
+		parent = extractParent(r.Header)
+	}
+	tid = parent.TraceID()
 	if !parent.IsValid() {
 		tid = randomTraceID()
 	}
-	res := t.sampler.ShouldSample(sdktrace.SamplingParameters{
-		ParentContext: ctx, TraceID: tid, Name: t.serverSpanName(method, route), Kind: trace.SpanKindServer,
-	})
-	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: randomSpanID(), TraceState: res.Tracestate})
-	// RecordOnly (no sampler here returns it) goes to the SDK too.
-	return ctx, parent, sc, res.Decision != sdktrace.Drop
+	return parent, tid, t.head.sampled(parent, tid)
+}
+
+// extractParent reads the traceparent and tracestate of h as
+// propagation.TraceContext's Extract does, without making a context: the
+// remote span context, invalid when there is none or it is malformed.
+func extractParent(h http.Header) trace.SpanContext {
+	v := h["Traceparent"]
+	if len(v) == 0 || v[0] == "" {
+		return trace.SpanContext{}
+	}
+	s := v[0]
+	var ver [1]byte
+	if !hexPart(ver[:], &s, 2) || ver[0] == 0xff {
+		return trace.SpanContext{}
+	}
+	var c trace.SpanContextConfig
+	var flags [1]byte
+	if !hexPart(c.TraceID[:], &s, 32) || !hexPart(c.SpanID[:], &s, 16) || !hexPart(flags[:], &s, 2) {
+		return trace.SpanContext{}
+	}
+	if ver[0] == 0 && (s != "" || flags[0] > 3) {
+		// Version 00 has no further fields and no other flag bits.
+		return trace.SpanContext{}
+	}
+	c.TraceFlags = trace.TraceFlags(flags[0]) & (trace.FlagsSampled | trace.FlagsRandom)
+	if ts := h["Tracestate"]; len(ts) > 0 {
+		// A malformed tracestate is dropped; the traceparent stands.
+		c.TraceState, _ = trace.ParseTraceState(ts[0])
+	}
+	c.Remote = true
+	sc := trace.NewSpanContext(c)
+	if !sc.IsValid() {
+		return trace.SpanContext{}
+	}
+	return sc
+}
+
+// hexPart decodes the next "-"-separated field of *s, which must be n
+// lower-case hex digits, into dst, and leaves the rest in *s.
+func hexPart(dst []byte, s *string, n int) bool {
+	part, rest, _ := strings.Cut(*s, "-")
+	*s = rest
+	if len(part) != n {
+		return false
+	}
+	for i := 0; i < n; i += 2 {
+		hi, lo := unhex(part[i]), unhex(part[i+1])
+		if hi|lo > 0xf {
+			return false
+		}
+		dst[i/2] = hi<<4 | lo
+	}
+	return true
+}
+
+// unhex is the value of a lower-case hex digit; 0xff for anything else
+// (W3C trace context allows lower case only).
+func unhex(c byte) byte {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0'
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10
+	}
+	return 0xff
 }
 
 // traceparent is one traceparent header value, formatted in place: the
@@ -45,29 +145,52 @@ type traceparent struct {
 	b [55]byte // 00-<32 hex>-<16 hex>-<2 hex>
 }
 
-// injectTraceparent sets the traceparent of sc on an outgoing request, and
-// its tracestate, replacing what an earlier attempt or the client sent.
-// buf, if not nil, holds the value across attempts: it is formatted once,
-// and never written again (v[0] is a string over b).
-func injectTraceparent(h http.Header, buf *traceparent, sc trace.SpanContext) {
-	if buf == nil {
-		buf = new(traceparent)
-	}
-	if buf.v[0] == "" {
-		b := &buf.b
-		tid, sid := sc.TraceID(), sc.SpanID()
-		b[0], b[1], b[2] = '0', '0', '-'
-		hex.Encode(b[3:35], tid[:])
-		b[35] = '-'
-		hex.Encode(b[36:52], sid[:])
-		b[52] = '-'
-		hex.Encode(b[53:55], []byte{byte(sc.TraceFlags())})
-		buf.v[0] = unsafe.String(&b[0], len(b))
-	}
-	h["Traceparent"] = buf.v[:]
+// set formats the value; it must not be called again once v was sent.
+func (tp *traceparent) set(tid trace.TraceID, sid trace.SpanID, flags trace.TraceFlags) {
+	b := tp.b[:]
+	b[0], b[1], b[2], b[35], b[52] = '0', '0', '-', '-', '-'
+	binary.BigEndian.PutUint64(b[3:], hex8(binary.BigEndian.Uint32(tid[0:])))
+	binary.BigEndian.PutUint64(b[11:], hex8(binary.BigEndian.Uint32(tid[4:])))
+	binary.BigEndian.PutUint64(b[19:], hex8(binary.BigEndian.Uint32(tid[8:])))
+	binary.BigEndian.PutUint64(b[27:], hex8(binary.BigEndian.Uint32(tid[12:])))
+	binary.BigEndian.PutUint64(b[36:], hex8(binary.BigEndian.Uint32(sid[0:])))
+	binary.BigEndian.PutUint64(b[44:], hex8(binary.BigEndian.Uint32(sid[4:])))
+	b[53], b[54] = hexDigits[flags>>4], hexDigits[flags&0xf]
+	tp.v[0] = unsafe.String(&b[0], len(b))
+}
+
+const hexDigits = "0123456789abcdef"
+
+// hex8 returns the 8 lower-case hex digits of x as the bytes of a
+// big-endian uint64, computed on all eight at once: each nibble is spread
+// into a byte of its own, then turned into '0'-'9' or 'a'-'f'.
+func hex8(x uint32) uint64 {
+	v := uint64(x)
+	v = (v | v<<16) & 0x0000ffff0000ffff
+	v = (v | v<<8) & 0x00ff00ff00ff00ff
+	v = (v | v<<4) & 0x0f0f0f0f0f0f0f0f
+	letters := (v + 0x0606060606060606) >> 4 & 0x0101010101010101 // 1 in each byte from 10 up
+	return v + 0x3030303030303030 + letters*('a'-'0'-10)
+}
+
+// isSet reports whether set was called.
+func (tp *traceparent) isSet() bool { return tp.v[0] != "" }
+
+// ids returns the trace and span ids set formatted.
+func (tp *traceparent) ids() (tid trace.TraceID, sid trace.SpanID) {
+	s := tp.v[0][3:]
+	hexPart(tid[:], &s, 32)
+	hexPart(sid[:], &s, 16)
+	return tid, sid
+}
+
+// inject sets tp on an outgoing request, with the tracestate ts,
+// replacing what an earlier attempt or the client sent.
+func (tp *traceparent) inject(h http.Header, ts trace.TraceState) {
+	h["Traceparent"] = tp.v[:]
 	// The key is canonical already: no Header.Del.
 	delete(h, "Tracestate")
-	if ts := sc.TraceState(); ts.Len() > 0 {
+	if ts.Len() > 0 {
 		h["Tracestate"] = []string{ts.String()}
 	}
 }

@@ -10,7 +10,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -52,6 +51,11 @@ func (t *Telemetry) Hooks() gateway.Hooks {
 // not a state and a context) and what the gateway tells of each attempt's
 // outcome (EndAttempt) and of the request's end (End), which it does from
 // the request's goroutine, in order: no locking.
+//
+// An unsampled request, the common case, has this state only. A sampled
+// one also has a sampledPart and one that failure-biased sampling may keep
+// after the fact a watchPart, each allocated with the state in one object
+// (sampledReq, watchedReq).
 type reqState struct {
 	context.Context // the request's context before the Request hook
 	t               *Telemetry
@@ -59,25 +63,30 @@ type reqState struct {
 	start           time.Time
 	route           string
 	service         string
+	up              *gateway.Upstream // the instance of the latest attempt
+	attempts        int32
 	method          uint8
-	span            trace.Span        // the server span when sampled; else nil
-	sc              trace.SpanContext // when tracing and not sampled: the ids sent upstream
-	tp              traceparent       // the traceparent sent upstream when not sampled
-	instance        string            // the instance of the latest attempt
-	attempts        int
-	// The current attempt, ended by EndAttempt.
-	cur     gateway.Attempt
-	curSpan trace.Span    // its client span; nil when not sampled
-	out     *http.Request // the outgoing request
+	ejected         bool // an attempt made passive health eject its instance (watched requests)
+	// When tracing and not sampled: the traceparent sent upstream, with
+	// the ids of the server span that was not recorded, and the tracestate
+	// sent with it (the trusted parent's).
+	tp  traceparent
+	ts  trace.TraceState
+	smp *sampledPart // nil when not sampled
+	w   *watchPart   // nil unless failure-biased sampling watches the request
+}
 
-	// Failure-biased sampling (aftersample.go); watched is false for
-	// every other request, and the fields below are then unused.
-	watched bool
-	kept    uint8             // keepUndecided, keepGranted or keepRefused
-	ejected bool              // an attempt made passive health eject its instance
-	parent  trace.SpanContext // the incoming parent; invalid when the gateway is root
-	tries   []attemptRec
-	triesA  [2]attemptRec
+// sampledPart is what a sampled request has besides its reqState.
+type sampledPart struct {
+	span    trace.Span      // the server span
+	curSpan trace.Span      // the current attempt's client span
+	cur     gateway.Attempt // the current attempt
+	out     *http.Request   // the outgoing request
+}
+
+type sampledReq struct {
+	reqState
+	sampledPart
 }
 
 type stateKey struct{}
@@ -98,24 +107,40 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 		m := &metricsEnd{Context: r.Context(), t: t, start: start, route: route, service: service, method: method}
 		return m, m
 	}
-	st := &reqState{Context: r.Context(), t: t, r: r, start: start, route: route, service: service, method: method}
-	if t.tp != nil {
-		// The head sampler runs here, on ids chosen here; the SDK is
-		// called for a sampled request only, and comes to the same
-		// decision on the same ids. An unsampled request costs no span
-		// and no context of its own: its ids live in st.
-		ctx, parent, sc, sampled := t.headSample(st.Context, r, method, route)
-		if sampled {
-			st.span = t.startServer(ctx, r, method, route, sc)
-			st.Context = trace.ContextWithSpan(ctx, st.span) // ctx: with the client's baggage
-		} else {
-			st.sc = sc
-			if t.watch(parent) {
-				st.watched, st.parent = true, parent
-				st.tries = st.triesA[:0]
-			}
-		}
+	if t.tp == nil {
+		st := &reqState{Context: r.Context(), t: t, r: r, start: start, route: route, service: service, method: method}
+		return st, st
 	}
+	// The head sampler runs here, on ids chosen here; the SDK is called
+	// for a sampled request only, and comes to the same decision on the
+	// same ids. An unsampled request costs no span and no context of its
+	// own: its ids live in its traceparent.
+	parent, tid, sampled := t.headSample(r)
+	if sampled {
+		s := &sampledReq{reqState: reqState{Context: r.Context(), t: t, r: r, start: start, route: route, service: service, method: method}}
+		st := &s.reqState
+		st.smp = &s.sampledPart
+		ctx := st.Context
+		if t.set.trustParent && (len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0) {
+			// The parent again, for the SDK, with the client's baggage.
+			ctx = t.prop.Extract(ctx, headerCarrier(r.Header))
+		}
+		s.span = t.startServer(ctx, r, method, route, tid, randomSpanID())
+		st.Context = trace.ContextWithSpan(ctx, s.span)
+		return st, st
+	}
+	var st *reqState
+	if t.watch(parent) {
+		w := &watchedReq{}
+		w.tries = w.triesA[:0]
+		st = &w.reqState
+		st.w = &w.watchPart
+	} else {
+		st = new(reqState)
+	}
+	st.Context, st.t, st.r, st.start, st.route, st.service, st.method = r.Context(), t, r, start, route, service, method
+	st.tp.set(tid, randomSpanID(), 0)
+	st.ts = parent.TraceState()
 	return st, st
 }
 
@@ -149,20 +174,19 @@ func (m *metricsEnd) EndAttempt(status int, err error) {
 	m.t.inst.recordAttempt(m.cur.Upstream.Service, m.cur.Upstream.ID, m.cur.N, attemptOutcome(status, err))
 }
 
-// startServer starts the sampled server span with the ids in sc,
+// startServer starts the sampled server span with the ids tid and sid,
 // continuing the incoming trace in ctx (or, untrusted, linking it).
-func (t *Telemetry) startServer(ctx context.Context, r *http.Request, method uint8, route string, sc trace.SpanContext) trace.Span {
+func (t *Telemetry) startServer(ctx context.Context, r *http.Request, method uint8, route string, tid trace.TraceID, sid trace.SpanID) trace.Span {
 	o := t.serverOpts
 	if !t.set.trustParent {
 		o = t.newRootOpts
 		if len(r.Header["Traceparent"]) > 0 {
-			in := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(ctx, headerCarrier(r.Header)))
-			if in.IsValid() {
+			if in := extractParent(r.Header); in.IsValid() {
 				o = append(o[:len(o):len(o)], trace.WithLinks(trace.Link{SpanContext: in}))
 			}
 		}
 	}
-	ctx = context.WithValue(ctx, forcedKey{}, forcedIDs{sc.TraceID(), sc.SpanID()})
+	ctx = context.WithValue(ctx, forcedKey{}, forcedIDs{tid, sid})
 	// Attributes are set once, at the end: one call into the span instead
 	// of two. The returned context is not kept: it holds the forced ids.
 	_, span := t.tracer.Start(ctx, t.serverSpanName(method, route), o...)
@@ -246,7 +270,7 @@ func serverAttrs(a []attribute.KeyValue, r *http.Request, st *reqState, status i
 	if st.service != "" {
 		a = append(a, AttrService.String(st.service))
 	}
-	a = append(a, AttrAttempts.Int(st.attempts))
+	a = append(a, AttrAttempts.Int(int(st.attempts)))
 	if status > 0 {
 		a = append(a, semconv.HTTPResponseStatusCode(status))
 	}
@@ -261,17 +285,17 @@ func serverAttrs(a []attribute.KeyValue, r *http.Request, st *reqState, status i
 func (st *reqState) End(status int) {
 	t := st.t
 	elapsed := time.Since(st.start)
-	if st.span != nil {
+	if s := st.smp; s != nil {
 		b := t.attrs.get()
 		a := serverAttrs(*b, st.r, st, status)
-		st.span.SetAttributes(a...)
+		s.span.SetAttributes(a...)
 		t.attrs.put(b, a)
 		if status >= 500 {
-			st.span.SetStatus(codes.Error, "")
+			s.span.SetStatus(codes.Error, "")
 		}
-		st.span.End()
+		s.span.End()
 	}
-	if st.watched {
+	if st.w != nil {
 		t.finishLate(st, status, elapsed)
 	}
 	if t.inst != nil {
@@ -299,43 +323,54 @@ func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) gateway.Attemp
 // startAttemptState starts an attempt of a request with state: the client
 // span if sampled, the traceparent sent upstream in any case.
 func (t *Telemetry) startAttemptState(st *reqState, req *http.Request, a gateway.Attempt) gateway.AttemptEnd {
-	st.attempts = a.N + 1
-	st.instance = a.Upstream.ID
-	st.cur, st.out, st.curSpan = a, req, nil
-	if st.watched {
-		// Not sampled, may be kept after the fact: a record, no span.
-		if rec := t.startAttempt(st, req, a); rec.spanID.IsValid() {
-			injectTraceparent(req.Header, nil, st.sc.WithSpanID(rec.spanID).WithTraceFlags(trace.FlagsSampled))
-		} else {
-			injectTraceparent(req.Header, &st.tp, st.sc)
-		}
-		return st
-	}
+	st.attempts = int32(a.N + 1)
+	st.up = a.Upstream
 	switch {
-	case st.span != nil:
+	case st.smp != nil:
+		s := st.smp
+		s.cur, s.out = a, req
 		var sctx context.Context
-		sctx, st.curSpan = t.tracer.Start(req.Context(), clientSpanName(req.Method), t.clientOpts...)
+		sctx, s.curSpan = t.tracer.Start(req.Context(), clientSpanName(req.Method), t.clientOpts...)
 		// An untrusted or earlier tracestate must not travel with our
 		// traceparent; the propagator sets it again from the span.
 		// The key is canonical already: no Header.Del.
 		delete(req.Header, "Tracestate")
 		t.prop.Inject(sctx, headerCarrier(req.Header))
-	case st.sc.IsValid():
+	case st.w != nil:
+		// Not sampled, may be kept after the fact: a record, no span.
+		st.w.out = req
+		if rec := t.startAttempt(st, a); rec.spanID.IsValid() {
+			tid, _ := st.tp.ids()
+			tp := new(traceparent)
+			tp.set(tid, rec.spanID, trace.FlagsSampled)
+			tp.inject(req.Header, st.ts)
+		} else {
+			st.tp.inject(req.Header, st.ts)
+		}
+	case st.tp.isSet():
 		// Not sampled: no client span (it would not be sampled either);
 		// the server's ids travel upstream with the decision.
-		injectTraceparent(req.Header, &st.tp, st.sc)
+		st.tp.inject(req.Header, st.ts)
 	}
 	return st
 }
 
-// EndAttempt ends the current attempt (gateway.AttemptEnd).
+// EndAttempt ends the current attempt (gateway.AttemptEnd): the client
+// span, if any, and the metrics.
 func (st *reqState) EndAttempt(status int, err error) {
-	if st.watched {
-		rec := &st.tries[len(st.tries)-1]
-		rec.end, rec.status, rec.err = time.Now(), status, err
+	if st.w != nil {
+		rec := &st.w.tries[len(st.w.tries)-1]
+		rec.end, rec.status, rec.err = time.Since(st.start), status, err
 	}
-	st.t.attemptDone(st.out, st.cur, st.curSpan, status, err)
-	st.curSpan = nil
+	t := st.t
+	outcome := attemptOutcome(status, err)
+	if s := st.smp; s != nil && s.curSpan != nil {
+		t.endClientSpan(s.curSpan, s.out, s.cur, status, err, outcome)
+		s.curSpan = nil
+	}
+	if t.inst != nil {
+		t.inst.recordAttempt(st.up.Service, st.up.ID, int(st.attempts-1), outcome)
+	}
 }
 
 // ejected is the gateway's Ejected hook.
@@ -414,26 +449,21 @@ func clientAttrs(attrs []attribute.KeyValue, ia *instanceAttrs, req *http.Reques
 	return attrs
 }
 
-// attemptDone ends an attempt: the client span, if any, and the metrics.
-func (t *Telemetry) attemptDone(req *http.Request, a gateway.Attempt, span trace.Span, status int, err error) {
-	outcome := attemptOutcome(status, err)
-	if span != nil {
-		b := t.attrs.get()
-		attrs := clientAttrs(*b, t.instanceAttrs(a.Upstream), req, a, status, outcome)
-		span.SetAttributes(attrs...)
-		t.attrs.put(b, attrs)
-		switch {
-		case err != nil:
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-		case status >= 400:
-			span.SetStatus(codes.Error, "")
-		}
-		span.End()
+// endClientSpan sets the attributes and status of a sampled attempt's
+// client span and ends it.
+func (t *Telemetry) endClientSpan(span trace.Span, req *http.Request, a gateway.Attempt, status int, err error, outcome uint8) {
+	b := t.attrs.get()
+	attrs := clientAttrs(*b, t.instanceAttrs(a.Upstream), req, a, status, outcome)
+	span.SetAttributes(attrs...)
+	t.attrs.put(b, attrs)
+	switch {
+	case err != nil:
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	case status >= 400:
+		span.SetStatus(codes.Error, "")
 	}
-	if t.inst != nil {
-		t.inst.recordAttempt(a.Upstream.Service, a.Upstream.ID, a.N, outcome)
-	}
+	span.End()
 }
 
 // attemptOutcome names an attempt's outcome for metrics and spans; errors

@@ -79,7 +79,10 @@ type recentRec struct {
 var _ sdktrace.SpanProcessor = (*recentTraces)(nil)
 
 func newRecentTraces(uiURL string) *recentTraces {
-	return &recentTraces{uiURL: strings.TrimRight(uiURL, "/"), pending: map[trace.SpanID]recentAttempts{}, ring: make([]recentRec, 0, recentSize)}
+	// The ring grows as requests are recorded: with few or none sampled it
+	// stays small, and tracing adds no live heap for the collector to
+	// mark on every cycle (a full ring is about 140 KiB).
+	return &recentTraces{uiURL: strings.TrimRight(uiURL, "/"), pending: map[trace.SpanID]recentAttempts{}}
 }
 
 func (*recentTraces) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
@@ -141,6 +144,9 @@ func (p *recentTraces) OnEnd(s sdktrace.ReadOnlySpan) {
 		rec.att = p.pending[s.SpanContext().SpanID()]
 		delete(p.pending, s.SpanContext().SpanID())
 		if len(p.ring) < recentSize {
+			if len(p.ring) == cap(p.ring) {
+				p.ring = slices.Grow(p.ring, min(max(len(p.ring), 8), recentSize-len(p.ring)))
+			}
 			p.ring = append(p.ring, rec)
 		} else {
 			p.ring[p.next] = rec

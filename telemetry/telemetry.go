@@ -77,8 +77,9 @@ type Telemetry struct {
 
 	tp     *sdktrace.TracerProvider // nil: tracing off
 	tracer trace.Tracer
-	// sampler is tp's, run by the Request hook before the SDK is called.
-	sampler sdktrace.Sampler
+	// head is tp's sampler's rule, applied by the Request hook before the
+	// SDK is called.
+	head headRule
 	// keep and late are set with a failures+ sampler (aftersample.go):
 	// the cap on traces kept after the fact, and the tracer that builds
 	// their spans, which shares tp's span pipeline.
@@ -177,7 +178,7 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 	bsp := sdktrace.NewBatchSpanProcessor(&countingExporter{SpanExporter: exp, c: t.spans}, bspOpts...)
 	proc := newBoundedProcessor(bsp, t.spans)
 	t.recent = newRecentTraces(opt.Config.UIURL)
-	t.sampler = sampler
+	t.head = newHeadRule(t.set.sampler, t.set.samplerArg)
 	t.tp = sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sampler),
