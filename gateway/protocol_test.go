@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/internal/testenv"
@@ -49,7 +50,7 @@ func TestHTTPSServiceNegotiatesByALPN(t *testing.T) {
 			be.EnableHTTP2 = tc.h2
 			be.StartTLS()
 			t.Cleanup(be.Close)
-			g, front := setup(t, Options{}, strings.TrimPrefix(be.URL, "https://"))
+			g, front := setup(t, tlsOptions(Options{}), strings.TrimPrefix(be.URL, "https://"))
 			g.SetUpstreams(map[string]config.Upstream{"web": {Protocol: config.ProtocolHTTPS, TLS: config.UpstreamTLS{CAFile: pki.CAFile}}})
 			resp, body := get(t, front.URL+"/")
 			code := resp.StatusCode
@@ -60,13 +61,23 @@ func TestHTTPSServiceNegotiatesByALPN(t *testing.T) {
 	}
 }
 
+// tlsOptions gives opt the test proxy settings with a dial timeout long
+// enough for a TLS handshake under the race detector on a loaded machine
+// (the dial timeout bounds the handshake too); these tests are not about
+// timeouts, and one second made a slow handshake a 504.
+func tlsOptions(opt Options) Options {
+	opt.Proxy = testProxyConfig()
+	opt.Proxy.DialTimeout = 10 * time.Second
+	return opt
+}
+
 func TestHTTPSServiceWithAnUntrustedCertificateAnswers502(t *testing.T) {
 	pki := testpki.New(t)
 	be := httptest.NewUnstartedServer(http.HandlerFunc(protoBackend))
 	be.TLS = pki.ServerTLS(false)
 	be.StartTLS()
 	t.Cleanup(be.Close)
-	g, front := setup(t, Options{}, strings.TrimPrefix(be.URL, "https://"))
+	g, front := setup(t, tlsOptions(Options{}), strings.TrimPrefix(be.URL, "https://"))
 	g.SetUpstreams(map[string]config.Upstream{"web": {Protocol: config.ProtocolHTTPS}}) // system roots only
 	if resp, _ := get(t, front.URL+"/"); resp.StatusCode != http.StatusBadGateway {
 		t.Fatalf("status %d, want 502", resp.StatusCode)
@@ -80,7 +91,7 @@ func TestInsecureSkipVerifyIsLogged(t *testing.T) {
 	be.StartTLS()
 	t.Cleanup(be.Close)
 	logs := &testenv.SyncBuffer{}
-	g, front := setup(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))}, strings.TrimPrefix(be.URL, "https://"))
+	g, front := setup(t, tlsOptions(Options{Logger: slog.New(slog.NewTextHandler(logs, nil))}), strings.TrimPrefix(be.URL, "https://"))
 	g.SetUpstreams(map[string]config.Upstream{"web": {Protocol: config.ProtocolHTTPS, TLS: config.UpstreamTLS{InsecureSkipVerify: true}}})
 	if resp, _ := get(t, front.URL+"/"); resp.StatusCode != 200 {
 		t.Fatalf("status %d, want 200 with verification off", resp.StatusCode)
