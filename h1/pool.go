@@ -65,13 +65,8 @@ func (t *Transport) get(ctx context.Context, addr string) (*upConn, bool, error)
 		t.mu.Unlock()
 		// Whatever an upstream sent while no request was outstanding
 		// (bytes after its response, EOF) makes the connection unusable:
-		// reading on would take those bytes for the next answer.
-		if !c.peek.quietNow() {
-			c.Close()
-			t.mu.Lock()
-			list = t.idle[addr]
-			continue
-		}
+		// reading on would take those bytes for the next answer. The
+		// exchange checks that before it writes (Transport.send).
 		c.br = t.getReader(c)
 		return c, true, nil
 	}
