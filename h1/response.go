@@ -15,8 +15,10 @@ import (
 // Content-Length or absent. Anything else (chunked or close-delimited
 // bodies, interim responses, odd heads) returns false with nothing
 // consumed, for http.ReadResponse. What it accepts it reads as
-// http.ReadResponse would (FuzzResponseHead).
-func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, bool) {
+// http.ReadResponse would (FuzzResponseHead). A Content-Length body is
+// read by lb when lb is not nil, so that the caller can allocate it with
+// what it allocates anyway.
+func readResponseHead(br *bufio.Reader, req *http.Request, lb *lengthBody) (*http.Response, bool) {
 	buf, _ := br.Peek(br.Buffered())
 	end := bytes.Index(buf, []byte("\r\n\r\n"))
 	if end < 0 {
@@ -29,7 +31,11 @@ func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, bool
 	}
 	br.Discard(len(head))
 	if resp.ContentLength > 0 && req.Method != http.MethodHead {
-		resp.Body = &lengthBody{br: br, left: resp.ContentLength}
+		if lb == nil {
+			lb = new(lengthBody)
+		}
+		*lb = lengthBody{br: br, left: resp.ContentLength}
+		resp.Body = lb
 	}
 	return resp, true
 }

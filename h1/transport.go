@@ -126,7 +126,12 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 		c.SetReadDeadline(time.Now().Add(t.respHeaderTimeout))
 	}
 	// Abort blocked I/O when the client goes away.
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
+	stop := noStop
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, c.abort)
+	}
+	// The body, allocated with the reader of a Content-Length body.
+	b := &pooledBody{t: t, c: c}
 	bp := t.bufs.Get().(*[]byte)
 	*bp = appendRequest((*bp)[:0], req)
 	err := t.send(c, *bp, reused)
@@ -153,7 +158,7 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 	stray := false
 	for {
 		var ok bool
-		if resp, ok = readResponseHead(c.br, req); ok {
+		if resp, ok = readResponseHead(c.br, req, &b.lb); ok {
 			break
 		}
 		resp, err = http.ReadResponse(c.br, req)
@@ -192,7 +197,7 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 	if lb, ok := resp.Body.(*lengthBody); ok {
 		lb.conn = c
 	}
-	b := &pooledBody{rc: resp.Body, t: t, c: c, stop: stop, reusable: reusable}
+	b.rc, b.stop, b.reusable = resp.Body, stop, reusable
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, nil
@@ -286,7 +291,12 @@ type pooledBody struct {
 	stop     func() bool
 	reusable bool
 	done     bool
+	lb       lengthBody // rc when the body has a Content-Length
 }
+
+// noStop is the stop function of an exchange whose context is never
+// cancelled: nothing to stop, and the connection stays usable.
+func noStop() bool { return true }
 
 func (b *pooledBody) Read(p []byte) (int, error) {
 	if b.done {
