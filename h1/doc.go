@@ -35,10 +35,13 @@
 //
 // A pooled upstream connection is reused only when it is provably at a
 // message boundary with nothing unread: checked when it is returned
-// (nothing buffered, nothing read past a Content-Length body) and when it
-// is taken (a non-blocking peek: data or EOF on an idle connection closes
-// it). AtBoundary offers the same peek to other keepers of idle
-// connections (the health checker's probe connections). A response that answers no request sent (an unasked 101, a stray
+// (nothing buffered, nothing read past a Content-Length body) and right
+// before the next request is written on it (a non-blocking peek: data or
+// EOF on an idle connection closes it, and the request goes to another).
+// On Unix the peek, the request's write and the wait for the response are
+// one step, which spares the read that would find no response yet.
+// AtBoundary offers the same peek to other keepers of idle connections
+// (the health checker's probe connections). A response that answers no request sent (an unasked 101, a stray
 // 1xx) never leaves its connection pooled; ambiguous upstream framing (a
 // version other than HTTP/1.0 or 1.1, a status below 100, white space in a
 // field name, two different Content-Lengths) is refused with the

@@ -11,24 +11,48 @@ import (
 // fast path (server_parse.go) and the upstream transport (response.go), with
 // net/http's rules: what is not plainly valid is refused and left to it.
 
-// fields builds an http.Header whose values share one backing array.
+// headString is a head's bytes with one string copy of them: the strings
+// parsed from the head (target, field values, uncommon field names) are
+// slices of that one allocation instead of one allocation each.
+type headString struct {
+	b []byte
+	s string
+}
+
+func newHeadString(b []byte) headString { return headString{b: b, s: string(b)} }
+
+// of returns v, a subslice of the head's bytes, as a slice of the head's
+// string. v's offset in the head follows from the capacities (v was cut
+// from the head with two-index slicing); a v from elsewhere, which would
+// not match there, is copied.
+func (h headString) of(v []byte) string {
+	off := cap(h.b) - cap(v)
+	if off < 0 || off+len(v) > len(h.s) || h.s[off:off+len(v)] != string(v) {
+		return string(v)
+	}
+	return h.s[off : off+len(v)]
+}
+
+// fields builds an http.Header whose values share one backing array, and
+// whose strings are slices of the head's string.
 type fields struct {
 	h    http.Header
 	vals []string
+	head headString
 }
 
 // newFields sizes the header for the field lines in rest, which ends with
-// the head's blank line.
-func newFields(rest []byte) (fields, bool) {
+// the head's blank line and is part of head.
+func newFields(rest []byte, head headString) (fields, bool) {
 	n := bytes.Count(rest, []byte("\n")) - 1
 	if n < 0 {
 		return fields{}, false
 	}
-	return fields{h: make(http.Header, n), vals: make([]string, 0, n)}, true
+	return fields{h: make(http.Header, n), vals: make([]string, 0, n), head: head}, true
 }
 
 func (f *fields) add(key string, value []byte) {
-	f.vals = append(f.vals, string(value))
+	f.vals = append(f.vals, f.head.of(value))
 	if vv, ok := f.h[key]; ok {
 		f.h[key] = append(vv, f.vals[len(f.vals)-1])
 	} else {
@@ -39,7 +63,7 @@ func (f *fields) add(key string, value []byte) {
 // nextField splits the first field line off rest: its canonical name, its
 // value without surrounding white space, and what follows. ok is false for
 // a line net/http might read differently.
-func nextField(rest []byte) (key string, value, next []byte, ok bool) {
+func (f *fields) next(rest []byte) (key string, value, next []byte, ok bool) {
 	eol := bytes.IndexByte(rest, '\n')
 	if eol < 1 || rest[eol-1] != '\r' {
 		return "", nil, nil, false
@@ -53,7 +77,7 @@ func nextField(rest []byte) (key string, value, next []byte, ok bool) {
 	if !validFieldName(name) || !validFieldValue(value) {
 		return "", nil, nil, false
 	}
-	return canonicalKey(name), value, rest[eol+1:], true
+	return canonicalKey(name, f.head), value, rest[eol+1:], true
 }
 
 // fixPragma adds "Cache-Control: no-cache" when the first Pragma is
@@ -146,7 +170,7 @@ func parseLength(b []byte) (int64, bool) {
 
 // canonicalKey returns the canonical form of a header name; common names
 // come from a table and cost no allocation.
-func canonicalKey(name []byte) string {
+func canonicalKey(name []byte, head headString) string {
 	var buf [64]byte
 	if len(name) > len(buf) {
 		return http.CanonicalHeaderKey(string(name))
@@ -165,6 +189,9 @@ func canonicalKey(name []byte) string {
 	}
 	if s, ok := commonKeys[string(k)]; ok {
 		return s
+	}
+	if string(k) == string(name) {
+		return head.of(name) // already canonical
 	}
 	return string(k)
 }

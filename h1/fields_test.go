@@ -32,3 +32,37 @@ func TestConnectionTokensAreReadAsNetHTTPReadsThem(t *testing.T) {
 		})
 	}
 }
+
+func TestHeadStringSlicesTheHeadAndCopiesAnythingElse(t *testing.T) {
+	head := []byte("GET /a HTTP/1.1\r\nX-One: first\r\n\r\n")
+	hs := newHeadString(head)
+	if got := hs.of(head[24:29]); got != "first" {
+		t.Fatalf("a value from the head: %q", got)
+	}
+	other := []byte("elsewhere, first")
+	if got := hs.of(other[11:]); got != "first" {
+		t.Fatalf("a value from another buffer: %q", got)
+	}
+	if got := hs.of(other[:9]); got != "elsewhere" {
+		t.Fatalf("a value from another buffer that fits no slice of the head: %q", got)
+	}
+}
+
+// The strings of a head are slices of one copy: parsing more field lines
+// costs no more allocations.
+func TestParsedFieldsShareOneAllocationWhateverTheirNumber(t *testing.T) {
+	allocs := func(fields string) float64 {
+		head := []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + fields + "\r\n")
+		return testing.AllocsPerRun(100, func() {
+			hs := newHeadString(head)
+			if _, _, _, _, ok := parseResponseFields(head[17:], hs); !ok {
+				t.Fatal("not parsed")
+			}
+		})
+	}
+	few := allocs("X-A: 1\r\n")
+	many := allocs("X-A: 1\r\nX-B: 2\r\nX-C: 3\r\nX-Custom-Name: 4\r\nServer: s\r\nVary: v\r\n")
+	if many > few {
+		t.Fatalf("%v allocations for 7 fields, %v for 2: each field line allocates", many, few)
+	}
+}

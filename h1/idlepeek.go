@@ -14,6 +14,14 @@ type idlePeek struct {
 	rc    syscall.RawConn // nil: the connection cannot be checked
 	fn    func(uintptr) bool
 	quiet bool
+
+	// The state of send, the peek folded with a request's write.
+	sendFn  func(uintptr) bool
+	out     []byte // what send writes
+	sent    int    // bytes of out written
+	werr    error  // the write's error, EAGAIN and EINTR excepted
+	called  bool   // sendFn ran at least once
+	waiting bool   // out was written in full: sendFn waits for readability
 }
 
 func newIdlePeek(c net.Conn) *idlePeek {
@@ -27,6 +35,7 @@ func newIdlePeek(c net.Conn) *idlePeek {
 	}
 	p := &idlePeek{rc: rc}
 	p.fn = p.check
+	p.sendFn = p.sendCheck
 	return p
 }
 
@@ -49,6 +58,67 @@ func (p *idlePeek) quietNow() bool {
 func (p *idlePeek) check(fd uintptr) bool {
 	p.quiet = peekQuiet(fd)
 	return true
+}
+
+// sendResult is what send did.
+type sendResult struct {
+	// checked: the peek ran; quiet is its answer. A connection that was
+	// not quiet got nothing written.
+	checked, quiet bool
+	sent           int   // bytes written; the caller writes the rest
+	err            error // the write's error (an errno), EAGAIN and EINTR excepted
+}
+
+// send is the idle peek, the request's write and the wait for the
+// response folded into one syscall.RawConn.Read: peek, write b when the
+// connection is quiet, then wait for readability without a read that
+// would only find nothing yet. That saves the read per exchange that
+// returns EAGAIN before the goroutine parks.
+//
+// Why no wake-up can be missed: RawConn.Read forgets every readiness
+// event from before it started, which is safe only when a read (here the
+// peek) follows that found the socket empty. Every byte of the response
+// arrives after the peek, so its readiness event comes after the
+// forgetting and either wakes the wait or lets it return at once.
+//
+// A connection that is not a socket, a platform without the raw write or
+// a RawConn that fails before the peek ran report checked false: then
+// the caller peeks and writes the ordinary way.
+func (p *idlePeek) send(b []byte) sendResult {
+	if p == nil || !canSendRaw {
+		return sendResult{}
+	}
+	p.out, p.sent, p.werr, p.called, p.waiting, p.quiet = b, 0, nil, false, false, false
+	// An error after the wait (a deadline, a close) is the next read's to
+	// report, as the ordinary read would; one before the peek leaves
+	// checked false.
+	_ = p.rc.Read(p.sendFn)
+	r := sendResult{checked: p.called, quiet: p.quiet, sent: p.sent, err: p.werr}
+	p.out, p.werr = nil, nil
+	return r
+}
+
+// sendCheck is the callback for send.
+func (p *idlePeek) sendCheck(fd uintptr) bool {
+	if p.waiting {
+		return true // woken: readable, and the reader reads
+	}
+	p.called = true
+	if p.quiet = peekQuiet(fd); !p.quiet {
+		return true
+	}
+	n, err := rawWrite(fd, p.out)
+	if n > 0 {
+		p.sent = n
+	}
+	if err != nil && err != syscall.EAGAIN && err != syscall.EINTR {
+		p.werr = err
+	}
+	if p.werr != nil || p.sent < len(p.out) {
+		return true // the caller writes the rest, or reports the error
+	}
+	p.waiting = true
+	return false
 }
 
 // AtBoundary reports whether an idle connection is still open and has

@@ -21,6 +21,7 @@ type upConn struct {
 	// overrun is set when the upstream sent more than the response it
 	// declared: the connection is past a message boundary for good.
 	overrun bool
+	abort   func() // ends blocked I/O (built once, not per exchange)
 }
 
 // maxResponseHead bounds an upstream's response head, as net/http's
@@ -65,13 +66,8 @@ func (t *Transport) get(ctx context.Context, addr string) (*upConn, bool, error)
 		t.mu.Unlock()
 		// Whatever an upstream sent while no request was outstanding
 		// (bytes after its response, EOF) makes the connection unusable:
-		// reading on would take those bytes for the next answer.
-		if !c.peek.quietNow() {
-			c.Close()
-			t.mu.Lock()
-			list = t.idle[addr]
-			continue
-		}
+		// reading on would take those bytes for the next answer. The
+		// exchange checks that before it writes (Transport.send).
 		c.br = t.getReader(c)
 		return c, true, nil
 	}
@@ -83,6 +79,7 @@ func (t *Transport) get(ctx context.Context, addr string) (*upConn, bool, error)
 		return nil, false, err
 	}
 	c := &upConn{Conn: nc, addr: addr, left: -1, peek: newIdlePeek(nc)}
+	c.abort = func() { c.SetDeadline(aLongTimeAgo) }
 	c.br = t.getReader(c)
 	return c, false, nil
 }

@@ -15,8 +15,10 @@ import (
 // Content-Length or absent. Anything else (chunked or close-delimited
 // bodies, interim responses, odd heads) returns false with nothing
 // consumed, for http.ReadResponse. What it accepts it reads as
-// http.ReadResponse would (FuzzResponseHead).
-func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, bool) {
+// http.ReadResponse would (FuzzResponseHead). A Content-Length body is
+// read by lb when lb is not nil, so that the caller can allocate it with
+// what it allocates anyway.
+func readResponseHead(br *bufio.Reader, req *http.Request, lb *lengthBody) (*http.Response, bool) {
 	buf, _ := br.Peek(br.Buffered())
 	end := bytes.Index(buf, []byte("\r\n\r\n"))
 	if end < 0 {
@@ -29,7 +31,11 @@ func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, bool
 	}
 	br.Discard(len(head))
 	if resp.ContentLength > 0 && req.Method != http.MethodHead {
-		resp.Body = &lengthBody{br: br, left: resp.ContentLength}
+		if lb == nil {
+			lb = new(lengthBody)
+		}
+		*lb = lengthBody{br: br, left: resp.ContentLength}
+		resp.Body = lb
 	}
 	return resp, true
 }
@@ -70,11 +76,12 @@ func parseResponseHead(head []byte, req *http.Request) (*http.Response, bool) {
 	if eol < 1 || head[eol-1] != '\r' {
 		return nil, false
 	}
-	minor, code, status, ok := parseStatusLine(head[:eol-1])
+	hs := newHeadString(head)
+	minor, code, status, ok := parseStatusLine(head[:eol-1], hs)
 	if !ok {
 		return nil, false
 	}
-	h, cl, connClose, keepAlive, ok := parseResponseFields(head[eol+1:])
+	h, cl, connClose, keepAlive, ok := parseResponseFields(head[eol+1:], hs)
 	if !ok {
 		return nil, false
 	}
@@ -113,7 +120,7 @@ func parseResponseHead(head []byte, req *http.Request) (*http.Response, bool) {
 
 // parseStatusLine reads "HTTP/1.x NNN reason" with a final status (2xx
 // and up) and no control characters.
-func parseStatusLine(line []byte) (minor, code int, status string, ok bool) {
+func parseStatusLine(line []byte, head headString) (minor, code int, status string, ok bool) {
 	if len(line) < 12 || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') {
 		return 0, 0, "", false
 	}
@@ -140,7 +147,7 @@ func parseStatusLine(line []byte) (minor, code int, status string, ok bool) {
 	}
 	status = "200 OK"
 	if string(line[9:]) != status {
-		status = string(line[9:])
+		status = head.of(line[9:])
 	}
 	return minor, code, status, true
 }
@@ -149,14 +156,14 @@ func parseStatusLine(line []byte) (minor, code int, status string, ok bool) {
 // with the blank line). cl is the Content-Length, -1 when absent. It
 // declines Transfer-Encoding, Trailer, an invalid or repeated
 // Content-Length and any line net/http might read differently.
-func parseResponseFields(rest []byte) (h http.Header, cl int64, connClose, keepAlive, ok bool) {
-	f, ok := newFields(rest)
+func parseResponseFields(rest []byte, head headString) (h http.Header, cl int64, connClose, keepAlive, ok bool) {
+	f, ok := newFields(rest, head)
 	if !ok {
 		return nil, 0, false, false, false
 	}
 	cl = -1
 	for len(rest) > 2 {
-		key, value, next, ok := nextField(rest)
+		key, value, next, ok := f.next(rest)
 		if !ok {
 			return nil, 0, false, false, false
 		}

@@ -42,7 +42,7 @@ var responseHeads = []struct{ method, raw string }{
 func checkResponseHead(t *testing.T, method, raw string) bool {
 	t.Helper()
 	req := &http.Request{Method: method}
-	fast, ok := readResponseHead(bufioFull(raw), req)
+	fast, ok := readResponseHead(bufioFull(raw), req, nil)
 	if !ok {
 		return false
 	}

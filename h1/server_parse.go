@@ -20,11 +20,12 @@ func (c *serverConn) parse(head []byte) *http.Request {
 	if !ok {
 		return nil
 	}
-	h, host, connClose, keepAlive, ok := parseRequestFields(head[eol+1:], minor)
+	hs := newHeadString(head)
+	h, host, connClose, keepAlive, ok := parseRequestFields(head[eol+1:], minor, hs)
 	if !ok {
 		return nil
 	}
-	uri := string(target)
+	uri := hs.of(target)
 	u, ok := requestURL(uri)
 	if !ok {
 		return nil
@@ -87,14 +88,14 @@ func parseRequestLine(line []byte) (method string, target []byte, minor int, ok 
 // with the blank line). It declines bodies, protocol switches,
 // 100-continue, a missing (HTTP/1.1), repeated or invalid Host, and any
 // line net/http might read differently.
-func parseRequestFields(rest []byte, minor int) (h http.Header, host string, connClose, keepAlive, ok bool) {
-	f, ok := newFields(rest)
+func parseRequestFields(rest []byte, minor int, head headString) (h http.Header, host string, connClose, keepAlive, ok bool) {
+	f, ok := newFields(rest, head)
 	if !ok {
 		return nil, "", false, false, false
 	}
 	hosts := 0
 	for len(rest) > 2 {
-		key, value, next, ok := nextField(rest)
+		key, value, next, ok := f.next(rest)
 		if !ok {
 			return nil, "", false, false, false
 		}
@@ -102,7 +103,7 @@ func parseRequestFields(rest []byte, minor int) (h http.Header, host string, con
 		switch key {
 		case "Host":
 			hosts++
-			host = string(value)
+			host = head.of(value)
 			continue
 		case "Transfer-Encoding", "Upgrade", "Expect":
 			return nil, "", false, false, false // bodies, protocol switches and 100-continue: net/http

@@ -3,10 +3,12 @@ package h1
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -86,17 +88,29 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, err
 	}
-	c, reused, err := t.get(req.Context(), req.URL.Host)
-	if err != nil {
-		return nil, err
+	for {
+		c, reused, err := t.get(req.Context(), req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := t.exchange(c, req, reused)
+		if err == errNotQuiet {
+			// The pooled connection had something unread: nothing was
+			// sent on it, so this is no attempt. Take the next.
+			c.Close()
+			continue
+		}
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		return resp, nil
 	}
-	resp, err := t.exchange(c, req, reused)
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	return resp, nil
 }
+
+// errNotQuiet is exchange's answer when a pooled connection was found
+// with something unread before the request was written.
+var errNotQuiet = errors.New("pooled connection not at a message boundary")
 
 // exchange writes req on c and reads the response head. The body is read by
 // the caller; c returns to the pool when the body ends cleanly. A failure
@@ -112,12 +126,21 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 		c.SetReadDeadline(time.Now().Add(t.respHeaderTimeout))
 	}
 	// Abort blocked I/O when the client goes away.
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
+	stop := noStop
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, c.abort)
+	}
+	// The body, allocated with the reader of a Content-Length body.
+	b := &pooledBody{t: t, c: c}
 	bp := t.bufs.Get().(*[]byte)
 	*bp = appendRequest((*bp)[:0], req)
-	_, err := c.Write(*bp)
+	err := t.send(c, *bp, reused)
 	if cap(*bp) <= 64<<10 {
 		t.bufs.Put(bp)
+	}
+	if err == errNotQuiet {
+		stop()
+		return nil, err
 	}
 	if err != nil {
 		stop()
@@ -135,7 +158,7 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 	stray := false
 	for {
 		var ok bool
-		if resp, ok = readResponseHead(c.br, req); ok {
+		if resp, ok = readResponseHead(c.br, req, &b.lb); ok {
 			break
 		}
 		resp, err = http.ReadResponse(c.br, req)
@@ -174,13 +197,43 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 	if lb, ok := resp.Body.(*lengthBody); ok {
 		lb.conn = c
 	}
-	b := &pooledBody{rc: resp.Body, t: t, c: c, stop: stop, reusable: reusable}
+	b.rc, b.stop, b.reusable = resp.Body, stop, reusable
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, nil
 	}
 	resp.Body = b
 	return resp, nil
+}
+
+// send writes the request b on c. A pooled connection must be quiet
+// (nothing unread) first, or send writes nothing and returns errNotQuiet.
+// Where it can, send folds the check, the write and the wait for the
+// response into one step (idlePeek.send), which spares a read that would
+// find nothing yet.
+func (t *Transport) send(c *upConn, b []byte, reused bool) error {
+	r := c.peek.send(b)
+	if !r.checked {
+		if reused && !c.peek.quietNow() {
+			return errNotQuiet
+		}
+		_, err := c.Write(b)
+		return err
+	}
+	if !r.quiet && reused {
+		return errNotQuiet
+	}
+	if r.err != nil {
+		return &net.OpError{Op: "write", Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", r.err)}
+	}
+	if r.sent < len(b) {
+		// The socket's buffer was full, or a fresh connection had
+		// something to read already: the ordinary write and read, which
+		// wait as they must.
+		_, err := c.Write(b[r.sent:])
+		return err
+	}
+	return nil
 }
 
 // firstByteError is the error of an exchange that failed before any byte
@@ -238,7 +291,12 @@ type pooledBody struct {
 	stop     func() bool
 	reusable bool
 	done     bool
+	lb       lengthBody // rc when the body has a Content-Length
 }
+
+// noStop is the stop function of an exchange whose context is never
+// cancelled: nothing to stop, and the connection stays usable.
+func noStop() bool { return true }
 
 func (b *pooledBody) Read(p []byte) (int, error) {
 	if b.done {

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 // countingBackend counts the TCP connections it accepts.
@@ -251,5 +253,121 @@ func TestTransportRejectsAnEndlessResponseHead(t *testing.T) {
 	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
 	if _, err := tr.RoundTrip(req); err == nil || !strings.Contains(err.Error(), "exceed") {
 		t.Fatalf("RoundTrip error = %v, want the response head limit", err)
+	}
+}
+
+// rawUpstream serves one connection with serve and returns its address;
+// the test waits for serve to return.
+func rawUpstream(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		serve(c)
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return ln.Addr().String()
+}
+
+// roundTripWithin fails the test when RoundTrip and reading the body take
+// longer than d: the exchange is waiting for a wake-up that never comes.
+// It then cancels the request, which ends the wait.
+func roundTripWithin(t *testing.T, tr *Transport, req *http.Request, d time.Duration) (*http.Response, string, error) {
+	t.Helper()
+	type result struct {
+		resp *http.Response
+		body string
+		err  error
+	}
+	ctx, cancel := context.WithCancel(req.Context())
+	defer cancel()
+	req = req.WithContext(ctx)
+	ch := make(chan result, 1)
+	go func() {
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			ch <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ch <- result{resp, string(b), err}
+	}()
+	select {
+	case r := <-ch:
+		return r.resp, r.body, r.err
+	case <-time.After(d):
+		cancel()
+		r := <-ch
+		t.Fatalf("the exchange still waited after %v (then: %v)", d, r.err)
+		return nil, "", nil
+	}
+}
+
+// An upstream whose bytes are already waiting on a new connection before
+// the request is written: the exchange reads them (as it always did)
+// instead of waiting for readability that was signalled before it
+// started waiting.
+func TestTransportReadsWhatANewConnectionHadWaitingWithoutWaitingForMore(t *testing.T) {
+	addr := rawUpstream(t, func(c net.Conn) {
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nearly")
+		http.ReadRequest(bufio.NewReader(c))
+		io.Copy(io.Discard, c) // until the transport closes
+	})
+	tr := NewTransport(TransportOptions{
+		Dial: func(ctx context.Context, network, a string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, a)
+			if err != nil {
+				return nil, err
+			}
+			// Let the early response arrive, and the poller see it.
+			testenv.WaitFor(t, 5*time.Second, "the early response", func() bool { return !AtBoundary(c) })
+			return c, nil
+		},
+		MaxIdlePerHost: 1,
+		Fallback:       http.DefaultTransport,
+	})
+	t.Cleanup(tr.Close)
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	_, body, err := roundTripWithin(t, tr, req, 5*time.Second)
+	if err != nil || body != "early" {
+		t.Fatalf("RoundTrip: %q, %v; want the waiting response", body, err)
+	}
+}
+
+// A request larger than the socket's send buffer is written in part by
+// the folded write and the rest by the ordinary one, in order.
+func TestTransportWritesARequestLargerThanTheSocketBufferWhole(t *testing.T) {
+	big := strings.Repeat("b", 8<<20)
+	got := make(chan string, 1)
+	addr := rawUpstream(t, func(c net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReaderSize(c, 64<<10))
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- req.Header.Get("X-Big")
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		io.Copy(io.Discard, c)
+	})
+	tr := newTestTransport(t, 10*time.Second)
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	req.Header.Set("X-Big", big)
+	_, body, err := roundTripWithin(t, tr, req, 20*time.Second)
+	if err != nil || body != "ok" {
+		t.Fatalf("RoundTrip: %q, %v", body, err)
+	}
+	if h := <-got; h != big {
+		t.Fatalf("the upstream read a header of %d bytes, want %d", len(h), len(big))
 	}
 }
