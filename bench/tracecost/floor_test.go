@@ -186,11 +186,15 @@ func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.Rea
 
 // discardTransport reads and drops the request body and answers 200 with
 // an empty body, which the exporter takes as full success.
+// discarded counts the bytes it read.
 type discardTransport struct{}
+
+var discarded atomic.Int64
 
 func (discardTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Body != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
+		n, _ := io.Copy(io.Discard, r.Body)
+		discarded.Add(n)
 		_ = r.Body.Close()
 	}
 	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
