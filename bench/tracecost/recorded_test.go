@@ -35,6 +35,9 @@ import (
 //	                      request path and the SDK, no encoding)
 //	exporter=sdk          the SDK's OTLP http/protobuf exporter
 //	exporter=sdk+gzip     the same with gzip compression
+//	exporter=direct       the gateway's own OTLP http/protobuf exporter
+//	                      (telemetry.span_exporter: direct)
+//	exporter=direct+gzip  the same with gzip compression
 //
 // sent-B/op is what the exporter posted per request (compressed or not).
 //
@@ -44,6 +47,13 @@ import (
 // (every goroutine, GC included), the better figure on a shared machine;
 // allocs/op counts the export goroutines too.
 func BenchmarkRecordedRequest(b *testing.B) {
+	direct := func(env map[string]string) func(*testing.B, *telemetry.Options) {
+		return func(_ *testing.B, o *telemetry.Options) {
+			o.Config.Endpoint, o.Config.Protocol, o.Config.SpanExporter = "http://127.0.0.1:4318", telemetry.ProtocolHTTP, telemetry.SpanExporterDirect
+			o.ExportClient = &http.Client{Transport: discardTransport{}}
+			o.Getenv = func(k string) string { return env[k] }
+		}
+	}
 	sdk := func(opts ...otlptracehttp.Option) func(*testing.B, *telemetry.Options) {
 		return func(b *testing.B, o *telemetry.Options) { o.SpanExporter = officialHTTP(b, opts...) }
 	}
@@ -55,6 +65,8 @@ func BenchmarkRecordedRequest(b *testing.B) {
 		{"exporter=noop", func(_ *testing.B, o *telemetry.Options) { o.SpanExporter = tracetest.NewNoopExporter() }},
 		{"exporter=sdk", sdk()},
 		{"exporter=sdk+gzip", sdk(otlptracehttp.WithCompression(otlptracehttp.GzipCompression))},
+		{"exporter=direct", direct(nil)},
+		{"exporter=direct+gzip", direct(map[string]string{"OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"})},
 	} {
 		b.Run(row.name, func(b *testing.B) {
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
