@@ -27,6 +27,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/switchyard-gw/switchyard/config"
 )
 
 // Span exporters for telemetry.span_exporter.
@@ -355,4 +357,22 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	*p = data.Materialize()
 	return nil
+}
+
+// NewSpanExporter returns the span exporter that cfg and the OTEL_*
+// variables (read with getenv; nil: os.Getenv) select, as New builds it
+// (benchmarks, tools). client, if not nil, is the HTTP client of the
+// direct exporter's http/protobuf export.
+func NewSpanExporter(ctx context.Context, cfg config.Telemetry, getenv func(string) string, client *http.Client) (sdktrace.SpanExporter, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	s, err := resolve(cfg, getenv)
+	if err != nil {
+		return nil, err
+	}
+	if s.tracesEndpoint == "" {
+		return nil, errors.New("telemetry.endpoint: no traces endpoint set")
+	}
+	return newSpanExporter(ctx, s, Options{Config: cfg, Getenv: getenv, ExportClient: client})
 }
