@@ -31,8 +31,10 @@ type otlpEncoder struct {
 	resKey   *resource.Resource
 	resMsg   []byte
 	scopeMsg map[instrumentation.Scope][]byte
-	// groups and scopes are scratch for grouping a batch.
+	// groups and idx are scratch for grouping a batch: the distinct
+	// (resource, scope) pairs, and each span's pair (-1: a nil span).
 	groups []encGroup
+	idx    []int32
 }
 
 // encGroup is one (resource, scope) pair of a batch.
@@ -123,8 +125,8 @@ func (e *otlpEncoder) encode(spans []sdktrace.ReadOnlySpan) []byte {
 		var rs int
 		b, rs = openMsg(b, reqResourceSpans)
 		if g.r != nil {
-			b = protowire.AppendTag(b, rsResource, protowire.BytesType)
-			b = protowire.AppendBytes(b, e.resource(g.r))
+			b = appendTag(b, rsResource, protowire.BytesType)
+			b = appendBytes(b, e.resource(g.r))
 		}
 		j := i
 		for ; j < len(e.groups) && e.groups[j].res == g.res; j++ {
@@ -132,11 +134,11 @@ func (e *otlpEncoder) encode(spans []sdktrace.ReadOnlySpan) []byte {
 			var ss int
 			b, ss = openMsg(b, rsScopeSpans)
 			if sg.scope != (instrumentation.Scope{}) {
-				b = protowire.AppendTag(b, ssScope, protowire.BytesType)
-				b = protowire.AppendBytes(b, e.scope(sg.scope))
+				b = appendTag(b, ssScope, protowire.BytesType)
+				b = appendBytes(b, e.scope(sg.scope))
 			}
-			for _, s := range spans {
-				if s != nil && s.Resource().Equivalent() == sg.res && s.InstrumentationScope() == sg.scope {
+			for k, s := range spans {
+				if e.idx[k] == int32(j) {
 					var sp int
 					b, sp = openMsg(b, ssSpans)
 					b = appendSpan(b, s)
@@ -157,29 +159,40 @@ func (e *otlpEncoder) encode(spans []sdktrace.ReadOnlySpan) []byte {
 }
 
 // group lists the batch's distinct (resource, scope) pairs in e.groups,
-// those of one resource next to each other, in the order first seen.
+// those of one resource next to each other, in the order first seen, and
+// each span's pair in e.idx.
 func (e *otlpEncoder) group(spans []sdktrace.ReadOnlySpan) {
 	e.groups = e.groups[:0]
+	e.idx = e.idx[:0]
 	for _, s := range spans {
 		if s == nil {
+			e.idx = append(e.idx, -1)
 			continue
 		}
-		g := encGroup{res: s.Resource().Equivalent(), r: s.Resource(), scope: s.InstrumentationScope()}
-		at, seen := len(e.groups), false
+		r := s.Resource()
+		g := encGroup{res: r.Equivalent(), r: r, scope: s.InstrumentationScope()}
+		at, found := len(e.groups), -1
 		for i := range e.groups {
 			if e.groups[i].res == g.res {
 				at = i + 1
 				if e.groups[i].scope == g.scope {
-					seen = true
+					found = i
 					break
 				}
 			}
 		}
-		if !seen {
+		if found < 0 {
 			e.groups = append(e.groups, encGroup{})
 			copy(e.groups[at+1:], e.groups[at:])
 			e.groups[at] = g
+			found = at
+			for k := range e.idx { // pairs after the new one move up
+				if e.idx[k] >= int32(at) {
+					e.idx[k]++
+				}
+			}
 		}
+		e.idx = append(e.idx, int32(found))
 	}
 }
 
@@ -188,7 +201,7 @@ func (e *otlpEncoder) resource(r *resource.Resource) []byte {
 	if r != e.resKey {
 		var m []byte
 		for it := r.Iter(); it.Next(); {
-			m = appendKeyValue(m, resAttributes, it.Attribute())
+			m = appendCheckedKeyValue(m, resAttributes, it.Attribute())
 		}
 		e.resKey, e.resMsg = r, m
 	}
@@ -204,7 +217,7 @@ func (e *otlpEncoder) scope(s instrumentation.Scope) []byte {
 	m = appendString(m, scopeName, s.Name)
 	m = appendString(m, scopeVersion, s.Version)
 	for it := s.Attributes.Iter(); it.Next(); {
-		m = appendKeyValue(m, scopeAttributes, it.Attribute())
+		m = appendCheckedKeyValue(m, scopeAttributes, it.Attribute())
 	}
 	if e.scopeMsg == nil || len(e.scopeMsg) > 64 { // scopes are few; bound it anyway
 		e.scopeMsg = map[instrumentation.Scope][]byte{}
@@ -217,22 +230,22 @@ func (e *otlpEncoder) scope(s instrumentation.Scope) []byte {
 func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 	sc := s.SpanContext()
 	tid, sid := sc.TraceID(), sc.SpanID()
-	b = protowire.AppendTag(b, spanTraceID, protowire.BytesType)
-	b = protowire.AppendBytes(b, tid[:])
-	b = protowire.AppendTag(b, spanSpanID, protowire.BytesType)
-	b = protowire.AppendBytes(b, sid[:])
+	b = appendTag(b, spanTraceID, protowire.BytesType)
+	b = appendBytes(b, tid[:])
+	b = appendTag(b, spanSpanID, protowire.BytesType)
+	b = appendBytes(b, sid[:])
 	if ts := sc.TraceState(); ts.Len() > 0 {
 		b = appendString(b, spanTraceState, ts.String())
 	}
 	parent := s.Parent()
 	if psid := parent.SpanID(); psid.IsValid() {
-		b = protowire.AppendTag(b, spanParentSpanID, protowire.BytesType)
-		b = protowire.AppendBytes(b, psid[:])
+		b = appendTag(b, spanParentSpanID, protowire.BytesType)
+		b = appendBytes(b, psid[:])
 	}
 	b = appendString(b, spanName, s.Name())
 	if k := otlpSpanKind(s.SpanKind()); k != 0 {
-		b = protowire.AppendTag(b, spanKind, protowire.VarintType)
-		b = protowire.AppendVarint(b, k)
+		b = appendTag(b, spanKind, protowire.VarintType)
+		b = appendVarint(b, k)
 	}
 	b = appendTime(b, spanStart, s.StartTime().UnixNano())
 	b = appendTime(b, spanEnd, s.EndTime().UnixNano())
@@ -256,15 +269,15 @@ func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 		var m int
 		b, m = openMsg(b, spanLinks)
 		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
-		b = protowire.AppendTag(b, linkTraceID, protowire.BytesType)
-		b = protowire.AppendBytes(b, ltid[:])
-		b = protowire.AppendTag(b, linkSpanID, protowire.BytesType)
-		b = protowire.AppendBytes(b, lsid[:])
+		b = appendTag(b, linkTraceID, protowire.BytesType)
+		b = appendBytes(b, ltid[:])
+		b = appendTag(b, linkSpanID, protowire.BytesType)
+		b = appendBytes(b, lsid[:])
 		for _, kv := range l.Attributes {
 			b = appendKeyValue(b, linkAttributes, kv)
 		}
 		b = appendCount(b, linkDroppedAttrs, l.DroppedAttributeCount)
-		b = protowire.AppendTag(b, linkFlags, protowire.Fixed32Type)
+		b = appendTag(b, linkFlags, protowire.Fixed32Type)
 		b = protowire.AppendFixed32(b, spanFlags32(l.SpanContext.TraceFlags(), l.SpanContext))
 		b = closeMsg(b, m)
 	}
@@ -276,14 +289,14 @@ func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 	b = appendString(b, statusMessage, st.Description)
 	switch st.Code {
 	case codes.Ok:
-		b = protowire.AppendTag(b, statusCode, protowire.VarintType)
-		b = protowire.AppendVarint(b, 1)
+		b = appendTag(b, statusCode, protowire.VarintType)
+		b = appendVarint(b, 1)
 	case codes.Error:
-		b = protowire.AppendTag(b, statusCode, protowire.VarintType)
-		b = protowire.AppendVarint(b, 2)
+		b = appendTag(b, statusCode, protowire.VarintType)
+		b = appendVarint(b, 2)
 	}
 	b = closeMsg(b, m)
-	b = protowire.AppendTag(b, spanFlags, protowire.Fixed32Type)
+	b = appendTag(b, spanFlags, protowire.Fixed32Type)
 	return protowire.AppendFixed32(b, spanFlags32(sc.TraceFlags(), parent))
 }
 
@@ -316,12 +329,24 @@ func otlpSpanKind(k trace.SpanKind) uint64 {
 func appendKeyValue(b []byte, num protowire.Number, kv attribute.KeyValue) []byte {
 	var m int
 	b, m = openMsg(b, num)
-	b = appendString(b, kvKey, string(kv.Key))
+	if kv.Key != "" {
+		// Not checked for UTF-8: span attribute keys are the program's
+		// constants; the resource's and scope's, which may come from the
+		// environment, go through appendCheckedKeyValue once.
+		b = appendTag(b, kvKey, protowire.BytesType)
+		b = appendStringBytes(b, string(kv.Key))
+	}
 	var v int
 	b, v = openMsg(b, kvValue)
 	b = appendAnyValue(b, kv.Value)
 	b = closeMsg(b, v)
 	return closeMsg(b, m)
+}
+
+// appendCheckedKeyValue is appendKeyValue with the key made valid UTF-8.
+func appendCheckedKeyValue(b []byte, num protowire.Number, kv attribute.KeyValue) []byte {
+	kv.Key = attribute.Key(validUTF8(string(kv.Key)))
+	return appendKeyValue(b, num, kv)
 }
 
 // appendAnyValue appends the fields of v's AnyValue message.
@@ -336,8 +361,8 @@ func appendAnyValue(b []byte, v attribute.Value) []byte {
 	case attribute.STRING:
 		return appendOneofString(b, v.AsString())
 	case attribute.BYTESLICE:
-		b = protowire.AppendTag(b, anyBytes, protowire.BytesType)
-		return protowire.AppendBytes(b, v.AsByteSlice())
+		b = appendTag(b, anyBytes, protowire.BytesType)
+		return appendBytes(b, v.AsByteSlice())
 	case attribute.BOOLSLICE:
 		b, m := openMsg(b, anyArray)
 		for _, x := range v.AsBoolSlice() {
@@ -391,25 +416,25 @@ func appendAnyValue(b []byte, v attribute.Value) []byte {
 }
 
 func appendBool(b []byte, x bool) []byte {
-	b = protowire.AppendTag(b, anyBool, protowire.VarintType)
-	return protowire.AppendVarint(b, protowire.EncodeBool(x))
+	b = appendTag(b, anyBool, protowire.VarintType)
+	return appendVarint(b, protowire.EncodeBool(x))
 }
 
 func appendInt(b []byte, x int64) []byte {
-	b = protowire.AppendTag(b, anyInt, protowire.VarintType)
-	return protowire.AppendVarint(b, uint64(x))
+	b = appendTag(b, anyInt, protowire.VarintType)
+	return appendVarint(b, uint64(x))
 }
 
 func appendDouble(b []byte, x float64) []byte {
-	b = protowire.AppendTag(b, anyDouble, protowire.Fixed64Type)
+	b = appendTag(b, anyDouble, protowire.Fixed64Type)
 	return protowire.AppendFixed64(b, math.Float64bits(x))
 }
 
 // appendOneofString appends a oneof string field, which is written even
 // when empty.
 func appendOneofString(b []byte, s string) []byte {
-	b = protowire.AppendTag(b, anyString, protowire.BytesType)
-	return protowire.AppendString(b, validUTF8(s))
+	b = appendTag(b, anyString, protowire.BytesType)
+	return appendStringBytes(b, validUTF8(s))
 }
 
 // appendString appends a proto3 string field, left out when empty.
@@ -417,17 +442,49 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 	if s == "" {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, validUTF8(s))
+	b = appendTag(b, num, protowire.BytesType)
+	return appendStringBytes(b, validUTF8(s))
 }
 
 // validUTF8 returns s, with invalid bytes replaced when there are any: a
-// collector rejects the whole request over one bad string field.
+// collector rejects the whole request over one bad string field. ASCII,
+// nearly every string here, is told apart with a plain loop.
 func validUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			if utf8.ValidString(s[i:]) {
+				return s
+			}
+			return strings.ToValidUTF8(s, "\uFFFD")
+		}
 	}
-	return strings.ToValidUTF8(s, "\uFFFD")
+	return s
+}
+
+// The encoder's own appenders: every field number here but Span.flags is
+// below 16 and most lengths and values are below 128, so a tag or a length
+// is nearly always one byte, written without protowire's general case.
+
+func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
+	if num < 16 {
+		return append(b, byte(num)<<3|byte(typ))
+	}
+	return protowire.AppendTag(b, num, typ)
+}
+
+func appendVarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return protowire.AppendVarint(b, v)
+}
+
+func appendStringBytes(b []byte, s string) []byte {
+	return append(appendVarint(b, uint64(len(s))), s...)
+}
+
+func appendBytes(b []byte, v []byte) []byte {
+	return append(appendVarint(b, uint64(len(v))), v...)
 }
 
 // appendTime appends a fixed64 Unix time in nanoseconds, left out when
@@ -436,7 +493,7 @@ func appendTime(b []byte, num protowire.Number, ns int64) []byte {
 	if ns <= 0 {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.Fixed64Type)
+	b = appendTag(b, num, protowire.Fixed64Type)
 	return protowire.AppendFixed64(b, uint64(ns))
 }
 
@@ -445,8 +502,8 @@ func appendCount(b []byte, num protowire.Number, n int) []byte {
 	if n <= 0 {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, uint64(min(int64(n), math.MaxUint32)))
+	b = appendTag(b, num, protowire.VarintType)
+	return appendVarint(b, uint64(min(int64(n), math.MaxUint32)))
 }
 
 // openMsg starts an embedded message in field num, with one byte kept for
@@ -455,7 +512,7 @@ func appendCount(b []byte, num protowire.Number, n int) []byte {
 // Most messages (attributes, statuses, events) are shorter than 128
 // bytes and never move; a span moves by a byte or two, once.
 func openMsg(b []byte, num protowire.Number) ([]byte, int) {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = appendTag(b, num, protowire.BytesType)
 	b = append(b, 0)
 	return b, len(b)
 }

@@ -117,12 +117,14 @@ func TestOTLPEncoderMatchesOfficial(t *testing.T) {
 		server.SetStatus(codes.Error, "")
 		server.End(trace.WithTimestamp(start.Add(4 * time.Millisecond)))
 
+		_, root := other.Start(context.Background(), "root", trace.WithSpanKind(trace.SpanKindProducer))
+		root.End()
+		// A new scope of the first resource after the second resource:
+		// the groups move.
 		_, ok := b.Start(context.Background(), "internal")
 		ok.AddEvent("plain")
 		ok.SetStatus(codes.Ok, "ignored for ok")
 		ok.End()
-		_, root := other.Start(context.Background(), "root", trace.WithSpanKind(trace.SpanKindProducer))
-		root.End()
 		_, again := a.Start(context.Background(), "again", trace.WithSpanKind(trace.SpanKindConsumer))
 		again.End()
 	})
@@ -187,4 +189,68 @@ func TestOTLPEncoderScopeCacheIsBounded(t *testing.T) {
 	if n := len(enc.scopeMsg); n > 65 {
 		t.Errorf("scope cache holds %d entries", n)
 	}
+}
+
+// BenchmarkSpanExport measures one export of a batch of 512 spans (256
+// server+client pairs with the gateway's attributes) to an HTTP client
+// that drops the body: the direct exporter against the SDK's.
+//
+//	go test -run '^$' -bench SpanExport -benchmem ./telemetry/
+func BenchmarkSpanExport(b *testing.B) {
+	spans := recordSpans(&testing.T{}, func(a, _, _ trace.Tracer) {
+		for range 256 {
+			ctx, s := a.Start(context.Background(), "GET /api", trace.WithSpanKind(trace.SpanKindServer))
+			_, c := a.Start(ctx, "GET", trace.WithSpanKind(trace.SpanKindClient))
+			c.SetAttributes(
+				semconv.HTTPRequestMethodKey.String("GET"), semconv.ServerAddress("10.0.0.1"), semconv.ServerPort(80),
+				AttrService.String("web"), AttrInstanceID.String("web-1"), semconv.URLFull("http://10.0.0.1:80/api/items/1"),
+				AttrLBPolicy.String("round_robin"), AttrWeight.Float64(1), AttrAttempt.Int(0), AttrHealthy.Int(2),
+				semconv.HTTPResponseStatusCode(200))
+			c.End()
+			s.SetAttributes(
+				semconv.HTTPRequestMethodKey.String("GET"), semconv.URLScheme("http"), semconv.URLPath("/api/items/1"),
+				semconv.ServerAddress("gw.example"), semconv.ServerPort(8080), semconv.ClientAddress("192.0.2.10"),
+				semconv.UserAgentOriginal("wrk/4.2.0"), semconv.HTTPRoute("/api"), AttrService.String("web"),
+				AttrAttempts.Int(1), semconv.HTTPResponseStatusCode(200))
+			s.End()
+		}
+	})
+	client := &http.Client{Transport: discardBodies{}}
+	for _, c := range []struct {
+		name string
+		exp  func() (sdktrace.SpanExporter, error)
+	}{
+		{"exporter=direct", func() (sdktrace.SpanExporter, error) {
+			return newDirectExporter(settings{tracesEndpoint: "http://127.0.0.1:4318", tracesProtocol: ProtocolHTTP}, noEnv, client)
+		}},
+		{"exporter=sdk", func() (sdktrace.SpanExporter, error) {
+			return otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL("http://127.0.0.1:4318/v1/traces"),
+				otlptracehttp.WithHTTPClient(client))
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			exp, err := c.exp()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer exp.Shutdown(context.Background())
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := exp.ExportSpans(context.Background(), spans); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(spans)), "ns/span")
+		})
+	}
+}
+
+// discardBodies reads and drops every request body and answers 200.
+type discardBodies struct{}
+
+func (discardBodies) RoundTrip(r *http.Request) (*http.Response, error) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	_ = r.Body.Close()
+	return &http.Response{StatusCode: 200, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: http.NoBody, Request: r}, nil
 }

@@ -4,16 +4,17 @@
 # change. Each benchmark runs at two op counts; the difference divided by
 # the difference in ops is the cost of one op, without the setup.
 #
-#   bench/tracecost/instructions.sh 'RecordedRequest/exporter=(none|direct)$' [n1 n2]
+#   bench/tracecost/instructions.sh 'RecordedRequest/exporter=(none|direct)$' [n1 n2 [package]]
 #
 # Async preemption is off: its signals confuse callgrind.
 set -eu
 pattern=$1
 n1=${2:-1000}
 n2=${3:-3000}
+pkg=${4:-./bench/tracecost/}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-go test -c -o "$dir/bench.test" ./bench/tracecost/
+go test -c -o "$dir/bench.test" "$pkg"
 names=$("$dir/bench.test" -test.run '^$' -test.bench "$pattern" -test.benchtime 1x 2>/dev/null | awk '/^Benchmark/ {sub(/-[0-9]+$/, "", $1); print $1}')
 for name in $names; do
 	sub=$(echo "$name" | sed 's/[][().+*?^$|]/\\&/g')
