@@ -21,6 +21,8 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/switchyard-gw/switchyard/config"
 )
 
 // testSpans are a few ended spans of two resources and two scopes.
@@ -268,5 +270,22 @@ func (p *payloadSizes) HandleRPC(_ context.Context, s stats.RPCStats) {
 		p.mu.Lock()
 		p.in = append(p.in, *in)
 		p.mu.Unlock()
+	}
+}
+
+func TestSpanExporterSettingPicksTheExporter(t *testing.T) {
+	for _, proto := range []string{ProtocolGRPC, ProtocolHTTP} {
+		for _, name := range []string{SpanExporterDirect, SpanExporterSDK} {
+			cfg := config.Default().Telemetry
+			cfg.Endpoint, cfg.Protocol, cfg.SpanExporter = "http://127.0.0.1:4317", proto, name
+			exp, err := NewSpanExporter(context.Background(), cfg, noEnv, nil)
+			if err != nil {
+				t.Fatalf("%s over %s: %v", name, proto, err)
+			}
+			if _, direct := exp.(*directExporter); direct != (name == SpanExporterDirect) {
+				t.Errorf("span_exporter %s over %s built a %T", name, proto, exp)
+			}
+			_ = exp.Shutdown(context.Background())
+		}
 	}
 }
