@@ -48,6 +48,7 @@ func officialRequest(t *testing.T, spans []sdktrace.ReadOnlySpan) *coltracepb.Ex
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer exp.Shutdown(context.Background())
 	if err := exp.ExportSpans(context.Background(), spans); err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func unmarshalRequest(t *testing.T, b []byte) *coltracepb.ExportTraceServiceRequ
 // recordSpans runs f with two tracers of one provider and one of a
 // second provider (another resource), and returns every span ended, in
 // the order they ended.
-func recordSpans(t *testing.T, f func(a, b, other trace.Tracer)) []sdktrace.ReadOnlySpan {
+func recordSpans(t testing.TB, f func(a, b, other trace.Tracer)) []sdktrace.ReadOnlySpan {
 	t.Helper()
 	rec := tracetest.NewSpanRecorder()
 	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName("enc-test"), attribute.Int("answer", 42))
@@ -197,7 +198,7 @@ func TestOTLPEncoderScopeCacheIsBounded(t *testing.T) {
 //
 //	go test -run '^$' -bench SpanExport -benchmem ./telemetry/
 func BenchmarkSpanExport(b *testing.B) {
-	spans := recordSpans(&testing.T{}, func(a, _, _ trace.Tracer) {
+	spans := recordSpans(b, func(a, _, _ trace.Tracer) {
 		for range 256 {
 			ctx, s := a.Start(context.Background(), "GET /api", trace.WithSpanKind(trace.SpanKindServer))
 			_, c := a.Start(ctx, "GET", trace.WithSpanKind(trace.SpanKindClient))
