@@ -99,14 +99,16 @@ func (r *telemetryRig) get(t *testing.T, path, id string, header http.Header) {
 
 func TestTracesReachARealJaeger(t *testing.T) {
 	j := testenv.StartJaeger(t)
-	for _, proto := range []struct{ name, endpoint string }{
-		{"grpc", j.OTLPGRPC},
-		{"http/protobuf", j.OTLPHTTP},
+	for i, proto := range []struct{ name, endpoint, exporter string }{
+		{"grpc", j.OTLPGRPC, "direct"},
+		{"http/protobuf", j.OTLPHTTP, "direct"},
+		{"grpc", j.OTLPGRPC, "sdk"},
+		{"http/protobuf", j.OTLPHTTP, "sdk"},
 	} {
-		t.Run(proto.name, func(t *testing.T) {
-			service := "switchyard-" + strings.ReplaceAll(proto.name, "/", "-")
+		t.Run(proto.exporter+" "+proto.name, func(t *testing.T) {
+			service := "switchyard-" + proto.exporter + "-" + strings.ReplaceAll(proto.name, "/", "-")
 			tel := config.Default().Telemetry
-			tel.Endpoint, tel.Protocol, tel.ServiceName = proto.endpoint, proto.name, service
+			tel.Endpoint, tel.Protocol, tel.ServiceName, tel.SpanExporter = proto.endpoint, proto.name, service, proto.exporter
 			r := startTelemetryRig(t, tel)
 
 			const requests = 4
@@ -114,7 +116,7 @@ func TestTracesReachARealJaeger(t *testing.T) {
 				r.get(t, "/api/items/"+strconv.Itoa(i), strconv.Itoa(i), nil)
 			}
 			// A trace id of its own per subtest: both share one Jaeger.
-			clientTrace := fmt.Sprintf("4bf92f3577b34da6a3ce929d0e0e47%02d", len(proto.name))
+			clientTrace := fmt.Sprintf("4bf92f3577b34da6a3ce929d0e0e47%02d", i)
 			const clientSpan = "00f067aa0ba902b7"
 			r.get(t, "/api/continued", "continued", http.Header{"Traceparent": {"00-" + clientTrace + "-" + clientSpan + "-01"}})
 			r.stop() // shutdown flushes the batch processor

@@ -286,6 +286,9 @@ type Telemetry struct {
 	Endpoint string `mapstructure:"endpoint"`
 	// Protocol is grpc or http/protobuf (OTEL_EXPORTER_OTLP_PROTOCOL).
 	Protocol string `mapstructure:"protocol"`
+	// SpanExporter is direct (the gateway writes OTLP itself) or sdk
+	// (the OpenTelemetry Go SDK's OTLP exporter).
+	SpanExporter string `mapstructure:"span_exporter"`
 	// Sampler and SamplerArg as OTEL_TRACES_SAMPLER and _ARG. A sampler
 	// name prefixed with "failures+" (e.g. failures+traceidratio) also
 	// keeps, after the fact, requests that were not sampled but ended
@@ -370,6 +373,7 @@ func Default() Config {
 		Telemetry: Telemetry{
 			ServiceName:            "switchyard",
 			Protocol:               "grpc",
+			SpanExporter:           "direct",
 			Sampler:                "parentbased_always_on",
 			SamplerArg:             1,
 			TrustIncomingTrace:     true,

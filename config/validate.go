@@ -268,6 +268,11 @@ func (t Telemetry) validate() error {
 	default:
 		return bad("telemetry.protocol", t.Protocol, "want grpc or http/protobuf")
 	}
+	switch t.SpanExporter {
+	case "direct", "sdk":
+	default:
+		return bad("telemetry.span_exporter", t.SpanExporter, "want direct or sdk")
+	}
 	switch strings.TrimPrefix(t.Sampler, FailuresSamplerPrefix) {
 	case "always_on", "always_off", "traceidratio",
 		"parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio":

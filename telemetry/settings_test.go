@@ -146,6 +146,7 @@ func TestConfigValidatesTelemetryKeys(t *testing.T) {
 	}{
 		{"an endpoint needs a scheme", func(c *config.Telemetry) { c.Endpoint = "localhost:4317" }, "telemetry.endpoint"},
 		{"the protocol is grpc or http/protobuf", func(c *config.Telemetry) { c.Protocol = "udp" }, "telemetry.protocol"},
+		{"the span exporter is direct or sdk", func(c *config.Telemetry) { c.SpanExporter = "fast" }, "telemetry.span_exporter"},
 		{"the sampler is a standard name", func(c *config.Telemetry) { c.Sampler = "sometimes" }, "telemetry.sampler"},
 		{"a failures+ prefix needs a standard name after it", func(c *config.Telemetry) { c.Sampler = "failures+sometimes" }, "telemetry.sampler"},
 		{"the slow threshold is not negative", func(c *config.Telemetry) { c.SlowThreshold = -time.Second }, "telemetry.slow_threshold"},

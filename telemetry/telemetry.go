@@ -53,9 +53,9 @@ type Options struct {
 	AccessLog    bool
 	AccessWriter io.Writer
 	Logger       *slog.Logger // nil: slog.Default()
-	// Getenv reads the OTEL_* variables; nil: os.Getenv. The OTLP
-	// exporters read their own variables (headers, TLS, timeouts) from the
-	// process environment.
+	// Getenv reads the OTEL_* variables; nil: os.Getenv. The direct span
+	// exporter reads its own (headers, TLS, timeouts) through it too; the
+	// SDK's OTLP exporters read theirs from the process environment.
 	Getenv func(string) string
 	// SpanExporter, when set, replaces the OTLP trace exporter and turns
 	// tracing on whatever the endpoint (tests, benchmarks).
@@ -63,6 +63,9 @@ type Options struct {
 	// MaxQueueSize overrides the span queue size (0: OTEL_BSP_MAX_QUEUE_SIZE
 	// or 2048).
 	MaxQueueSize int
+	// ExportClient, when set, is the HTTP client of http/protobuf span
+	// export with the direct exporter (benchmarks).
+	ExportClient *http.Client
 	// BatchTimeout overrides how long spans wait before export (0: the
 	// SDK default, 5s, or OTEL_BSP_SCHEDULE_DELAY).
 	BatchTimeout time.Duration
@@ -162,7 +165,7 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 	exp := opt.SpanExporter
 	if exp == nil {
 		var err error
-		if exp, err = newSpanExporter(ctx, t.set); err != nil {
+		if exp, err = newSpanExporter(ctx, t.set, opt); err != nil {
 			return fmt.Errorf("telemetry: trace exporter: %w", err)
 		}
 	}
@@ -204,7 +207,7 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 	t.clientOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 	t.prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	if t.set.tracesEndpoint != "" && opt.SpanExporter == nil {
-		t.log.Info("telemetry: exporting traces", "endpoint", t.set.tracesEndpoint, "protocol", t.set.tracesProtocol,
+		t.log.Info("telemetry: exporting traces", "endpoint", t.set.tracesEndpoint, "protocol", t.set.tracesProtocol, "exporter", opt.Config.SpanExporter,
 			"sampler", t.set.sampler, "sampler_arg", t.set.samplerArg, "failures", t.set.failures)
 	}
 	if t.inst != nil {
@@ -222,7 +225,10 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 // to the exporter, which reads it along with the other OTEL_EXPORTER_OTLP_*
 // variables; one from telemetry.endpoint is passed explicitly (for
 // http/protobuf as a base URL, like OTEL_EXPORTER_OTLP_ENDPOINT).
-func newSpanExporter(ctx context.Context, s settings) (sdktrace.SpanExporter, error) {
+func newSpanExporter(ctx context.Context, s settings, opt Options) (sdktrace.SpanExporter, error) {
+	if opt.Config.SpanExporter != SpanExporterSDK {
+		return newDirectExporter(s, opt.Getenv, opt.ExportClient)
+	}
 	if s.tracesProtocol == ProtocolHTTP {
 		var opts []otlptracehttp.Option
 		if !s.tracesFromEnv {

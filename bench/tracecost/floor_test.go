@@ -16,6 +16,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/telemetry"
 )
 
@@ -36,6 +37,9 @@ import (
 //	                    end of each span (same keys, count and types)
 //	attrs=hooks+export  the same plus End and the export of both spans
 //	attrs=0+export      no attributes, End and export (for comparison)
+//	attrs=hooks+direct  attrs=hooks+export with the gateway's own OTLP
+//	                    exporter (telemetry.span_exporter: direct) in
+//	                    place of the SDK's
 //
 // The export rows flush the processor before the timer stops, so every
 // span's batching, marshaling and upload is inside the timed region (and
@@ -45,16 +49,17 @@ import (
 // (every goroutine, GC included), the better figure on a shared machine.
 func BenchmarkSpanPairFloor(b *testing.B) {
 	for _, c := range []struct {
-		name          string
-		attrs, export bool
+		name                  string
+		attrs, export, direct bool
 	}{
-		{"attrs=0", false, false},
-		{"attrs=hooks", true, false},
-		{"attrs=hooks+export", true, true},
-		{"attrs=0+export", false, true},
+		{"attrs=0", false, false, false},
+		{"attrs=hooks", true, false, false},
+		{"attrs=hooks+export", true, true, false},
+		{"attrs=0+export", false, true, false},
+		{"attrs=hooks+direct", true, true, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			tp, exported := newFloorProvider(b)
+			tp, exported := newFloorProvider(b, c.direct)
 			tracer := tp.Tracer(telemetry.ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
 			serverOpts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 			clientOpts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
@@ -134,14 +139,24 @@ func hookAttrs() (server, client []attribute.KeyValue) {
 }
 
 // newFloorProvider returns a tracer provider that samples everything into
-// a blocking batch span processor and the OTLP http/protobuf exporter, and
+// a blocking batch span processor and an OTLP http/protobuf exporter (the
+// SDK's, or with direct the gateway's own), and
 // a count of the spans exported so far.
-func newFloorProvider(b *testing.B) (*sdktrace.TracerProvider, *atomic.Int64) {
+func newFloorProvider(b *testing.B, direct bool) (*sdktrace.TracerProvider, *atomic.Int64) {
 	b.Helper()
 	ctx := context.Background()
-	exp, err := otlptracehttp.New(ctx,
-		otlptracehttp.WithEndpointURL("http://127.0.0.1:4318/v1/traces"),
-		otlptracehttp.WithHTTPClient(&http.Client{Transport: discardTransport{}}))
+	client := &http.Client{Transport: discardTransport{}}
+	var exp sdktrace.SpanExporter
+	var err error
+	if direct {
+		cfg := config.Default().Telemetry
+		cfg.Endpoint, cfg.Protocol, cfg.SpanExporter = "http://127.0.0.1:4318", telemetry.ProtocolHTTP, telemetry.SpanExporterDirect
+		exp, err = telemetry.NewSpanExporter(ctx, cfg, func(string) string { return "" }, client)
+	} else {
+		exp, err = otlptracehttp.New(ctx,
+			otlptracehttp.WithEndpointURL("http://127.0.0.1:4318/v1/traces"),
+			otlptracehttp.WithHTTPClient(client))
+	}
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -186,11 +201,15 @@ func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.Rea
 
 // discardTransport reads and drops the request body and answers 200 with
 // an empty body, which the exporter takes as full success.
+// discarded counts the bytes it read.
 type discardTransport struct{}
+
+var discarded atomic.Int64
 
 func (discardTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.Body != nil {
-		_, _ = io.Copy(io.Discard, r.Body)
+		n, _ := io.Copy(io.Discard, r.Body)
+		discarded.Add(n)
 		_ = r.Body.Close()
 	}
 	return &http.Response{StatusCode: http.StatusOK, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
