@@ -30,6 +30,13 @@ const workersPerConn = 8
 type catalogEvent struct {
 	catalogAnswer
 	redundant chan<- bool
+	timing    *reqTiming // nil unless traced
+}
+
+// checksEvent is an answer of the checks detector that changed.
+type checksEvent struct {
+	checks map[string]failingCheck
+	timing *reqTiming // nil unless traced
 }
 
 // job is one request for a worker.
@@ -46,6 +53,8 @@ type jobResult struct {
 	ans     serviceAnswer
 	fetched bool // ans holds a full answer
 	err     error
+	timing  *reqTiming // the full read's, nil unless traced
+	picked  time.Time  // when the worker took the job (traced only)
 }
 
 // Run watches until ctx is done and calls update with every changed
@@ -73,7 +82,7 @@ func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
 		return fetchConns
 	})
 	catalogCh := make(chan catalogEvent)
-	checksCh := make(chan map[string]failingCheck)
+	checksCh := make(chan checksEvent)
 	jobs := make(chan job)
 	results := make(chan jobResult)
 	spawn := func(f func()) {
@@ -106,6 +115,8 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 			index uint64
 			err   error
 		)
+		rctx, timing := c.timeRequest(q.Context())
+		q = q.WithContext(rctx)
 		if useUI {
 			ans, index, err = fetchUIServices(client, q)
 			if errors.Is(err, errUIUnusable) {
@@ -121,13 +132,14 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 		if err != nil {
 			return 0, false, err
 		}
+		timing.done()
 		if have && index == last {
 			return index, false, nil
 		}
 		have, last = true, index
 		redundant := make(chan bool, 1)
 		select {
-		case out <- catalogEvent{catalogAnswer: ans, redundant: redundant}:
+		case out <- catalogEvent{catalogAnswer: ans, redundant: redundant, timing: timing}:
 		case <-ctx.Done():
 			return index, true, nil
 		}
@@ -138,19 +150,21 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 // watchChecks runs the checks detector: every answer whose failing checks
 // differ from the previous one goes to Run; an unchanged one (a passing
 // check's output moved the index) is spurious.
-func (c *Consul) watchChecks(ctx context.Context, out chan<- map[string]failingCheck) {
+func (c *Consul) watchChecks(ctx context.Context, out chan<- checksEvent) {
 	var last map[string]failingCheck
 	c.block(ctx, "watching checks", func(client *api.Client, q *api.QueryOptions) (uint64, bool, error) {
-		checks, index, err := fetchFailingChecks(client, q)
+		rctx, timing := c.timeRequest(q.Context())
+		checks, index, err := fetchFailingChecks(client, q.WithContext(rctx))
 		if err != nil {
 			return 0, false, err
 		}
+		timing.done()
 		if last != nil && maps.Equal(last, checks) {
 			return index, false, nil
 		}
 		last = checks
 		select {
-		case out <- checks:
+		case out <- checksEvent{checks: checks, timing: timing}:
 		case <-ctx.Done():
 		}
 		return index, true, nil
@@ -166,7 +180,12 @@ func (c *Consul) worker(ctx context.Context, client *consulClient, jobs <-chan j
 			return
 		case j = <-jobs:
 		}
+		var picked time.Time
+		if c.opt.Trace != nil {
+			picked = time.Now()
+		}
 		res := c.do(ctx, client, j)
+		res.picked = picked
 		select {
 		case results <- res:
 		case <-ctx.Done():
@@ -186,15 +205,17 @@ func (c *Consul) do(ctx context.Context, client *consulClient, j job) jobResult 
 			return jobResult{job: j, err: err}
 		}
 	}
+	ctx, timing := c.timeRequest(ctx)
 	ans, err := fetchService(ctx, client.api, c.opt.TagPrefix, j.name)
 	if err != nil {
 		return jobResult{job: j, err: err}
 	}
-	return jobResult{job: j, ans: ans, fetched: true}
+	timing.done()
+	return jobResult{job: j, ans: ans, fetched: true, timing: timing}
 }
 
 // loop is Run's event loop: the only goroutine that touches r.
-func (r *run) loop(ctx context.Context, catalogCh <-chan catalogEvent, checksCh <-chan map[string]failingCheck, jobs chan<- job, results <-chan jobResult) error {
+func (r *run) loop(ctx context.Context, catalogCh <-chan catalogEvent, checksCh <-chan checksEvent, jobs chan<- job, results <-chan jobResult) error {
 	defer r.stopTimers()
 	for {
 		next, ok := r.next()
@@ -207,8 +228,8 @@ func (r *run) loop(ctx context.Context, catalogCh <-chan catalogEvent, checksCh 
 			return ctx.Err()
 		case ev := <-catalogCh:
 			r.onCatalog(ev)
-		case checks := <-checksCh:
-			r.onChecks(checks)
+		case ev := <-checksCh:
+			r.onChecks(ev)
 		case out <- next:
 			r.dispatched(next)
 		case res := <-results:

@@ -119,6 +119,13 @@ func (r *run) onCatalog(ev catalogEvent) {
 			r.markFetch(s) // an instance joined, left or moved, or a check count moved
 		}
 	}
+	if ev.timing != nil {
+		kind := "catalog"
+		if ev.summaries != nil {
+			kind = "summary"
+		}
+		r.c.trace(ev.timing, kind, slices.Concat(changed, moved), time.Time{})
+	}
 	if first {
 		ev.redundant <- false // every service is being fetched: nothing to sweep
 		return
@@ -146,25 +153,26 @@ func (r *run) remove(s *svcState) {
 
 // onChecks re-fetches the services whose failing checks changed, and every
 // service on a node whose node-level checks changed.
-func (r *run) onChecks(checks map[string]failingCheck) {
-	services, nodes := checksDiff(r.checks, checks)
-	r.checks = checks
+func (r *run) onChecks(ev checksEvent) {
+	services, nodes := checksDiff(r.checks, ev.checks)
+	r.checks = ev.checks
 	for _, name := range services {
 		if s := r.svcs[name]; s != nil {
 			r.markFetch(s)
 		}
 	}
-	if len(nodes) == 0 {
-		return
-	}
-	for _, s := range r.svcs {
-		for _, n := range s.ans.nodes {
-			if _, ok := slices.BinarySearch(nodes, n); ok {
-				r.markFetch(s)
-				break
+	if len(nodes) > 0 {
+		for _, s := range r.svcs {
+			for _, n := range s.ans.nodes {
+				if _, ok := slices.BinarySearch(nodes, n); ok {
+					r.markFetch(s)
+					services = append(services, s.name)
+					break
+				}
 			}
 		}
 	}
+	r.c.trace(ev.timing, "checks", services, time.Time{})
 }
 
 // markFetch queues a full read of s, ahead of every probe.
@@ -300,6 +308,7 @@ func (r *run) onResult(res jobResult) {
 	r.c.ok(svcWhat(s.name))
 	if res.fetched {
 		r.apply(s, res.ans)
+		r.c.trace(res.timing, "fetch", []string{s.name}, res.picked)
 	}
 	if s.again {
 		s.again = false
@@ -353,6 +362,10 @@ func (r *run) publish() {
 	if !r.haveCatalog || r.unreported > 0 || (!r.dirty && r.synced) {
 		return
 	}
+	var start time.Time
+	if r.c.opt.Trace != nil {
+		start = time.Now()
+	}
 	r.dirty = false
 	cur := make([]*Service, 0, len(r.svcs))
 	for _, s := range r.svcs {
@@ -369,6 +382,9 @@ func (r *run) publish() {
 		snap.Services[i] = *s
 	}
 	r.update(snap)
+	if r.c.opt.Trace != nil {
+		r.c.opt.Trace(ConsulEvent{Kind: "publish", Start: start, Acted: time.Now()})
+	}
 	r.published, r.synced = cur, true
 	r.c.markSynced()
 }

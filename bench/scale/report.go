@@ -24,6 +24,7 @@ type result struct {
 	latencies    []latency
 	missed       int
 	catalogBody  int // bytes of one /v1/catalog/services answer
+	breakdown    breakdown
 }
 
 // catalogBytes reads /v1/catalog/services once, as a detector does, and
@@ -108,6 +109,7 @@ func writeResult(b *strings.Builder, r result, instances int, rate float64) {
 	row("RSS at steady state (whole benchmark process)", bytesStr(float64(r.rss)))
 	row("connections to the agent (kernel count)", fmt.Sprintf("%d at steady state, at most %d under churn", r.conns, r.connsChurn))
 	fmt.Fprintf(b, "\n")
+	writeBreakdown(b, r.breakdown)
 	writeComparison(b, r, rate)
 }
 
