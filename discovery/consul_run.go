@@ -108,6 +108,7 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 		last  uint64
 		have  bool
 		useUI = !c.opt.NoSummary
+		dec   uiDecoder
 	)
 	c.block(ctx, "watching the catalog", func(client *api.Client, q *api.QueryOptions) (uint64, bool, error) {
 		var (
@@ -118,7 +119,7 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 		rctx, timing := c.timeRequest(q.Context())
 		q = q.WithContext(rctx)
 		if useUI {
-			ans, index, err = fetchUIServices(client, q)
+			ans, index, err = fetchUIServices(client, q, &dec)
 			if errors.Is(err, errUIUnusable) {
 				useUI = false
 				c.summaryOff.Store(true)

@@ -1,6 +1,8 @@
 package discovery
 
 import (
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -174,5 +176,68 @@ func TestConsulInstanceChangesWithUnchangedTags(t *testing.T) {
 				t.Errorf("fallback warnings logged: %d, want them only on a fallback", n)
 			}
 		})
+	}
+}
+
+func TestUIDecoder(t *testing.T) {
+	bodies := []string{
+		`[]`,
+		` [ ] `,
+		`null`,
+		`[{"Name":"web","Tags":["a","b"],"Nodes":["n1"],"InstanceCount":1,"ChecksPassing":1}]`,
+		// the same answer again, then one entry changed and one added
+		`[{"Name":"web","Tags":["a","b"],"Nodes":["n1"],"InstanceCount":1,"ChecksPassing":1}]`,
+		"[\n {\"Name\":\"db\",\"InstanceCount\":2},\n {\"Name\":\"web\",\"Tags\":[\"a\"],\"InstanceCount\":1,\"GatewayConfig\":{\"x\":[1,{}]}}\n]\n",
+		// braces, brackets, quotes and escapes inside strings
+		`[{"Name":"w}e]b{","Tags":["\"}", "\\", "[{", "\\\"]"],"InstanceCount":1}]`,
+		`[{"Name":"a","InstanceCount":1},{"Name":"a","InstanceCount":1}]`,
+	}
+	var d uiDecoder
+	for _, body := range bodies {
+		var want []uiService
+		if err := json.Unmarshal([]byte(body), &want); err != nil {
+			t.Fatalf("test body %q: %v", body, err)
+		}
+		got, err := d.decode([]byte(body))
+		if err != nil || !reflect.DeepEqual(got, want) && len(got)+len(want) > 0 {
+			t.Errorf("decode(%q) = %+v, %v; want %+v", body, got, err, want)
+		}
+	}
+	for _, body := range []string{`[`, `[{"Name":"a"}`, `[{"Name":"a"},]`, `[{"Name":"a"}]x`, `[{"Name":"a"]}`, `[{"Name":1}]`, `[1]`, `{}`, `[{"Name":"a",}]`, `"x"`} {
+		var want []uiService
+		wantErr := json.Unmarshal([]byte(body), &want)
+		_, err := d.decode([]byte(body))
+		if err == nil || wantErr == nil {
+			t.Errorf("decode(%q) error = %v, encoding/json's = %v; want both", body, err, wantErr)
+			continue
+		}
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		if !errors.As(err, &syntax) && !errors.As(err, &typ) {
+			t.Errorf("decode(%q) error = %T %v, want a syntax or type error (the detector falls back on those)", body, err, err)
+		}
+	}
+}
+
+func TestUIDecoderReusesUnchangedEntries(t *testing.T) {
+	var d uiDecoder
+	a := `{"Name":"a","Tags":["x"],"InstanceCount":1}`
+	b := `{"Name":"b","InstanceCount":2}`
+	if _, err := d.decode([]byte("[" + a + "," + b + "]")); err != nil {
+		t.Fatal(err)
+	}
+	first := d.prev[a].Tags
+	got, err := d.decode([]byte("[" + a + `,{"Name":"b","InstanceCount":3}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &got[0].Tags[0] != &first[0] {
+		t.Error("an unchanged entry was decoded again")
+	}
+	if *got[1].InstanceCount != 3 {
+		t.Errorf("changed entry decoded as %+v", got[1])
+	}
+	if _, ok := d.prev[b]; ok || len(d.prev) != 2 {
+		t.Errorf("entries kept after the second answer: %d (the old b among them: %v)", len(d.prev), ok)
 	}
 }
