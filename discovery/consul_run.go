@@ -16,6 +16,12 @@ import (
 // hold a worker for the whole blocking-query timeout.
 const fetchTimeout = 30 * time.Second
 
+// splitConnections is the smallest budget at which names and tags get a
+// detector of their own beside the summary's. With fewer, that detector's
+// connection would leave one to fetches and sweeps together, and targeted
+// fetches queued behind sweeps (docs/consul-scale.md has the figures).
+const splitConnections = 5
+
 // workersPerConn is the number of fetch workers per fetch connection. Over
 // HTTP/1.1 the extra ones queue in the transport for a connection; over
 // HTTP/2 they are concurrent streams on one connection.
@@ -31,6 +37,9 @@ type catalogEvent struct {
 	catalogAnswer
 	redundant chan<- bool
 	timing    *reqTiming // nil unless traced
+	// summaryOnly marks an answer of the summary detector while a catalog
+	// detector of its own reads names and tags: only its summaries count.
+	summaryOnly bool
 }
 
 // checksEvent is an answer of the checks detector that changed.
@@ -68,7 +77,17 @@ func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	// The per-service summary names instance changes, but the agent
+	// takes O(instances) to make each answer. Where the budget leaves two
+	// connections to fetches, a third detector reads
+	// /v1/catalog/services, several times cheaper, for names and tags:
+	// new services, services gone and tag changes then do not wait for a
+	// summary.
+	split := !c.opt.NoSummary && c.opt.MaxConnections >= splitConnections
 	fetchConns := c.opt.MaxConnections - 2
+	if split {
+		fetchConns--
+	}
 	client, err := c.newClient(clientSpec{name: "fetch", maxConns: fetchConns})
 	if err != nil {
 		return err
@@ -81,6 +100,7 @@ func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
 		}
 		return fetchConns
 	})
+	r.split = split
 	catalogCh := make(chan catalogEvent)
 	checksCh := make(chan checksEvent)
 	jobs := make(chan job)
@@ -89,7 +109,10 @@ func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
-	spawn(func() { c.watchCatalog(ctx, catalogCh) })
+	if split {
+		spawn(func() { c.watchSummary(ctx, catalogCh) })
+	}
+	spawn(func() { c.watchCatalog(ctx, catalogCh, !split && !c.opt.NoSummary, split) })
 	spawn(func() { c.watchChecks(ctx, checksCh) })
 	for range fetchConns * workersPerConn {
 		spawn(func() { c.worker(ctx, client, jobs, results) })
@@ -100,15 +123,15 @@ func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
 // watchCatalog runs the catalog detector: every answer whose index moved
 // goes to Run. An answer at the same index (the wait ran out, an early
 // wake-up) or one Run calls redundant is spurious and takes a token before
-// the next query. It reads the per-service summary (consul_ui.go) until
-// that endpoint is found absent or answers unexpectedly, and
-// /v1/catalog/services from then on.
-func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
+// the next query. With useUI it reads the per-service summary
+// (consul_ui.go) until that endpoint is found absent or answers
+// unexpectedly, and /v1/catalog/services from then on; without, only
+// /v1/catalog/services.
+func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent, useUI, split bool) {
 	var (
-		last  uint64
-		have  bool
-		useUI = !c.opt.NoSummary
-		dec   uiDecoder
+		last uint64
+		have bool
+		dec  uiDecoder
 	)
 	c.block(ctx, "watching the catalog", func(client *api.Client, q *api.QueryOptions) (uint64, bool, error) {
 		var (
@@ -128,7 +151,11 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 			}
 		}
 		if !useUI {
-			ans.services, index, err = fetchCatalog(client, q)
+			// Beside a summary detector, the catalog is read without a
+			// filter: a filter makes the agent join every instance with
+			// its node, several times the cost. Proxies are left out
+			// when fetched (run.rebuild).
+			ans.services, index, err = fetchCatalog(client, q, !split)
 		}
 		if err != nil {
 			return 0, false, err
@@ -141,6 +168,46 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 		redundant := make(chan bool, 1)
 		select {
 		case out <- catalogEvent{catalogAnswer: ans, redundant: redundant, timing: timing}:
+		case <-ctx.Done():
+			return index, true, nil
+		}
+		return index, !<-redundant, nil
+	}, nil)
+}
+
+// watchSummary runs the summary detector beside a catalog detector of its
+// own: its answers go to Run for the instance changes they name, as
+// watchCatalog's do. Where the summary is unusable it stops for the rest
+// of the run, and sweeps find instance changes.
+func (c *Consul) watchSummary(ctx context.Context, out chan<- catalogEvent) {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var (
+		last uint64
+		have bool
+		dec  uiDecoder
+	)
+	c.block(ctx, "watching the per-service summary", func(client *api.Client, q *api.QueryOptions) (uint64, bool, error) {
+		rctx, timing := c.timeRequest(q.Context())
+		ans, index, err := fetchUIServices(client, q.WithContext(rctx), &dec)
+		if errors.Is(err, errUIUnusable) {
+			c.summaryOff.Store(true)
+			c.log.Warn("consul: not reading the per-service summary; instances joining or leaving are found by sweeps", "reason", err.Error())
+			stop()
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		timing.done()
+		if have && index == last {
+			return index, false, nil
+		}
+		have, last = true, index
+		ans.services = nil // names and tags are the catalog detector's
+		redundant := make(chan bool, 1)
+		select {
+		case out <- catalogEvent{catalogAnswer: ans, redundant: redundant, timing: timing, summaryOnly: true}:
 		case <-ctx.Done():
 			return index, true, nil
 		}

@@ -42,7 +42,8 @@ type run struct {
 	named  map[string]bool // services the config file names
 
 	catalog     map[string][]string
-	summaries   map[string]serviceSummary // nil: the detector reads no summaries
+	summaries   map[string]serviceSummary // nil: no detector reads summaries
+	split       bool                      // a detector of its own reads summaries
 	haveCatalog bool
 	checks      map[string]failingCheck
 	svcs        map[string]*svcState
@@ -88,10 +89,18 @@ func (c *Consul) newRun(update func(Snapshot), maxProbing func() int) *run {
 // watched, new ones are fetched, tag changes rebuild, and a sweep looks for
 // the instance changes the answer cannot show.
 func (r *run) onCatalog(ev catalogEvent) {
+	if ev.summaryOnly {
+		r.onSummary(ev)
+		return
+	}
 	first := !r.haveCatalog
 	changed := catalogDiff(r.catalog, ev.services)
-	moved := summaryDiff(r.summaries, ev.summaries)
-	r.catalog, r.summaries, r.haveCatalog = ev.services, ev.summaries, true
+	var moved []string
+	if !r.split {
+		moved = summaryDiff(r.summaries, ev.summaries)
+		r.summaries = ev.summaries
+	}
+	r.catalog, r.haveCatalog = ev.services, true
 	wanted := wantedServices(r.c.opt.TagPrefix, r.catalog, r.named)
 	for name, s := range r.svcs {
 		if !wanted[name] {
@@ -114,11 +123,7 @@ func (r *run) onCatalog(ev catalogEvent) {
 			r.markFetch(s)
 		}
 	}
-	for _, name := range moved {
-		if s := r.svcs[name]; s != nil {
-			r.markFetch(s) // an instance joined, left or moved, or a check count moved
-		}
-	}
+	r.fetchMoved(moved)
 	if ev.timing != nil {
 		kind := "catalog"
 		if ev.summaries != nil {
@@ -130,9 +135,40 @@ func (r *run) onCatalog(ev catalogEvent) {
 		ev.redundant <- false // every service is being fetched: nothing to sweep
 		return
 	}
-	// A sweep already waiting to start will see every instance change up
-	// to now: this answer adds nothing unless its names or tags changed.
-	ev.redundant <- r.sweepWanted && len(changed) == 0 && len(moved) == 0
+	r.wantSweep(ev, len(changed) > 0 || len(moved) > 0)
+}
+
+// onSummary follows an answer of the summary detector while the catalog
+// detector reads names and tags: services whose instances or check counts
+// moved are fetched. Services it lists that the catalog answer does not
+// (yet) are left to the catalog detector, which is the quicker.
+func (r *run) onSummary(ev catalogEvent) {
+	moved := summaryDiff(r.summaries, ev.summaries)
+	r.summaries = ev.summaries
+	r.fetchMoved(moved)
+	r.c.trace(ev.timing, "summary", moved, time.Time{})
+	if !r.haveCatalog {
+		ev.redundant <- false // every service will be fetched: nothing to sweep
+		return
+	}
+	r.wantSweep(ev, len(moved) > 0)
+}
+
+// fetchMoved fetches the watched services a summary names.
+func (r *run) fetchMoved(moved []string) {
+	for _, name := range moved {
+		if s := r.svcs[name]; s != nil {
+			r.markFetch(s) // an instance joined, left or moved, or a check count moved
+		}
+	}
+}
+
+// wantSweep asks for a sweep after a detector answer whose index moved,
+// and tells the detector whether the answer was redundant: a sweep already
+// waiting to start will see every instance change up to now, so an answer
+// that named nothing adds nothing.
+func (r *run) wantSweep(ev catalogEvent, named bool) {
+	ev.redundant <- r.sweepWanted && !named
 	r.sweepWanted = true
 	r.startSweep()
 }
@@ -244,7 +280,7 @@ func (r *run) endSweep() {
 // the fetch connections to the targeted fetches.
 func (r *run) probeLimit() int {
 	n := r.maxProbing()
-	if r.summaries != nil && n > 1 {
+	if r.summaries != nil && !r.c.summaryOff.Load() && n > 1 {
 		n = (n + 1) / 2
 	}
 	return n
@@ -347,6 +383,16 @@ func (r *run) rebuild(s *svcState) bool {
 	}
 	if !s.have {
 		return false
+	}
+	if r.split && !r.named[s.name] && !s.ans.typical {
+		// Read from the unfiltered catalog, a name may be a proxy's or a
+		// gateway's only (a sidecar copies its service's tags): it is
+		// not a service to route until a typical instance comes back.
+		if s.built == nil {
+			return false
+		}
+		s.built, r.dirty = nil, true
+		return true
 	}
 	svc := buildService(s.name, tags, s.ans.insts, r.c.opt.Services[s.name])
 	if s.built != nil && reflect.DeepEqual(*s.built, svc) {

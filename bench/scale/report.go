@@ -67,6 +67,9 @@ func bytesStr(b float64) string {
 // report renders the results as markdown.
 func report(rs []result, instances int, rate float64, budget int, summary bool) string {
 	detector := "catalog detector on the per-service summary (/v1/internal/ui/services)"
+	if summary && budget >= 5 {
+		detector = "names and tags on /v1/catalog/services, instance changes on the per-service summary (/v1/internal/ui/services)"
+	}
 	if !summary {
 		detector = "catalog detector on /v1/catalog/services (-summary=false)"
 	}
