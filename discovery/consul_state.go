@@ -101,18 +101,27 @@ func (r *run) onCatalog(ev catalogEvent) {
 		r.summaries = ev.summaries
 	}
 	r.catalog, r.haveCatalog = ev.services, true
-	wanted := wantedServices(r.c.opt.TagPrefix, r.catalog, r.named)
-	for name, s := range r.svcs {
-		if !wanted[name] {
-			r.remove(s)
+	// Whether a service is watched depends only on its own tags, so after
+	// the first answer only the services whose tags changed (or that
+	// appeared or left) can start or stop being watched: the tags of every
+	// service are not read again on every answer.
+	if first {
+		for name := range wantedServices(r.c.opt.TagPrefix, r.catalog, r.named) {
+			r.watch(name)
 		}
-	}
-	for name := range wanted {
-		if r.svcs[name] == nil {
-			s := &svcState{name: name}
-			r.svcs[name] = s
-			r.unreported++
-			r.markFetch(s)
+	} else {
+		for _, name := range changed {
+			want := r.named[name]
+			if tags, ok := r.catalog[name]; ok && !want {
+				t, _ := parseTags(r.c.opt.TagPrefix, name, tags)
+				want = t.Enabled
+			}
+			switch s := r.svcs[name]; {
+			case want && s == nil:
+				r.watch(name)
+			case !want && s != nil:
+				r.remove(s)
+			}
 		}
 	}
 	for _, name := range changed {
@@ -171,6 +180,14 @@ func (r *run) wantSweep(ev catalogEvent, named bool) {
 	ev.redundant <- r.sweepWanted && !named
 	r.sweepWanted = true
 	r.startSweep()
+}
+
+// watch starts watching a service: it is fetched at once.
+func (r *run) watch(name string) {
+	s := &svcState{name: name}
+	r.svcs[name] = s
+	r.unreported++
+	r.markFetch(s)
 }
 
 func (r *run) remove(s *svcState) {
