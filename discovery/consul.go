@@ -55,6 +55,10 @@ type ConsulOptions struct {
 	// Meter, when not nil, counts requests and bytes exchanged with the
 	// agent (for benchmarks).
 	Meter *ConsulMeter
+	// Trace, when not nil, receives the timings of detector answers,
+	// fetches and snapshots (for benchmarks). It is called from the
+	// source's goroutines and must be quick and safe for concurrent use.
+	Trace func(ConsulEvent)
 	// Logger receives warnings (once per outage) and tag problems; nil uses
 	// slog.Default().
 	Logger *slog.Logger

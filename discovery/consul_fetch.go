@@ -28,10 +28,13 @@ const (
 	nothing = `Service.ID == "" and Service.ID != ""`
 )
 
-// fetchCatalog reads /v1/catalog/services without proxies. Tags come back
-// sorted, so answers compare equal when nothing changed.
-func fetchCatalog(client *api.Client, q *api.QueryOptions) (map[string][]string, uint64, error) {
-	q.Filter = typicalServices
+// fetchCatalog reads /v1/catalog/services, without proxies when
+// typicalOnly. Tags come back sorted, so answers compare equal when
+// nothing changed.
+func fetchCatalog(client *api.Client, q *api.QueryOptions, typicalOnly bool) (map[string][]string, uint64, error) {
+	if typicalOnly {
+		q.Filter = typicalServices
+	}
 	services, meta, err := client.Catalog().Services(q)
 	if err != nil {
 		return nil, 0, err
@@ -57,10 +60,11 @@ func fetchFailingChecks(client *api.Client, q *api.QueryOptions) (map[string]fai
 
 // serviceAnswer is one full read of a service's health.
 type serviceAnswer struct {
-	insts []Instance
-	nodes []string // nodes its instances run on, for node-level checks
-	index uint64
-	warns []string
+	insts   []Instance
+	typical bool     // an entry of a typical service (not a proxy or gateway) came back
+	nodes   []string // nodes its instances run on, for node-level checks
+	index   uint64
+	warns   []string
 }
 
 // fetchService reads /v1/health/service/<name> (every status, so the
@@ -72,7 +76,10 @@ func fetchService(ctx context.Context, client *api.Client, prefix, name string) 
 		return serviceAnswer{}, err
 	}
 	insts, warns := consulInstances(prefix, entries)
-	return serviceAnswer{insts: insts, nodes: entryNodes(entries), index: meta.LastIndex, warns: warns}, nil
+	typical := slices.ContainsFunc(entries, func(e *api.ServiceEntry) bool {
+		return e != nil && e.Service != nil && e.Service.Kind == api.ServiceKindTypical
+	})
+	return serviceAnswer{insts: insts, typical: typical, nodes: entryNodes(entries), index: meta.LastIndex, warns: warns}, nil
 }
 
 // fetchIndex reads only a service's index: the same query as fetchService

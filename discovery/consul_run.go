@@ -16,6 +16,12 @@ import (
 // hold a worker for the whole blocking-query timeout.
 const fetchTimeout = 30 * time.Second
 
+// splitConnections is the smallest budget at which names and tags get a
+// detector of their own beside the summary's. With fewer, that detector's
+// connection would leave one to fetches and sweeps together, and targeted
+// fetches queued behind sweeps (docs/consul-scale.md has the figures).
+const splitConnections = 5
+
 // workersPerConn is the number of fetch workers per fetch connection. Over
 // HTTP/1.1 the extra ones queue in the transport for a connection; over
 // HTTP/2 they are concurrent streams on one connection.
@@ -30,6 +36,16 @@ const workersPerConn = 8
 type catalogEvent struct {
 	catalogAnswer
 	redundant chan<- bool
+	timing    *reqTiming // nil unless traced
+	// summaryOnly marks an answer of the summary detector while a catalog
+	// detector of its own reads names and tags: only its summaries count.
+	summaryOnly bool
+}
+
+// checksEvent is an answer of the checks detector that changed.
+type checksEvent struct {
+	checks map[string]failingCheck
+	timing *reqTiming // nil unless traced
 }
 
 // job is one request for a worker.
@@ -46,6 +62,8 @@ type jobResult struct {
 	ans     serviceAnswer
 	fetched bool // ans holds a full answer
 	err     error
+	timing  *reqTiming // the full read's, nil unless traced
+	picked  time.Time  // when the worker took the job (traced only)
 }
 
 // Run watches until ctx is done and calls update with every changed
@@ -59,7 +77,17 @@ func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	// The per-service summary names instance changes, but the agent
+	// takes O(instances) to make each answer. Where the budget leaves two
+	// connections to fetches, a third detector reads
+	// /v1/catalog/services, several times cheaper, for names and tags:
+	// new services, services gone and tag changes then do not wait for a
+	// summary.
+	split := !c.opt.NoSummary && c.opt.MaxConnections >= splitConnections
 	fetchConns := c.opt.MaxConnections - 2
+	if split {
+		fetchConns--
+	}
 	client, err := c.newClient(clientSpec{name: "fetch", maxConns: fetchConns})
 	if err != nil {
 		return err
@@ -72,15 +100,19 @@ func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
 		}
 		return fetchConns
 	})
+	r.split = split
 	catalogCh := make(chan catalogEvent)
-	checksCh := make(chan map[string]failingCheck)
+	checksCh := make(chan checksEvent)
 	jobs := make(chan job)
 	results := make(chan jobResult)
 	spawn := func(f func()) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
-	spawn(func() { c.watchCatalog(ctx, catalogCh) })
+	if split {
+		spawn(func() { c.watchSummary(ctx, catalogCh) })
+	}
+	spawn(func() { c.watchCatalog(ctx, catalogCh, !split && !c.opt.NoSummary, split) })
 	spawn(func() { c.watchChecks(ctx, checksCh) })
 	for range fetchConns * workersPerConn {
 		spawn(func() { c.worker(ctx, client, jobs, results) })
@@ -91,14 +123,15 @@ func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
 // watchCatalog runs the catalog detector: every answer whose index moved
 // goes to Run. An answer at the same index (the wait ran out, an early
 // wake-up) or one Run calls redundant is spurious and takes a token before
-// the next query. It reads the per-service summary (consul_ui.go) until
-// that endpoint is found absent or answers unexpectedly, and
-// /v1/catalog/services from then on.
-func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
+// the next query. With useUI it reads the per-service summary
+// (consul_ui.go) until that endpoint is found absent or answers
+// unexpectedly, and /v1/catalog/services from then on; without, only
+// /v1/catalog/services.
+func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent, useUI, split bool) {
 	var (
-		last  uint64
-		have  bool
-		useUI = !c.opt.NoSummary
+		last uint64
+		have bool
+		dec  uiDecoder
 	)
 	c.block(ctx, "watching the catalog", func(client *api.Client, q *api.QueryOptions) (uint64, bool, error) {
 		var (
@@ -106,8 +139,10 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 			index uint64
 			err   error
 		)
+		rctx, timing := c.timeRequest(q.Context())
+		q = q.WithContext(rctx)
 		if useUI {
-			ans, index, err = fetchUIServices(client, q)
+			ans, index, err = fetchUIServices(client, q, &dec)
 			if errors.Is(err, errUIUnusable) {
 				useUI = false
 				c.summaryOff.Store(true)
@@ -116,18 +151,63 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 			}
 		}
 		if !useUI {
-			ans.services, index, err = fetchCatalog(client, q)
+			// Beside a summary detector, the catalog is read without a
+			// filter: a filter makes the agent join every instance with
+			// its node, several times the cost. Proxies are left out
+			// when fetched (run.rebuild).
+			ans.services, index, err = fetchCatalog(client, q, !split)
 		}
 		if err != nil {
 			return 0, false, err
 		}
+		timing.done()
 		if have && index == last {
 			return index, false, nil
 		}
 		have, last = true, index
 		redundant := make(chan bool, 1)
 		select {
-		case out <- catalogEvent{catalogAnswer: ans, redundant: redundant}:
+		case out <- catalogEvent{catalogAnswer: ans, redundant: redundant, timing: timing}:
+		case <-ctx.Done():
+			return index, true, nil
+		}
+		return index, !<-redundant, nil
+	}, nil)
+}
+
+// watchSummary runs the summary detector beside a catalog detector of its
+// own: its answers go to Run for the instance changes they name, as
+// watchCatalog's do. Where the summary is unusable it stops for the rest
+// of the run, and sweeps find instance changes.
+func (c *Consul) watchSummary(ctx context.Context, out chan<- catalogEvent) {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var (
+		last uint64
+		have bool
+		dec  uiDecoder
+	)
+	c.block(ctx, "watching the per-service summary", func(client *api.Client, q *api.QueryOptions) (uint64, bool, error) {
+		rctx, timing := c.timeRequest(q.Context())
+		ans, index, err := fetchUIServices(client, q.WithContext(rctx), &dec)
+		if errors.Is(err, errUIUnusable) {
+			c.summaryOff.Store(true)
+			c.log.Warn("consul: not reading the per-service summary; instances joining or leaving are found by sweeps", "reason", err.Error())
+			stop()
+			return 0, false, nil
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		timing.done()
+		if have && index == last {
+			return index, false, nil
+		}
+		have, last = true, index
+		ans.services = nil // names and tags are the catalog detector's
+		redundant := make(chan bool, 1)
+		select {
+		case out <- catalogEvent{catalogAnswer: ans, redundant: redundant, timing: timing, summaryOnly: true}:
 		case <-ctx.Done():
 			return index, true, nil
 		}
@@ -138,19 +218,21 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent) {
 // watchChecks runs the checks detector: every answer whose failing checks
 // differ from the previous one goes to Run; an unchanged one (a passing
 // check's output moved the index) is spurious.
-func (c *Consul) watchChecks(ctx context.Context, out chan<- map[string]failingCheck) {
+func (c *Consul) watchChecks(ctx context.Context, out chan<- checksEvent) {
 	var last map[string]failingCheck
 	c.block(ctx, "watching checks", func(client *api.Client, q *api.QueryOptions) (uint64, bool, error) {
-		checks, index, err := fetchFailingChecks(client, q)
+		rctx, timing := c.timeRequest(q.Context())
+		checks, index, err := fetchFailingChecks(client, q.WithContext(rctx))
 		if err != nil {
 			return 0, false, err
 		}
+		timing.done()
 		if last != nil && maps.Equal(last, checks) {
 			return index, false, nil
 		}
 		last = checks
 		select {
-		case out <- checks:
+		case out <- checksEvent{checks: checks, timing: timing}:
 		case <-ctx.Done():
 		}
 		return index, true, nil
@@ -166,7 +248,12 @@ func (c *Consul) worker(ctx context.Context, client *consulClient, jobs <-chan j
 			return
 		case j = <-jobs:
 		}
+		var picked time.Time
+		if c.opt.Trace != nil {
+			picked = time.Now()
+		}
 		res := c.do(ctx, client, j)
+		res.picked = picked
 		select {
 		case results <- res:
 		case <-ctx.Done():
@@ -186,15 +273,17 @@ func (c *Consul) do(ctx context.Context, client *consulClient, j job) jobResult 
 			return jobResult{job: j, err: err}
 		}
 	}
+	ctx, timing := c.timeRequest(ctx)
 	ans, err := fetchService(ctx, client.api, c.opt.TagPrefix, j.name)
 	if err != nil {
 		return jobResult{job: j, err: err}
 	}
-	return jobResult{job: j, ans: ans, fetched: true}
+	timing.done()
+	return jobResult{job: j, ans: ans, fetched: true, timing: timing}
 }
 
 // loop is Run's event loop: the only goroutine that touches r.
-func (r *run) loop(ctx context.Context, catalogCh <-chan catalogEvent, checksCh <-chan map[string]failingCheck, jobs chan<- job, results <-chan jobResult) error {
+func (r *run) loop(ctx context.Context, catalogCh <-chan catalogEvent, checksCh <-chan checksEvent, jobs chan<- job, results <-chan jobResult) error {
 	defer r.stopTimers()
 	for {
 		next, ok := r.next()
@@ -207,8 +296,8 @@ func (r *run) loop(ctx context.Context, catalogCh <-chan catalogEvent, checksCh 
 			return ctx.Err()
 		case ev := <-catalogCh:
 			r.onCatalog(ev)
-		case checks := <-checksCh:
-			r.onChecks(checks)
+		case ev := <-checksCh:
+			r.onChecks(ev)
 		case out <- next:
 			r.dispatched(next)
 		case res := <-results:

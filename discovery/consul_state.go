@@ -42,7 +42,8 @@ type run struct {
 	named  map[string]bool // services the config file names
 
 	catalog     map[string][]string
-	summaries   map[string]serviceSummary // nil: the detector reads no summaries
+	summaries   map[string]serviceSummary // nil: no detector reads summaries
+	split       bool                      // a detector of its own reads summaries
 	haveCatalog bool
 	checks      map[string]failingCheck
 	svcs        map[string]*svcState
@@ -88,22 +89,39 @@ func (c *Consul) newRun(update func(Snapshot), maxProbing func() int) *run {
 // watched, new ones are fetched, tag changes rebuild, and a sweep looks for
 // the instance changes the answer cannot show.
 func (r *run) onCatalog(ev catalogEvent) {
+	if ev.summaryOnly {
+		r.onSummary(ev)
+		return
+	}
 	first := !r.haveCatalog
 	changed := catalogDiff(r.catalog, ev.services)
-	moved := summaryDiff(r.summaries, ev.summaries)
-	r.catalog, r.summaries, r.haveCatalog = ev.services, ev.summaries, true
-	wanted := wantedServices(r.c.opt.TagPrefix, r.catalog, r.named)
-	for name, s := range r.svcs {
-		if !wanted[name] {
-			r.remove(s)
-		}
+	var moved []string
+	if !r.split {
+		moved = summaryDiff(r.summaries, ev.summaries)
+		r.summaries = ev.summaries
 	}
-	for name := range wanted {
-		if r.svcs[name] == nil {
-			s := &svcState{name: name}
-			r.svcs[name] = s
-			r.unreported++
-			r.markFetch(s)
+	r.catalog, r.haveCatalog = ev.services, true
+	// Whether a service is watched depends only on its own tags, so after
+	// the first answer only the services whose tags changed (or that
+	// appeared or left) can start or stop being watched: the tags of every
+	// service are not read again on every answer.
+	if first {
+		for name := range wantedServices(r.c.opt.TagPrefix, r.catalog, r.named) {
+			r.watch(name)
+		}
+	} else {
+		for _, name := range changed {
+			want := r.named[name]
+			if tags, ok := r.catalog[name]; ok && !want {
+				t, _ := parseTags(r.c.opt.TagPrefix, name, tags)
+				want = t.Enabled
+			}
+			switch s := r.svcs[name]; {
+			case want && s == nil:
+				r.watch(name)
+			case !want && s != nil:
+				r.remove(s)
+			}
 		}
 	}
 	for _, name := range changed {
@@ -114,20 +132,62 @@ func (r *run) onCatalog(ev catalogEvent) {
 			r.markFetch(s)
 		}
 	}
-	for _, name := range moved {
-		if s := r.svcs[name]; s != nil {
-			r.markFetch(s) // an instance joined, left or moved, or a check count moved
+	r.fetchMoved(moved)
+	if ev.timing != nil {
+		kind := "catalog"
+		if ev.summaries != nil {
+			kind = "summary"
 		}
+		r.c.trace(ev.timing, kind, slices.Concat(changed, moved), time.Time{})
 	}
 	if first {
 		ev.redundant <- false // every service is being fetched: nothing to sweep
 		return
 	}
-	// A sweep already waiting to start will see every instance change up
-	// to now: this answer adds nothing unless its names or tags changed.
-	ev.redundant <- r.sweepWanted && len(changed) == 0 && len(moved) == 0
+	r.wantSweep(ev, len(changed) > 0 || len(moved) > 0)
+}
+
+// onSummary follows an answer of the summary detector while the catalog
+// detector reads names and tags: services whose instances or check counts
+// moved are fetched. Services it lists that the catalog answer does not
+// (yet) are left to the catalog detector, which is the quicker.
+func (r *run) onSummary(ev catalogEvent) {
+	moved := summaryDiff(r.summaries, ev.summaries)
+	r.summaries = ev.summaries
+	r.fetchMoved(moved)
+	r.c.trace(ev.timing, "summary", moved, time.Time{})
+	if !r.haveCatalog {
+		ev.redundant <- false // every service will be fetched: nothing to sweep
+		return
+	}
+	r.wantSweep(ev, len(moved) > 0)
+}
+
+// fetchMoved fetches the watched services a summary names.
+func (r *run) fetchMoved(moved []string) {
+	for _, name := range moved {
+		if s := r.svcs[name]; s != nil {
+			r.markFetch(s) // an instance joined, left or moved, or a check count moved
+		}
+	}
+}
+
+// wantSweep asks for a sweep after a detector answer whose index moved,
+// and tells the detector whether the answer was redundant: a sweep already
+// waiting to start will see every instance change up to now, so an answer
+// that named nothing adds nothing.
+func (r *run) wantSweep(ev catalogEvent, named bool) {
+	ev.redundant <- r.sweepWanted && !named
 	r.sweepWanted = true
 	r.startSweep()
+}
+
+// watch starts watching a service: it is fetched at once.
+func (r *run) watch(name string) {
+	s := &svcState{name: name}
+	r.svcs[name] = s
+	r.unreported++
+	r.markFetch(s)
 }
 
 func (r *run) remove(s *svcState) {
@@ -146,25 +206,26 @@ func (r *run) remove(s *svcState) {
 
 // onChecks re-fetches the services whose failing checks changed, and every
 // service on a node whose node-level checks changed.
-func (r *run) onChecks(checks map[string]failingCheck) {
-	services, nodes := checksDiff(r.checks, checks)
-	r.checks = checks
+func (r *run) onChecks(ev checksEvent) {
+	services, nodes := checksDiff(r.checks, ev.checks)
+	r.checks = ev.checks
 	for _, name := range services {
 		if s := r.svcs[name]; s != nil {
 			r.markFetch(s)
 		}
 	}
-	if len(nodes) == 0 {
-		return
-	}
-	for _, s := range r.svcs {
-		for _, n := range s.ans.nodes {
-			if _, ok := slices.BinarySearch(nodes, n); ok {
-				r.markFetch(s)
-				break
+	if len(nodes) > 0 {
+		for _, s := range r.svcs {
+			for _, n := range s.ans.nodes {
+				if _, ok := slices.BinarySearch(nodes, n); ok {
+					r.markFetch(s)
+					services = append(services, s.name)
+					break
+				}
 			}
 		}
 	}
+	r.c.trace(ev.timing, "checks", services, time.Time{})
 }
 
 // markFetch queues a full read of s, ahead of every probe.
@@ -236,7 +297,7 @@ func (r *run) endSweep() {
 // the fetch connections to the targeted fetches.
 func (r *run) probeLimit() int {
 	n := r.maxProbing()
-	if r.summaries != nil && n > 1 {
+	if r.summaries != nil && !r.c.summaryOff.Load() && n > 1 {
 		n = (n + 1) / 2
 	}
 	return n
@@ -300,6 +361,7 @@ func (r *run) onResult(res jobResult) {
 	r.c.ok(svcWhat(s.name))
 	if res.fetched {
 		r.apply(s, res.ans)
+		r.c.trace(res.timing, "fetch", []string{s.name}, res.picked)
 	}
 	if s.again {
 		s.again = false
@@ -339,6 +401,16 @@ func (r *run) rebuild(s *svcState) bool {
 	if !s.have {
 		return false
 	}
+	if r.split && !r.named[s.name] && !s.ans.typical {
+		// Read from the unfiltered catalog, a name may be a proxy's or a
+		// gateway's only (a sidecar copies its service's tags): it is
+		// not a service to route until a typical instance comes back.
+		if s.built == nil {
+			return false
+		}
+		s.built, r.dirty = nil, true
+		return true
+	}
 	svc := buildService(s.name, tags, s.ans.insts, r.c.opt.Services[s.name])
 	if s.built != nil && reflect.DeepEqual(*s.built, svc) {
 		return false
@@ -352,6 +424,10 @@ func (r *run) rebuild(s *svcState) bool {
 func (r *run) publish() {
 	if !r.haveCatalog || r.unreported > 0 || (!r.dirty && r.synced) {
 		return
+	}
+	var start time.Time
+	if r.c.opt.Trace != nil {
+		start = time.Now()
 	}
 	r.dirty = false
 	cur := make([]*Service, 0, len(r.svcs))
@@ -369,6 +445,9 @@ func (r *run) publish() {
 		snap.Services[i] = *s
 	}
 	r.update(snap)
+	if r.c.opt.Trace != nil {
+		r.c.opt.Trace(ConsulEvent{Kind: "publish", Start: start, Acted: time.Now()})
+	}
 	r.published, r.synced = cur, true
 	r.c.markSynced()
 }

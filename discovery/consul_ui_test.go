@@ -1,6 +1,9 @@
 package discovery
 
 import (
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -121,58 +124,123 @@ func TestConsulInstanceChangesWithUnchangedTags(t *testing.T) {
 			w.Write([]byte(`[{"Name":"consul","Tags":[]}]`))
 		}, true},
 	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			proxy := httputil.NewSingleHostReverseProxy(target)
-			proxy.FlushInterval = -1
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if tt.fault != nil && r.URL.Path == uiServicesPath {
-					tt.fault(w, r)
-					return
-				}
-				proxy.ServeHTTP(w, r)
-			}))
-			t.Cleanup(srv.Close)
-			conf := agentConfig(c)
-			conf.Address = srv.Listener.Addr().String()
+	for b, budget := range []int{4, splitConnections} {
+		for i, tt := range tests {
+			t.Run(fmt.Sprintf("max_connections %d/%s", budget, tt.name), func(t *testing.T) {
+				proxy := httputil.NewSingleHostReverseProxy(target)
+				proxy.FlushInterval = -1
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if tt.fault != nil && r.URL.Path == uiServicesPath {
+						tt.fault(w, r)
+						return
+					}
+					proxy.ServeHTTP(w, r)
+				}))
+				t.Cleanup(srv.Close)
+				conf := agentConfig(c)
+				conf.Address = srv.Listener.Addr().String()
 
-			name := []string{"ui-a", "ui-b", "ui-c", "ui-d"}[i]
-			inst := func(k int) catalogInstance {
-				return catalogInstance{node: []string{"ui-0", "ui-1"}[k%2], service: name, id: name + "-" + string(rune('0'+k)),
-					port: ports[0], tags: []string{tagOn}, status: api.HealthPassing}
-			}
-			ids := func(ks ...int) []string {
-				var out []string
-				for _, k := range ks {
-					out = append(out, inst(k).node+"/"+inst(k).id)
+				name := fmt.Sprintf("ui-%d-%d", b, i)
+				inst := func(k int) catalogInstance {
+					return catalogInstance{node: []string{"ui-0", "ui-1"}[k%2], service: name, id: name + "-" + string(rune('0'+k)),
+						port: ports[0], tags: []string{tagOn}, status: api.HealthPassing}
 				}
-				slices.Sort(out)
-				return out
-			}
-			applyTxn(t, client, instanceOps(inst(0), false))
-			a := runAgentSource(t, conf, nil)
-			a.waitFor(20*time.Second, "the first instance", time.Now(), func(s Snapshot) bool { return slices.Equal(instanceIDs(s, name), ids(0)) })
+				ids := func(ks ...int) []string {
+					var out []string
+					for _, k := range ks {
+						out = append(out, inst(k).node+"/"+inst(k).id)
+					}
+					slices.Sort(out)
+					return out
+				}
+				applyTxn(t, client, instanceOps(inst(0), false))
+				a := runAgentSource(t, conf, func(o *ConsulOptions) { o.MaxConnections = budget })
+				a.waitFor(20*time.Second, "the first instance", time.Now(), func(s Snapshot) bool { return slices.Equal(instanceIDs(s, name), ids(0)) })
 
-			steps := []struct {
-				what string
-				ops  api.TxnOps
-				want []string
-			}{
-				{"a second instance joins on another node", instanceOps(inst(1), false), ids(0, 1)},
-				{"a third joins on the first node", instanceOps(inst(2), false), ids(0, 1, 2)},
-				{"the first leaves", instanceOps(inst(0), true), ids(1, 2)},
-				{"one leaves and one joins in one write", append(instanceOps(inst(1), true), instanceOps(inst(3), false)...), ids(2, 3)},
-			}
-			for _, st := range steps {
-				applyTxn(t, client, st.ops)
-				a.waitFor(20*time.Second, st.what, time.Now(), func(s Snapshot) bool { return slices.Equal(instanceIDs(s, name), st.want) })
-			}
-			if got := a.src.summaryOff.Load(); got != tt.fallback {
-				t.Errorf("fell back to /v1/catalog/services: %v, want %v", got, tt.fallback)
-			}
-			if n := a.logs.count("watching /v1/catalog/services instead"); (n > 0) != tt.fallback {
-				t.Errorf("fallback warnings logged: %d, want them only on a fallback", n)
-			}
-		})
+				steps := []struct {
+					what string
+					ops  api.TxnOps
+					want []string
+				}{
+					{"a second instance joins on another node", instanceOps(inst(1), false), ids(0, 1)},
+					{"a third joins on the first node", instanceOps(inst(2), false), ids(0, 1, 2)},
+					{"the first leaves", instanceOps(inst(0), true), ids(1, 2)},
+					{"one leaves and one joins in one write", append(instanceOps(inst(1), true), instanceOps(inst(3), false)...), ids(2, 3)},
+				}
+				for _, st := range steps {
+					applyTxn(t, client, st.ops)
+					a.waitFor(20*time.Second, st.what, time.Now(), func(s Snapshot) bool { return slices.Equal(instanceIDs(s, name), st.want) })
+				}
+				if got := a.src.summaryOff.Load(); got != tt.fallback {
+					t.Errorf("fell back to /v1/catalog/services: %v, want %v", got, tt.fallback)
+				}
+				if n := a.logs.count("instances joining or leaving are found by sweeps"); (n > 0) != tt.fallback {
+					t.Errorf("fallback warnings logged: %d, want them only on a fallback", n)
+				}
+			})
+		}
+	}
+}
+
+func TestUIDecoder(t *testing.T) {
+	bodies := []string{
+		`[]`,
+		` [ ] `,
+		`null`,
+		`[{"Name":"web","Tags":["a","b"],"Nodes":["n1"],"InstanceCount":1,"ChecksPassing":1}]`,
+		// the same answer again, then one entry changed and one added
+		`[{"Name":"web","Tags":["a","b"],"Nodes":["n1"],"InstanceCount":1,"ChecksPassing":1}]`,
+		"[\n {\"Name\":\"db\",\"InstanceCount\":2},\n {\"Name\":\"web\",\"Tags\":[\"a\"],\"InstanceCount\":1,\"GatewayConfig\":{\"x\":[1,{}]}}\n]\n",
+		// braces, brackets, quotes and escapes inside strings
+		`[{"Name":"w}e]b{","Tags":["\"}", "\\", "[{", "\\\"]"],"InstanceCount":1}]`,
+		`[{"Name":"a","InstanceCount":1},{"Name":"a","InstanceCount":1}]`,
+	}
+	var d uiDecoder
+	for _, body := range bodies {
+		var want []uiService
+		if err := json.Unmarshal([]byte(body), &want); err != nil {
+			t.Fatalf("test body %q: %v", body, err)
+		}
+		got, err := d.decode([]byte(body))
+		if err != nil || !reflect.DeepEqual(got, want) && len(got)+len(want) > 0 {
+			t.Errorf("decode(%q) = %+v, %v; want %+v", body, got, err, want)
+		}
+	}
+	for _, body := range []string{`[`, `[{"Name":"a"}`, `[{"Name":"a"},]`, `[{"Name":"a"}]x`, `[{"Name":"a"]}`, `[{"Name":1}]`, `[1]`, `{}`, `[{"Name":"a",}]`, `"x"`} {
+		var want []uiService
+		wantErr := json.Unmarshal([]byte(body), &want)
+		_, err := d.decode([]byte(body))
+		if err == nil || wantErr == nil {
+			t.Errorf("decode(%q) error = %v, encoding/json's = %v; want both", body, err, wantErr)
+			continue
+		}
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		if !errors.As(err, &syntax) && !errors.As(err, &typ) {
+			t.Errorf("decode(%q) error = %T %v, want a syntax or type error (the detector falls back on those)", body, err, err)
+		}
+	}
+}
+
+func TestUIDecoderReusesUnchangedEntries(t *testing.T) {
+	var d uiDecoder
+	a := `{"Name":"a","Tags":["x"],"InstanceCount":1}`
+	b := `{"Name":"b","InstanceCount":2}`
+	if _, err := d.decode([]byte("[" + a + "," + b + "]")); err != nil {
+		t.Fatal(err)
+	}
+	first := d.prev[a].Tags
+	got, err := d.decode([]byte("[" + a + `,{"Name":"b","InstanceCount":3}]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &got[0].Tags[0] != &first[0] {
+		t.Error("an unchanged entry was decoded again")
+	}
+	if *got[1].InstanceCount != 3 {
+		t.Errorf("changed entry decoded as %+v", got[1])
+	}
+	if _, ok := d.prev[b]; ok || len(d.prev) != 2 {
+		t.Errorf("entries kept after the second answer: %d (the old b among them: %v)", len(d.prev), ok)
 	}
 }

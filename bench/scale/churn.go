@@ -42,6 +42,7 @@ type churn struct {
 
 type change struct {
 	kind     int
+	service  string
 	start    time.Time // just before the write
 	returned time.Time // when the write returned (zero until then)
 	shows    func(discovery.Snapshot) bool
@@ -52,6 +53,10 @@ type change struct {
 type latency struct {
 	kind     int
 	d, write time.Duration
+	// For the breakdown (breakdown.go): the service changed, and when
+	// the write started and returned and the snapshot showed it.
+	service               string
+	start, returned, seen time.Time
 }
 
 func newChurn(cat *catalog, client *api.Client, w *watcher) *churn {
@@ -70,7 +75,12 @@ func (c *churn) observe(s discovery.Snapshot, at time.Time) {
 			if ch.returned.IsZero() || ch.returned.After(at) {
 				write = at.Sub(ch.start) // seen before the write returned
 			}
-			c.done = append(c.done, latency{ch.kind, at.Sub(ch.start), write})
+			returned := ch.returned
+			if returned.IsZero() || returned.After(at) {
+				returned = at
+			}
+			c.done = append(c.done, latency{kind: ch.kind, d: at.Sub(ch.start), write: write,
+				service: ch.service, start: ch.start, returned: returned, seen: at})
 			delete(c.pending, id)
 		}
 	}
@@ -149,7 +159,7 @@ func (c *churn) one(k int) error {
 		}
 		shows = hasPath(name, path)
 	}
-	ch := &change{kind: kind, start: time.Now(), shows: shows}
+	ch := &change{kind: kind, service: name, start: time.Now(), shows: shows}
 	c.mu.Lock()
 	c.pending[k] = ch
 	c.mu.Unlock()

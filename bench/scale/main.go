@@ -118,8 +118,10 @@ func measure(bin string, p params) (result, error) {
 	r.catalogBody = catalogBytes(agent.other)
 
 	ch := newChurn(cat, client, w)
+	churnStart := time.Now()
 	r.churn = w.window(p.churn, func(ctx context.Context) { ch.run(ctx, p.rate) })
 	r.latencies = ch.wait(10 * time.Second)
+	r.breakdown = breakDown(r.latencies, w.traced(churnStart))
 	r.connsChurn = max(establishedTo(agent.addr), ch.maxConns)
 	r.missed = ch.missed()
 	log.Printf("%d services: %d changes, %d missed", p.services, len(r.latencies), r.missed)

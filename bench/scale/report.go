@@ -24,6 +24,7 @@ type result struct {
 	latencies    []latency
 	missed       int
 	catalogBody  int // bytes of one /v1/catalog/services answer
+	breakdown    breakdown
 }
 
 // catalogBytes reads /v1/catalog/services once, as a detector does, and
@@ -66,6 +67,9 @@ func bytesStr(b float64) string {
 // report renders the results as markdown.
 func report(rs []result, instances int, rate float64, budget int, summary bool) string {
 	detector := "catalog detector on the per-service summary (/v1/internal/ui/services)"
+	if summary && budget >= 5 {
+		detector = "names and tags on /v1/catalog/services, instance changes on the per-service summary (/v1/internal/ui/services)"
+	}
 	if !summary {
 		detector = "catalog detector on /v1/catalog/services (-summary=false)"
 	}
@@ -108,6 +112,7 @@ func writeResult(b *strings.Builder, r result, instances int, rate float64) {
 	row("RSS at steady state (whole benchmark process)", bytesStr(float64(r.rss)))
 	row("connections to the agent (kernel count)", fmt.Sprintf("%d at steady state, at most %d under churn", r.conns, r.connsChurn))
 	fmt.Fprintf(b, "\n")
+	writeBreakdown(b, r.breakdown)
 	writeComparison(b, r, rate)
 }
 

@@ -23,13 +23,16 @@ type watcher struct {
 	seen  time.Time     // when snap was published
 	bump  chan struct{} // closed and replaced on every publication
 	hooks []func(discovery.Snapshot, time.Time)
+
+	evMu   sync.Mutex
+	events []discovery.ConsulEvent // the source's trace (breakdown.go)
 }
 
 func startWatcher(ctx context.Context, addr string, budget int, noSummary bool, log *slog.Logger) (*watcher, error) {
 	conf := api.DefaultConfig()
 	conf.Address, conf.Scheme, conf.Token = addr, "http", ""
 	w := &watcher{addr: addr, meter: &discovery.ConsulMeter{}, bump: make(chan struct{}), start: time.Now()}
-	src, err := discovery.NewConsul(discovery.ConsulOptions{Config: conf, MaxConnections: budget, NoSummary: noSummary, Meter: w.meter, Logger: log})
+	src, err := discovery.NewConsul(discovery.ConsulOptions{Config: conf, MaxConnections: budget, NoSummary: noSummary, Meter: w.meter, Logger: log, Trace: w.trace})
 	if err != nil {
 		return nil, err
 	}
@@ -38,6 +41,25 @@ func startWatcher(ctx context.Context, addr string, budget int, noSummary bool, 
 }
 
 func (w *watcher) agentAddr() string { return w.addr }
+
+func (w *watcher) trace(ev discovery.ConsulEvent) {
+	w.evMu.Lock()
+	w.events = append(w.events, ev)
+	w.evMu.Unlock()
+}
+
+// traced returns the events traced since from.
+func (w *watcher) traced(from time.Time) []discovery.ConsulEvent {
+	w.evMu.Lock()
+	defer w.evMu.Unlock()
+	var out []discovery.ConsulEvent
+	for _, ev := range w.events {
+		if !ev.Acted.Before(from) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
 
 func (w *watcher) publish(s discovery.Snapshot) {
 	now := time.Now()
