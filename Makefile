@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build run test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-nethttp bench-tracing bench-scale demo clean h2spec bench-grpc bench-grpc-go
+.PHONY: all build run prepare test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-nethttp bench-tracing bench-scale demo clean h2spec bench-grpc bench-grpc-go
 
 all: build
 
@@ -33,11 +33,17 @@ standins:
 browser:
 	@scripts/ensure-chromium.sh
 
+## prepare: tools, browser and standins in one go, the network-bound work
+## (apt-get, debootstrap, module downloads) beside the tool builds
+## (scripts/prepare.sh; docs/docker.md, "Build time")
+prepare:
+	@scripts/prepare.sh
+
 ## test: every test, with the race detector, against real Consul and Jaeger
 ## (the fault suite in its short form, with a 20 s soak); then the compose
 ## files under Docker, on their own so image builds do not load the timed
 ## suites (skipped with a reason where no Docker daemon answers)
-test: tools browser standins
+test: prepare
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m $$($(GO) list ./... | grep -v /deployments/dockertest)
 	$(GO) test -race -count=1 -timeout 30m ./deployments/dockertest/
@@ -52,7 +58,7 @@ test-faults: tools
 
 ## test-compose: docker-compose.yml and the HA topology under a real Docker
 ## Engine, through the published ports (docs/docker.md)
-test-compose: tools standins
+test-compose: standins
 	$(GO) test -count=1 -timeout 30m -v ./deployments/dockertest/
 
 ## soak: the documented 30 minute soak (SOAK=30m to change)

@@ -51,6 +51,8 @@ CACHE=${SWITCHYARD_DOCKER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/dock
 mkdir -p "$CACHE"
 
 log() { echo "docker-standins: $*" >&2; }
+# shellcheck source=scripts/progress.sh
+. scripts/progress.sh
 die() { log "$*"; exit 1; }
 
 # needs NAME REV: true when NAME must be built; false when it exists, built
@@ -87,7 +89,8 @@ debian_root() {
   fi
   log "debootstrap $SUITE into $root (once per machine, a few minutes)"
   rm -rf "$root.tmp"
-  debootstrap --variant=minbase --include=ca-certificates,tzdata "$SUITE" "$root.tmp" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
+  with_progress "docker-standins: debootstrap" "$CACHE/debootstrap.log" \
+    debootstrap --variant=minbase --include=ca-certificates,tzdata "$SUITE" "$root.tmp" "$MIRROR" ||
     die "debootstrap failed; see $CACHE/debootstrap.log"
   rm -rf "$root.tmp"/var/cache/apt/archives/*.deb "$root.tmp"/var/lib/apt/lists/*
   touch "$root.tmp/.complete"
