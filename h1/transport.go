@@ -111,8 +111,12 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 	if t.respHeaderTimeout > 0 {
 		c.SetReadDeadline(time.Now().Add(t.respHeaderTimeout))
 	}
-	// Abort blocked I/O when the client goes away.
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
+	// Abort blocked I/O when the client goes away. A context that is
+	// never done (the fast-path server's) needs no watch.
+	stop := neverStopped
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })
+	}
 	bp := t.bufs.Get().(*[]byte)
 	*bp = appendRequest((*bp)[:0], req)
 	_, err := c.Write(*bp)
@@ -182,6 +186,10 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 	resp.Body = b
 	return resp, nil
 }
+
+// neverStopped stands for context.AfterFunc's stop on a context that is
+// never done: there is nothing to stop, and nothing ran.
+func neverStopped() bool { return true }
 
 // firstByteError is the error of an exchange that failed before any byte
 // of the response arrived: the context's when the caller went away,
