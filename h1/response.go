@@ -17,21 +17,41 @@ import (
 // consumed, for http.ReadResponse. What it accepts it reads as
 // http.ReadResponse would (FuzzResponseHead).
 func readResponseHead(br *bufio.Reader, req *http.Request) (*http.Response, bool) {
+	fr, ok := readFastResponse(br, req)
+	if !ok {
+		return nil, false
+	}
+	return &fr.resp, true
+}
+
+// fastResponse is what one exchange read by readResponseHead allocates, as
+// one allocation: the response, its body and the body that pools the
+// connection (Transport.exchange).
+type fastResponse struct {
+	resp   http.Response
+	body   lengthBody
+	pooled pooledBody
+}
+
+// readFastResponse is readResponseHead, with the body's pooling wrapper
+// allocated along.
+func readFastResponse(br *bufio.Reader, req *http.Request) (*fastResponse, bool) {
 	buf, _ := br.Peek(br.Buffered())
 	end := bytes.Index(buf, []byte("\r\n\r\n"))
 	if end < 0 {
 		return nil, false
 	}
 	head := buf[:end+4]
-	resp, ok := parseResponseHead(head, req)
-	if !ok {
+	fr := new(fastResponse)
+	if !parseResponseHead(head, req, &fr.resp) {
 		return nil, false
 	}
 	br.Discard(len(head))
-	if resp.ContentLength > 0 && req.Method != http.MethodHead {
-		resp.Body = &lengthBody{br: br, left: resp.ContentLength}
+	if fr.resp.ContentLength > 0 && req.Method != http.MethodHead {
+		fr.body = lengthBody{br: br, left: fr.resp.ContentLength}
+		fr.resp.Body = &fr.body
 	}
-	return resp, true
+	return fr, true
 }
 
 // checkResponse refuses a response head http.ReadResponse accepted but
@@ -63,25 +83,31 @@ func checkResponse(resp *http.Response) error {
 // connection it came on is closed.
 var errUpstreamFraming = errors.New("upstream response framing is ambiguous")
 
-// parseResponseHead builds the response for a complete head of the common
-// kind (see readResponseHead), or reports false.
-func parseResponseHead(head []byte, req *http.Request) (*http.Response, bool) {
+// parseResponseHead fills resp with the response of a complete head of the
+// common kind (see readResponseHead), or reports false. The status text and
+// every field value are substrings of one copy of the head.
+func parseResponseHead(head []byte, req *http.Request, resp *http.Response) bool {
 	eol := bytes.IndexByte(head, '\n')
 	if eol < 1 || head[eol-1] != '\r' {
-		return nil, false
+		return false
 	}
-	minor, code, status, ok := parseStatusLine(head[:eol-1])
+	minor, code, ok := parseStatusLine(head[:eol-1])
 	if !ok {
-		return nil, false
+		return false
 	}
-	h, cl, connClose, keepAlive, ok := parseResponseFields(head[eol+1:])
+	hs := string(head)
+	status := "200 OK"
+	if hs[9:eol-1] != status {
+		status = hs[9 : eol-1]
+	}
+	h, cl, connClose, keepAlive, ok := parseResponseFields(head[eol+1:], hs[eol+1:])
 	if !ok {
-		return nil, false
+		return false
 	}
 	if connClose {
 		delete(h, "Connection")
 	}
-	resp := &http.Response{
+	*resp = http.Response{
 		Status:     status,
 		StatusCode: code,
 		Proto:      "HTTP/1.1",
@@ -100,61 +126,59 @@ func parseResponseHead(head []byte, req *http.Request) (*http.Response, bool) {
 		resp.ContentLength = cl
 	case code == http.StatusNoContent || code == http.StatusNotModified:
 		if cl > 0 {
-			return nil, false
+			return false
 		}
 		resp.ContentLength = 0
 	case cl < 0:
-		return nil, false // chunked or to the close: net/http's framing
+		return false // chunked or to the close: net/http's framing
 	default:
 		resp.ContentLength = cl
 	}
-	return resp, true
+	return true
 }
 
 // parseStatusLine reads "HTTP/1.x NNN reason" with a final status (2xx
-// and up) and no control characters.
-func parseStatusLine(line []byte) (minor, code int, status string, ok bool) {
+// and up) and no control characters; the status text is line[9:].
+func parseStatusLine(line []byte) (minor, code int, ok bool) {
 	if len(line) < 12 || line[8] != ' ' || (len(line) > 12 && line[12] != ' ') {
-		return 0, 0, "", false
+		return 0, 0, false
 	}
 	switch string(line[:8]) {
 	case "HTTP/1.1":
 		minor = 1
 	case "HTTP/1.0":
 	default:
-		return 0, 0, "", false
+		return 0, 0, false
 	}
 	for _, d := range line[9:12] {
 		if d < '0' || d > '9' {
-			return 0, 0, "", false
+			return 0, 0, false
 		}
 		code = code*10 + int(d-'0')
 	}
 	if code < 200 {
-		return 0, 0, "", false // interim responses loop in http.ReadResponse
+		return 0, 0, false // interim responses loop in http.ReadResponse
 	}
 	for _, b := range line[9:] {
 		if (b < ' ' && b != '\t') || b == 0x7f {
-			return 0, 0, "", false
+			return 0, 0, false
 		}
 	}
-	status = "200 OK"
-	if string(line[9:]) != status {
-		status = string(line[9:])
-	}
-	return minor, code, status, true
+	return minor, code, true
 }
 
 // parseResponseFields reads the field lines of a response head (rest ends
-// with the blank line). cl is the Content-Length, -1 when absent. It
+// with the blank line; srest is the same bytes as a string, which the
+// values are taken from). cl is the Content-Length, -1 when absent. It
 // declines Transfer-Encoding, Trailer, an invalid or repeated
 // Content-Length and any line net/http might read differently.
-func parseResponseFields(rest []byte) (h http.Header, cl int64, connClose, keepAlive, ok bool) {
+func parseResponseFields(rest []byte, srest string) (h http.Header, cl int64, connClose, keepAlive, ok bool) {
 	f, ok := newFields(rest)
 	if !ok {
 		return nil, 0, false, false, false
 	}
 	cl = -1
+	end := cap(rest) // a value's offset in rest is end - cap(value)
 	for len(rest) > 2 {
 		key, value, next, ok := nextField(rest)
 		if !ok {
@@ -174,10 +198,21 @@ func parseResponseFields(rest []byte) (h http.Header, cl int64, connClose, keepA
 			connClose = connClose || hasToken(value, "close")
 			keepAlive = keepAlive || hasToken(value, "keep-alive")
 		}
-		f.add(key, value)
+		off := end - cap(value)
+		f.addString(key, srest[off:off+len(value)])
 	}
 	fixPragma(f.h)
 	return f.h, cl, connClose, keepAlive, true
+}
+
+// addString is fields.add for a value that is a string already.
+func (f *fields) addString(key, value string) {
+	f.vals = append(f.vals, value)
+	if vv, ok := f.h[key]; ok {
+		f.h[key] = append(vv, value)
+	} else {
+		f.h[key] = f.vals[len(f.vals)-1 : len(f.vals) : len(f.vals)]
+	}
 }
 
 // lengthBody reads a Content-Length body; it ends with io.EOF together

@@ -137,9 +137,11 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 		return nil, t.firstByteError(ctx, err, reused)
 	}
 	stray := false
+	var fr *fastResponse
 	for {
 		var ok bool
-		if resp, ok = readResponseHead(c.br, req); ok {
+		if fr, ok = readFastResponse(c.br, req); ok {
+			resp = &fr.resp
 			break
 		}
 		resp, err = http.ReadResponse(c.br, req)
@@ -178,7 +180,13 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 	if lb, ok := resp.Body.(*lengthBody); ok {
 		lb.conn = c
 	}
-	b := &pooledBody{rc: resp.Body, t: t, c: c, stop: stop, reusable: reusable}
+	var b *pooledBody
+	if fr != nil {
+		b = &fr.pooled // allocated with the response
+	} else {
+		b = new(pooledBody)
+	}
+	*b = pooledBody{rc: resp.Body, t: t, c: c, stop: stop, reusable: reusable}
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, nil
