@@ -74,6 +74,15 @@ func plainQuery(q string) bool {
 	return true
 }
 
+// headerValue is h.Get(key) for a key in canonical form, without
+// canonicalising it again.
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
@@ -278,7 +287,7 @@ func (g *Gateway) fastProxy(w http.ResponseWriter, r, out *http.Request, st *req
 	w.WriteHeader(resp.StatusCode)
 
 	var flush func() error
-	if resp.ContentLength == -1 || eventStream(resp.Header.Get("Content-Type")) {
+	if resp.ContentLength == -1 || eventStream(headerValue(resp.Header, "Content-Type")) {
 		flush = http.NewResponseController(w).Flush
 		flush() // the head goes out before the first byte of body comes
 	}
@@ -322,7 +331,7 @@ func addHeader(dst, src http.Header) {
 		if len(vv) == 0 {
 			continue
 		}
-		if http.CanonicalHeaderKey(k) != k {
+		if !canonical(k) {
 			for _, v := range vv {
 				dst.Add(k, v)
 			}
@@ -334,6 +343,24 @@ func addHeader(dst, src http.Header) {
 		}
 		dst[k] = vv[:len(vv):len(vv)]
 	}
+}
+
+// canonical reports whether http.CanonicalHeaderKey(k) is k: k is in
+// canonical form, or holds a byte that is not a token's (such a key is
+// left as it is).
+func canonical(k string) bool {
+	upper, changes := true, false
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !httpguts.IsTokenRune(rune(c)) {
+			return true
+		}
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			changes = true
+		}
+		upper = c == '-'
+	}
+	return !changes
 }
 
 // eventStream reports whether the media type of ct is text/event-stream,

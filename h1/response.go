@@ -31,6 +31,7 @@ type fastResponse struct {
 	resp   http.Response
 	body   lengthBody
 	pooled pooledBody
+	vals   [8]string // the header's values, when they fit
 }
 
 // readFastResponse is readResponseHead, with the body's pooling wrapper
@@ -43,7 +44,7 @@ func readFastResponse(br *bufio.Reader, req *http.Request) (*fastResponse, bool)
 	}
 	head := buf[:end+4]
 	fr := new(fastResponse)
-	if !parseResponseHead(head, req, &fr.resp) {
+	if !parseResponseHead(head, req, &fr.resp, fr.vals[:0]) {
 		return nil, false
 	}
 	br.Discard(len(head))
@@ -85,8 +86,9 @@ var errUpstreamFraming = errors.New("upstream response framing is ambiguous")
 
 // parseResponseHead fills resp with the response of a complete head of the
 // common kind (see readResponseHead), or reports false. The status text and
-// every field value are substrings of one copy of the head.
-func parseResponseHead(head []byte, req *http.Request, resp *http.Response) bool {
+// every field value are substrings of one copy of the head; the values'
+// slices share vals when they fit.
+func parseResponseHead(head []byte, req *http.Request, resp *http.Response, vals []string) bool {
 	eol := bytes.IndexByte(head, '\n')
 	if eol < 1 || head[eol-1] != '\r' {
 		return false
@@ -100,7 +102,7 @@ func parseResponseHead(head []byte, req *http.Request, resp *http.Response) bool
 	if hs[9:eol-1] != status {
 		status = hs[9 : eol-1]
 	}
-	h, cl, connClose, keepAlive, ok := parseResponseFields(head[eol+1:], hs[eol+1:])
+	h, cl, connClose, keepAlive, ok := parseResponseFields(head[eol+1:], hs[eol+1:], vals)
 	if !ok {
 		return false
 	}
@@ -169,14 +171,18 @@ func parseStatusLine(line []byte) (minor, code int, ok bool) {
 
 // parseResponseFields reads the field lines of a response head (rest ends
 // with the blank line; srest is the same bytes as a string, which the
-// values are taken from). cl is the Content-Length, -1 when absent. It
+// values are taken from; vals is room for the values). cl is the Content-Length, -1 when absent. It
 // declines Transfer-Encoding, Trailer, an invalid or repeated
 // Content-Length and any line net/http might read differently.
-func parseResponseFields(rest []byte, srest string) (h http.Header, cl int64, connClose, keepAlive, ok bool) {
-	f, ok := newFields(rest)
-	if !ok {
+func parseResponseFields(rest []byte, srest string, vals []string) (h http.Header, cl int64, connClose, keepAlive, ok bool) {
+	n := bytes.Count(rest, []byte("\n")) - 1
+	if n < 0 {
 		return nil, 0, false, false, false
 	}
+	if cap(vals) < n {
+		vals = make([]string, 0, n)
+	}
+	f := fields{h: make(http.Header, n), vals: vals[:0]}
 	cl = -1
 	end := cap(rest) // a value's offset in rest is end - cap(value)
 	for len(rest) > 2 {
