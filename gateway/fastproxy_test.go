@@ -2,12 +2,15 @@ package gateway
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"maps"
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -484,3 +487,68 @@ func TestAddHeaderIsCopyHeader(t *testing.T) {
 		t.Fatalf("Add wrote into the source's values: %q", spare[:2])
 	}
 }
+
+// captureTransport answers every request with 204 and keeps the last
+// request's header and target.
+type captureTransport struct {
+	mu   sync.Mutex
+	last *http.Request
+}
+
+func (c *captureTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	c.last = &http.Request{Method: req.Method, Host: req.Host, URL: &url.URL{Path: req.URL.Path, RawQuery: req.URL.RawQuery},
+		Header: req.Header.Clone(), Close: req.Close}
+	c.mu.Unlock()
+	return &http.Response{StatusCode: http.StatusNoContent, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
+}
+
+// TestFastCoreBuildsTheRequestReverseProxyWould compares the outgoing
+// request of both, for TLS clients too, from a trusted peer or not.
+func TestFastCoreBuildsTheRequestReverseProxyWould(t *testing.T) {
+	for _, trusted := range []bool{false, true} {
+		cfg := testProxyConfig()
+		if trusted {
+			cfg.TrustedProxies, _ = config.ParseCIDRs([]string{"192.0.2.0/24"})
+		}
+		var gs [2]*Gateway
+		var caps [2]*captureTransport
+		for i := range gs {
+			caps[i] = &captureTransport{}
+			g, err := New(Options{Proxy: cfg, Transport: caps[i]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.noFast = i == 1
+			g.SetRoutes([]config.Route{{PathPrefix: "/strip", Service: "web", StripPrefix: true}, {PathPrefix: "/", Service: "web"}})
+			g.SetHealthy("web", []discovery.Instance{{ID: "1", Address: "192.0.2.10:80"}}, false)
+			gs[i] = g
+		}
+		for _, rq := range fastRequests {
+			for _, tls := range []bool{false, true} {
+				var got [2]*http.Request
+				for i, g := range gs {
+					r, err := http.ReadRequest(bufio.NewReader(strings.NewReader(rq.raw)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					r.RemoteAddr = "192.0.2.1:1234"
+					if tls {
+						r.TLS = &tlsState
+					}
+					w := httptest.NewRecorder()
+					g.ServeHTTP(w, r)
+					if w.Code != http.StatusNoContent {
+						t.Fatalf("%s: status %d", rq.name, w.Code)
+					}
+					got[i] = caps[i].last
+				}
+				if !reflect.DeepEqual(got[0], got[1]) {
+					t.Errorf("trusted=%v tls=%v %s:\nfast core:    %+v\nReverseProxy: %+v", trusted, tls, rq.name, got[0], got[1])
+				}
+			}
+		}
+	}
+}
+
+var tlsState = tls.ConnectionState{HandshakeComplete: true}
