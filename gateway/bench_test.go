@@ -168,7 +168,8 @@ func BenchmarkServedMinimal(b *testing.B) {
 
 // rawBackend answers every request on every connection with answer, and
 // returns its address. Requests are read up to their blank line.
-func rawBackend(b *testing.B, answer string) string {
+func rawBackend(b *testing.B, answerText string) string {
+	answer := []byte(answerText)
 	ln := benchListen(b)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -202,7 +203,7 @@ func rawBackend(b *testing.B, answer string) string {
 							break
 						}
 						n = copy(buf, buf[i+4:n])
-						if _, err := io.WriteString(c, answer); err != nil {
+						if _, err := c.Write(answer); err != nil {
 							return
 						}
 					}
