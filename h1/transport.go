@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 )
@@ -236,7 +235,7 @@ func appendRequest(b []byte, req *http.Request) []byte {
 			continue
 		}
 		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n") {
+			if hasLineBreak(v) {
 				continue // never let a value start a new header line
 			}
 			b = append(b, k...)
@@ -250,6 +249,17 @@ func appendRequest(b []byte, req *http.Request) []byte {
 		b = append(b, "Content-Length: 0\r\n"...)
 	}
 	return append(b, "\r\n"...)
+}
+
+// hasLineBreak is strings.ContainsAny(v, "\r\n"), without building a
+// set of the two bytes for every value.
+func hasLineBreak(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '\r' || v[i] == '\n' {
+			return true
+		}
+	}
+	return false
 }
 
 // pooledBody hands the connection back to the pool once the body was read to
