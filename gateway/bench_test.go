@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 	"testing"
 
 	"github.com/switchyard-gw/switchyard/discovery"
@@ -119,4 +121,107 @@ func runServedBench(b *testing.B, addr string) {
 			b.Fatalf("status %d", resp.StatusCode)
 		}
 	}
+}
+
+// BenchmarkServedMinimal is BenchmarkServed's fast path with a client and a
+// backend that allocate nothing (raw bytes on keep-alive connections, as
+// the load benchmark's minimal backends), so that allocs/op and
+// instructions per request are the gateway's and the server's alone.
+func BenchmarkServedMinimal(b *testing.B) {
+	be := rawBackend(b, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Type: text/plain\r\n\r\nok\r\n")
+	g, err := New(Options{Proxy: testProxyConfig()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	g.SetRoutes(defaultRoute())
+	g.SetHealthy("web", []discovery.Instance{{ID: "1", Address: be}}, false)
+	ln := benchListen(b)
+	s := &h1.Server{Handler: g, Fallback: &http.Server{Handler: g}}
+	go s.Serve(ln)
+	defer s.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("GET /bench HTTP/1.1\r\nHost: example.com\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	buf := make([]byte, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		// The answer is the head and "ok\r\n": read until that ends it.
+		n := 0
+		for n < 4 || string(buf[n-4:n]) != "ok\r\n" {
+			m, err := c.Read(buf[n:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += m
+		}
+		if string(buf[:12]) != "HTTP/1.1 200" {
+			b.Fatalf("answer %q", buf[:n])
+		}
+	}
+}
+
+// rawBackend answers every request on every connection with answer, and
+// returns its address. Requests are read up to their blank line.
+func rawBackend(b *testing.B, answerText string) string {
+	answer := []byte(answerText)
+	ln := benchListen(b)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				buf := make([]byte, 4096)
+				n := 0
+				for {
+					m, err := c.Read(buf[n:])
+					if err != nil {
+						return
+					}
+					n += m
+					for {
+						i := bytes.Index(buf[:n], []byte("\r\n\r\n"))
+						if i < 0 {
+							break
+						}
+						n = copy(buf, buf[i+4:n])
+						if _, err := c.Write(answer); err != nil {
+							return
+						}
+					}
+					if n == len(buf) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	b.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
 }

@@ -23,7 +23,12 @@ var (
 // errorHandler is the one place where upstream errors become statuses.
 func (g *Gateway) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	st, _ := r.Context().Value(stateKey{}).(*reqState)
-	status, msg := upstreamStatus(r.Context(), err)
+	g.upstreamError(w, r.Context(), st, err)
+}
+
+// upstreamError answers err for the request of ctx and st (nil: unknown).
+func (g *Gateway) upstreamError(w http.ResponseWriter, ctx context.Context, st *reqState, err error) {
+	status, msg := upstreamStatus(ctx, err)
 	if st != nil && st.bodyErr != nil {
 		status, msg = clientBodyStatus(st.bodyErr)
 	}

@@ -108,6 +108,9 @@ type Gateway struct {
 	trusted    config.CIDRs
 	retryAfter string
 	proxy      *httputil.ReverseProxy
+	retry      *retryTransport // proxy's Transport, for the fast core too
+	bufs       *bufferPool     // proxy's BufferPool, for the fast core too
+	noFast     bool            // tests: every request through ReverseProxy
 	ejector    Ejector
 	ejectAfter int32
 	wire       *h1.Transport // nil when Options.Transport was given
@@ -158,16 +161,18 @@ func New(opt Options) (*Gateway, error) {
 		g.wire = newUpstream(opt.Proxy)
 		base = g.wire
 	}
+	g.retry = &retryTransport{g: g, base: base}
+	g.bufs = newBufferPool()
 	g.proxy = &httputil.ReverseProxy{
 		Rewrite:        g.rewrite,
-		Transport:      &retryTransport{g: g, base: base},
+		Transport:      g.retry,
 		ModifyResponse: g.modifyResponse,
 		ErrorHandler:   g.errorHandler,
 		// Copy errors after the response started are expected when clients
 		// or upstreams go away; they are not worth more than debug.
 		ErrorLog: log.New(slogWriter{opt.Logger}, "", 0),
 		// Without a pool every response body copy allocates 32 KiB.
-		BufferPool: newBufferPool(),
+		BufferPool: g.bufs,
 	}
 	g.table.Store(&table{})
 	return g, nil
@@ -317,7 +322,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.finish(end, answerError(w, grpc, http.StatusServiceUnavailable, fmt.Sprintf("no healthy instance of service %q", rt.svc.name)))
 		return
 	}
-	st := &reqState{route: rt, pool: p, path: clean, proto: rt.svc.proto.Load(), grpc: grpc}
+	proto := rt.svc.proto.Load()
+	if g.fastEligible(r, proto, grpc) {
+		g.serveFast(w, r, ctx, end, rt, p, clean) // gateway/fastproxy.go
+		return
+	}
+	st := &reqState{route: rt, pool: p, path: clean, proto: proto, grpc: grpc}
 	st.tried = st.triedA[:0]
 	defer st.release()
 	bodyTime := g.bodyTime

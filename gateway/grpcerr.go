@@ -22,7 +22,7 @@ import (
 // optionally with a +codec suffix or parameters. gRPC-Web is not gRPC on
 // the wire (its trailers travel in the body) and is not matched.
 func isGRPC(r *http.Request) bool {
-	ct := r.Header.Get("Content-Type")
+	ct := headerValue(r.Header, "Content-Type")
 	rest, ok := strings.CutPrefix(ct, "application/grpc")
 	if !ok {
 		return false

@@ -21,7 +21,12 @@ type retryTransport struct {
 }
 
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	st := req.Context().Value(stateKey{}).(*reqState)
+	return t.roundTrip(req, req.Context().Value(stateKey{}).(*reqState))
+}
+
+// roundTrip is RoundTrip for a request whose state is known (the fast
+// core's, gateway/fastproxy.go, whose context does not carry it).
+func (t *retryTransport) roundTrip(req *http.Request, st *reqState) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody {
 		// The transport closes the body on a dial error; keep it usable.
 		st.body = &retryBody{rc: req.Body}

@@ -80,7 +80,7 @@ func hopByHop(h http.Header, name string) bool {
 // isUpgrade reports whether r asks for a protocol upgrade (WebSocket), as
 // httputil.ReverseProxy decides it.
 func isUpgrade(r *http.Request) bool {
-	return r.Header.Get("Upgrade") != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "Upgrade")
+	return headerValue(r.Header, "Upgrade") != "" && httpguts.HeaderValuesContainsToken(r.Header["Connection"], "Upgrade")
 }
 
 func (g *Gateway) trustedPeer(remote string) bool {

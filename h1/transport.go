@@ -78,9 +78,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 // returns an error wrapping ErrStaleConn, and sending it again is the
 // caller's decision, so that every attempt is the caller's to see.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if (req.Body != nil && req.Body != http.NoBody) || req.URL.Scheme != "http" || req.Header.Get("Upgrade") != "" {
+	if (req.Body != nil && req.Body != http.NoBody) || req.URL.Scheme != "http" || upgrades(req) {
 		resp, err := t.fallback.RoundTrip(req)
-		if err == nil && !(resp.StatusCode == http.StatusSwitchingProtocols && req.Header.Get("Upgrade") != "") {
+		if err == nil && !(resp.StatusCode == http.StatusSwitchingProtocols && upgrades(req)) {
 			if err = checkResponse(resp); err != nil {
 				resp.Body.Close()
 				return nil, err
@@ -111,6 +111,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // errNotQuiet is exchange's answer when a pooled connection was found
 // with something unread before the request was written.
 var errNotQuiet = errors.New("pooled connection not at a message boundary")
+
+// upgrades is req.Header.Get("Upgrade") != "", without canonicalising the
+// key again.
+func upgrades(req *http.Request) bool {
+	v := req.Header["Upgrade"]
+	return len(v) > 0 && v[0] != ""
+}
 
 // exchange writes req on c and reads the response head. The body is read by
 // the caller; c returns to the pool when the body ends cleanly. A failure
