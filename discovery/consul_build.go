@@ -288,9 +288,13 @@ func consulInstances(prefix string, entries []*api.ServiceEntry) ([]Instance, []
 // passing, as Consul treats it.
 func registryHealth(checks api.HealthChecks) RegistryHealth {
 	var worst *api.HealthCheck
+	agentOnly := true
 	for _, c := range checks {
 		if c == nil || rank(c) == 0 {
 			continue
+		}
+		if c.CheckID != serfHealthCheckID || c.ServiceID != "" {
+			agentOnly = false
 		}
 		if worst == nil || worse(c, worst) {
 			worst = c
@@ -303,8 +307,12 @@ func registryHealth(checks api.HealthChecks) RegistryHealth {
 	if name == "" {
 		name = worst.CheckID
 	}
-	return RegistryHealth{Status: statusOf(worst), Check: name, Output: strings.TrimSpace(worst.Output)}
+	return RegistryHealth{Status: statusOf(worst), Check: name, Output: strings.TrimSpace(worst.Output), AgentOnly: agentOnly}
 }
+
+// serfHealthCheckID is the ID of the node check every Consul agent has:
+// its gossip liveness as the servers see it.
+const serfHealthCheckID = "serfHealth"
 
 // worse reports whether check a should be named rather than b.
 func worse(a, b *api.HealthCheck) bool {

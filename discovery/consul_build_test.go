@@ -385,9 +385,27 @@ func TestRegistryHealth(t *testing.T) {
 			RegistryHealth{Status: StatusWarning, Check: "a check", Output: "slow"},
 		},
 		{
-			"a critical serfHealth node check makes the instance critical",
+			"a critical serfHealth node check makes the instance critical, for the agent only",
 			api.HealthChecks{serf("critical", "Agent not live or unreachable"), svc("a", "passing", "")},
+			RegistryHealth{Status: StatusCritical, Check: "Serf Health Status", Output: "Agent not live or unreachable", AgentOnly: true},
+		},
+		{
+			"serfHealth and a failing service check are not the agent only",
+			api.HealthChecks{serf("critical", "Agent not live or unreachable"), svc("a", "warning", "slow")},
 			RegistryHealth{Status: StatusCritical, Check: "Serf Health Status", Output: "Agent not live or unreachable"},
+		},
+		{
+			"serfHealth and node maintenance are not the agent only",
+			api.HealthChecks{
+				serf("critical", "Agent not live or unreachable"),
+				{CheckID: api.NodeMaint, Name: "Node Maintenance Mode", Status: "critical", Output: "kernel upgrade"},
+			},
+			RegistryHealth{Status: StatusMaint, Check: "Node Maintenance Mode", Output: "kernel upgrade"},
+		},
+		{
+			"a service check that happens to be called serfHealth is the service's",
+			api.HealthChecks{{CheckID: "serfHealth", Name: "imposter", ServiceID: "web-1", Status: "critical", Output: "down"}},
+			RegistryHealth{Status: StatusCritical, Check: "imposter", Output: "down"},
 		},
 		{
 			"critical beats warning whatever the order",

@@ -78,6 +78,13 @@ type RegistryHealth struct {
 	// Check and Output describe the worst non-passing check, if any.
 	Check  string
 	Output string
+	// AgentOnly is true when the status is not passing only because of
+	// the node's gossip liveness check (Consul's serfHealth): every other
+	// check of the instance and its node passes. That check judges the
+	// Consul agent's membership, not the service, and flaps when gossip
+	// does (a partition healing, an agent rejoining); with merge "both" a
+	// passing probe of the instance outweighs it (health's verdict).
+	AgentOnly bool
 }
 
 // Service is one service with all its instances, sorted by ID.

@@ -159,6 +159,10 @@ func verdict(st *instanceState, merge string, acceptWarning bool) (bool, string)
 			return true, "in rotation: " + registryOK(reg.Status) + ", " + probeWhy
 		case !regOK && !probeOK:
 			return false, regWhy + "; " + probeWhy
+		case !regOK && reg.AgentOnly:
+			// Only the agent's gossip liveness fails, and the probe
+			// reaches the instance: the direct evidence wins.
+			return true, "in rotation: " + probeWhy + "; " + regWhy + " is the Consul agent's liveness, not the service's"
 		case !regOK:
 			return false, regWhy
 		default:

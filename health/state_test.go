@@ -60,6 +60,10 @@ func TestProbeStateMachine(t *testing.T) {
 	}
 }
 
+// agentDown stands for a critical registry status that comes from the
+// node's serfHealth check alone.
+const agentDown = "agent-down"
+
 func TestVerdict(t *testing.T) {
 	cases := []struct {
 		name          string
@@ -80,11 +84,18 @@ func TestVerdict(t *testing.T) {
 		{"merge consul ignores probes", config.MergeConsul, discovery.StatusPassing, false, ProbeDisabled, true, "in rotation: consul: passing"},
 		{"merge consul follows consul critical", config.MergeConsul, discovery.StatusCritical, false, ProbeDisabled, false, "consul: critical"},
 		{"maintenance is not routable", config.MergeBoth, discovery.StatusMaint, false, ProbeUp, false, "consul: maintenance"},
+		{"the agent's liveness alone yields to a passing probe", config.MergeBoth, agentDown, false, ProbeUp, true, "in rotation: probe: passing (3 consecutive); consul: critical (check \"Serf Health Status\": Agent not live or unreachable) is the Consul agent's liveness"},
+		{"the agent's liveness alone and a failing probe", config.MergeBoth, agentDown, false, ProbeDown, false, "consul: critical (check \"Serf Health Status\""},
+		{"the agent's liveness alone and no probe yet", config.MergeBoth, agentDown, false, ProbeUnknown, false, "not probed yet"},
+		{"merge consul follows the agent's liveness", config.MergeConsul, agentDown, false, ProbeDisabled, false, "consul: critical"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			st := &instanceState{probe: c.probe, set: ptr(testSettings(t, 2, 2))}
 			st.inst.Registry = discovery.RegistryHealth{Status: c.registry}
+			if c.registry == agentDown {
+				st.inst.Registry = discovery.RegistryHealth{Status: discovery.StatusCritical, Check: "Serf Health Status", Output: "Agent not live or unreachable", AgentOnly: true}
+			}
 			if c.registry == discovery.StatusCritical {
 				st.inst.Registry.Check, st.inst.Registry.Output = "svc-check", "HTTP 500"
 			}
