@@ -166,7 +166,7 @@ func (m *metricsEnd) Value(k any) any {
 
 // End records the request (gateway.RequestEnd).
 func (m *metricsEnd) End(status int) {
-	m.t.inst.recordRequest(m, m.route, m.service, m.method, statusClass(status), time.Since(m.start).Seconds())
+	m.t.inst.recordRequest(m.route, m.service, m.method, statusClass(status), time.Since(m.start))
 }
 
 // EndAttempt records the current attempt (gateway.AttemptEnd).
@@ -299,7 +299,7 @@ func (st *reqState) End(status int) {
 		t.finishLate(st, status, elapsed)
 	}
 	if t.inst != nil {
-		t.inst.recordRequest(st, st.route, st.service, st.method, statusClass(status), elapsed.Seconds())
+		t.inst.recordRequest(st.route, st.service, st.method, statusClass(status), elapsed)
 	}
 	if t.access != nil {
 		t.logAccess(st, status, elapsed)

@@ -3,11 +3,16 @@ package telemetry
 import (
 	"context"
 	"maps"
+	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 )
 
 // Metric names. Every label value comes from configuration or discovery
@@ -32,15 +37,28 @@ const (
 // durationBuckets are the HTTP semantic-convention buckets, in seconds.
 var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
+// durationBucketsNS are durationBuckets in nanoseconds.
+var durationBucketsNS = func() []int64 {
+	ns := make([]int64, len(durationBuckets))
+	for i, b := range durationBuckets {
+		ns[i] = int64(math.Round(b * 1e9))
+	}
+	return ns
+}()
+
+const requestDurationDesc = "Time from routing to the end of the response, by route, service, method and status class."
+
 // instruments holds every instrument and the cached attribute sets that
 // let the request path record without allocating. The per-request counters
 // (requests, attempts, retries) are kept here as atomic counts per label
 // set and observed when metrics are collected: recording them through the
-// SDK on every request costs it an attribute-set check each time.
+// SDK on every request costs it an attribute-set check each time. The
+// request-duration histogram is kept the same way and handed to the SDK's
+// readers by produceDurations (the metrics API has no observable histogram).
 type instruments struct {
 	meter       metric.Meter
+	start       time.Time // start of the cumulative request-duration series
 	requests    metric.Int64ObservableCounter
-	duration    metric.Float64Histogram
 	attempts    metric.Int64ObservableCounter
 	retries     metric.Int64ObservableCounter
 	probe       metric.Float64Histogram
@@ -61,16 +79,11 @@ type count struct {
 func newCount(set attribute.Set) *count { return &count{set: metric.WithAttributeSet(set)} }
 
 func newInstruments(m metric.Meter) (*instruments, error) {
-	in := &instruments{meter: m}
+	in := &instruments{meter: m, start: time.Now()}
 	var err error
 	if in.requests, err = m.Int64ObservableCounter(MetricRequests,
 		metric.WithDescription("Requests answered, by route, service, method and status class."),
 		metric.WithUnit("{request}")); err != nil {
-		return nil, err
-	}
-	if in.duration, err = m.Float64Histogram(MetricRequestDuration,
-		metric.WithDescription("Time from routing to the end of the response, by route, service, method and status class."),
-		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
 		return nil, err
 	}
 	if in.attempts, err = m.Int64ObservableCounter(MetricAttempts,
@@ -120,27 +133,119 @@ type reqKey struct {
 	class          uint8
 }
 
+// reqOpts holds one label set's request count and duration histogram.
 type reqOpts struct {
 	count
-	rec []metric.RecordOption
+	attrs attribute.Set
+	hist  durationHist
+}
+
+// durationHist is an explicit-bucket histogram of durationBucketsNS kept
+// with atomics. Its count is the sum of the buckets, so a collection
+// running alongside a record never sees them disagree.
+type durationHist struct {
+	buckets  [15]atomic.Uint64 // len(durationBuckets)+1, the last one unbounded
+	sum      atomic.Int64      // nanoseconds
+	min, max atomic.Int64      // nanoseconds; valid once a bucket is non-zero
+}
+
+func newReqOpts(set attribute.Set) *reqOpts {
+	o := &reqOpts{attrs: set}
+	o.set = metric.WithAttributeSet(set)
+	o.hist.min.Store(math.MaxInt64)
+	o.hist.max.Store(math.MinInt64)
+	return o
+}
+
+func (h *durationHist) record(d time.Duration) {
+	ns := int64(d)
+	i := 0
+	for i < len(durationBucketsNS) && ns > durationBucketsNS[i] {
+		i++
+	}
+	h.buckets[i].Add(1)
+	h.sum.Add(ns)
+	for v := h.min.Load(); ns < v && !h.min.CompareAndSwap(v, ns); v = h.min.Load() {
+	}
+	for v := h.max.Load(); ns > v && !h.max.CompareAndSwap(v, ns); v = h.max.Load() {
+	}
+}
+
+// point returns the histogram as the SDK would aggregate it; ok is false
+// while nothing was recorded.
+func (h *durationHist) point(attrs attribute.Set, start, now time.Time) (p metricdata.HistogramDataPoint[float64], ok bool) {
+	counts := make([]uint64, len(h.buckets))
+	var n uint64
+	for i := range h.buckets {
+		counts[i] = h.buckets[i].Load()
+		n += counts[i]
+	}
+	if n == 0 {
+		return p, false
+	}
+	return metricdata.HistogramDataPoint[float64]{
+		Attributes:   attrs,
+		StartTime:    start,
+		Time:         now,
+		Count:        n,
+		Bounds:       durationBuckets,
+		BucketCounts: counts,
+		Min:          metricdata.NewExtrema(time.Duration(h.min.Load()).Seconds()),
+		Max:          metricdata.NewExtrema(time.Duration(h.max.Load()).Seconds()),
+		Sum:          time.Duration(h.sum.Load()).Seconds(),
+	}, true
 }
 
 // recordRequest counts one finished request. Allocation-free once the
 // label combination was seen.
-func (in *instruments) recordRequest(ctx context.Context, route, service string, method, class uint8, seconds float64) {
+func (in *instruments) recordRequest(route, service string, method, class uint8, d time.Duration) {
 	o := in.reqSets.get(reqKey{route, service, method, class}, func(k reqKey) *reqOpts {
-		set := attribute.NewSet(
+		return newReqOpts(attribute.NewSet(
 			attribute.String("route", k.route),
 			attribute.String("service", k.service),
 			attribute.String("method", methods[k.method]),
 			attribute.String("status_class", statusClasses[k.class]),
-		)
-		o := &reqOpts{rec: []metric.RecordOption{metric.WithAttributeSet(set)}}
-		o.set = metric.WithAttributeSet(set)
-		return o
+		))
 	})
 	o.n.Add(1)
-	in.duration.Record(ctx, seconds, o.rec...)
+	o.hist.record(d)
+}
+
+// produceDurations returns the request-duration histogram in the
+// instruments' scope, cumulative, as the SDK's Float64Histogram reported
+// it.
+func (in *instruments) produceDurations() metricdata.ScopeMetrics {
+	now := time.Now()
+	var pts []metricdata.HistogramDataPoint[float64]
+	in.reqSets.each(func(v *reqOpts) {
+		if p, ok := v.hist.point(v.attrs, in.start, now); ok {
+			pts = append(pts, p)
+		}
+	})
+	return metricdata.ScopeMetrics{
+		Scope: instrumentation.Scope{Name: ScopeName, SchemaURL: semconv.SchemaURL},
+		Metrics: []metricdata.Metrics{{
+			Name:        MetricRequestDuration,
+			Description: requestDurationDesc,
+			Unit:        "s",
+			Data: metricdata.Histogram[float64]{
+				DataPoints:  pts,
+				Temporality: metricdata.CumulativeTemporality,
+			},
+		}},
+	}
+}
+
+// durationProducer hands the request-duration histogram to a reader
+// (sdkmetric.Producer); it produces nothing until the instruments exist.
+type durationProducer struct{ in atomic.Pointer[instruments] }
+
+func (p *durationProducer) Produce(context.Context) ([]metricdata.ScopeMetrics, error) {
+	in := p.in.Load()
+	if in == nil {
+		return nil, nil
+	}
+	return []metricdata.ScopeMetrics{in.produceDurations()}, nil
 }
 
 // Attempt outcomes.

@@ -57,7 +57,29 @@ func (p *metricPusher) push(ctx context.Context) error {
 	if err := p.reader.Collect(ctx, &rm); err != nil {
 		return err
 	}
+	rm.ScopeMetrics = mergeScopes(rm.ScopeMetrics)
 	return p.exp.Export(ctx, &rm)
+}
+
+// mergeScopes joins the metrics of equal scopes: what a producer hands the
+// reader (the request-duration histogram) comes in a second ScopeMetrics
+// of the SDK meter's scope, and the push shows one.
+func mergeScopes(sms []metricdata.ScopeMetrics) []metricdata.ScopeMetrics {
+	out := sms[:0]
+	for _, sm := range sms {
+		merged := false
+		for i := range out {
+			if out[i].Scope == sm.Scope {
+				out[i].Metrics = append(out[i].Metrics, sm.Metrics...)
+				merged = true
+				break
+			}
+		}
+		if !merged {
+			out = append(out, sm)
+		}
+	}
+	return out
 }
 
 // shutdown stops the loop, pushes once more and shuts the exporter down,

@@ -266,7 +266,8 @@ func joinPath(base, p string) string { return strings.TrimRight(base, "/") + p }
 func (t *Telemetry) startMetrics(ctx context.Context, res *resource.Resource, getenv func(string) string) error {
 	reg := promclient.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	prom, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+	durations := &durationProducer{}
+	prom, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo(), otelprom.WithProducer(durations))
 	if err != nil {
 		return fmt.Errorf("telemetry: prometheus exporter: %w", err)
 	}
@@ -291,6 +292,7 @@ func (t *Telemetry) startMetrics(ctx context.Context, res *resource.Resource, ge
 	if err != nil {
 		return fmt.Errorf("telemetry: instruments: %w", err)
 	}
+	durations.in.Store(t.inst)
 	return nil
 }
 
