@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/switchyard-gw/switchyard/h1"
 )
 
 // The fast core proxies the bulk of traffic, a request without a body to
@@ -232,23 +234,13 @@ func delCanonical(h http.Header, name string) {
 		h.Del(name)
 		return
 	}
-	k := buf[:len(name)]
-	upper := true
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !httpguts.IsTokenRune(rune(c)) {
+		if !httpguts.IsTokenRune(rune(name[i])) {
 			delete(h, name) // not a field name: Del keeps it as it is
 			return
 		}
-		switch {
-		case upper && 'a' <= c && c <= 'z':
-			c -= 'a' - 'A'
-		case !upper && 'A' <= c && c <= 'Z':
-			c += 'a' - 'A'
-		}
-		k[i] = c
-		upper = c == '-'
 	}
+	k := h1.CanonicalInto(buf[:], name)
 	if _, ok := h[string(k)]; ok {
 		delete(h, string(k))
 	}

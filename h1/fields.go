@@ -168,16 +168,16 @@ func parseLength(b []byte) (int64, bool) {
 	return n, true
 }
 
-// canonicalKey returns the canonical form of a header name; common names
-// come from a table and cost no allocation.
-func canonicalKey(name []byte, head headString) string {
-	var buf [64]byte
-	if len(name) > len(buf) {
-		return http.CanonicalHeaderKey(string(name))
-	}
-	k := buf[:len(name)]
+// CanonicalInto writes the canonical form of the field name into
+// k[:len(name)] and returns that slice: each letter upper case at the start
+// and after a '-', lower case elsewhere, as http.CanonicalHeaderKey writes
+// a valid field name. k must hold len(name) bytes; validity is the
+// caller's to check.
+func CanonicalInto[T string | []byte](k []byte, name T) []byte {
+	k = k[:len(name)]
 	upper := true
-	for i, c := range name {
+	for i := 0; i < len(name); i++ {
+		c := name[i]
 		switch {
 		case upper && 'a' <= c && c <= 'z':
 			c -= 'a' - 'A'
@@ -187,6 +187,17 @@ func canonicalKey(name []byte, head headString) string {
 		k[i] = c
 		upper = c == '-'
 	}
+	return k
+}
+
+// canonicalKey returns the canonical form of a header name; common names
+// come from a table and cost no allocation.
+func canonicalKey(name []byte, head headString) string {
+	var buf [64]byte
+	if len(name) > len(buf) {
+		return http.CanonicalHeaderKey(string(name))
+	}
+	k := CanonicalInto(buf[:], name)
 	if s, ok := commonKeys[string(k)]; ok {
 		return s
 	}

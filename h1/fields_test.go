@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"net/http"
 	"testing"
 
 	"golang.org/x/net/http/httpguts"
@@ -64,5 +65,20 @@ func TestParsedFieldsShareOneAllocationWhateverTheirNumber(t *testing.T) {
 	many := allocs("X-A: 1\r\nX-B: 2\r\nX-C: 3\r\nX-Custom-Name: 4\r\nServer: s\r\nVary: v\r\n")
 	if many > few {
 		t.Fatalf("%v allocations for 7 fields, %v for 2: each field line allocates", many, few)
+	}
+}
+
+// TestCanonicalIntoIsCanonicalHeaderKey compares CanonicalInto with
+// net/http on valid field names, as a string and as bytes.
+func TestCanonicalIntoIsCanonicalHeaderKey(t *testing.T) {
+	var buf [64]byte
+	for _, name := range []string{"x", "X", "content-length", "CONTENT-LENGTH", "x-forwarded-for", "X-fORWARDED-fOR", "-", "a-", "-a", "a--b", "x_y", "a1-b2", "WWW-Authenticate", "te"} {
+		want := http.CanonicalHeaderKey(name)
+		if got := string(CanonicalInto(buf[:], name)); got != want {
+			t.Errorf("CanonicalInto(%q) = %q, want %q", name, got, want)
+		}
+		if got := string(CanonicalInto(buf[:], []byte(name))); got != want {
+			t.Errorf("CanonicalInto([]byte(%q)) = %q, want %q", name, got, want)
+		}
 	}
 }
