@@ -364,45 +364,15 @@ func appendAnyValue(b []byte, v attribute.Value) []byte {
 		b = appendTag(b, anyBytes, protowire.BytesType)
 		return appendBytes(b, v.AsByteSlice())
 	case attribute.BOOLSLICE:
-		b, m := openMsg(b, anyArray)
-		for _, x := range v.AsBoolSlice() {
-			var e int
-			b, e = openMsg(b, listValues)
-			b = closeMsg(appendBool(b, x), e)
-		}
-		return closeMsg(b, m)
+		return appendArray(b, v.AsBoolSlice(), appendBool)
 	case attribute.INT64SLICE:
-		b, m := openMsg(b, anyArray)
-		for _, x := range v.AsInt64Slice() {
-			var e int
-			b, e = openMsg(b, listValues)
-			b = closeMsg(appendInt(b, x), e)
-		}
-		return closeMsg(b, m)
+		return appendArray(b, v.AsInt64Slice(), appendInt)
 	case attribute.FLOAT64SLICE:
-		b, m := openMsg(b, anyArray)
-		for _, x := range v.AsFloat64Slice() {
-			var e int
-			b, e = openMsg(b, listValues)
-			b = closeMsg(appendDouble(b, x), e)
-		}
-		return closeMsg(b, m)
+		return appendArray(b, v.AsFloat64Slice(), appendDouble)
 	case attribute.STRINGSLICE:
-		b, m := openMsg(b, anyArray)
-		for _, x := range v.AsStringSlice() {
-			var e int
-			b, e = openMsg(b, listValues)
-			b = closeMsg(appendOneofString(b, x), e)
-		}
-		return closeMsg(b, m)
+		return appendArray(b, v.AsStringSlice(), appendOneofString)
 	case attribute.SLICE:
-		b, m := openMsg(b, anyArray)
-		for _, x := range v.AsSlice() {
-			var e int
-			b, e = openMsg(b, listValues)
-			b = closeMsg(appendAnyValue(b, x), e)
-		}
-		return closeMsg(b, m)
+		return appendArray(b, v.AsSlice(), appendAnyValue)
 	case attribute.MAP:
 		b, m := openMsg(b, anyKvlist)
 		for _, kv := range v.AsMap() {
@@ -413,6 +383,18 @@ func appendAnyValue(b []byte, v attribute.Value) []byte {
 		return b
 	}
 	return appendOneofString(b, "INVALID")
+}
+
+// appendArray appends an ArrayValue of xs, each element an AnyValue that
+// one appends.
+func appendArray[T any](b []byte, xs []T, one func([]byte, T) []byte) []byte {
+	b, m := openMsg(b, anyArray)
+	for _, x := range xs {
+		var e int
+		b, e = openMsg(b, listValues)
+		b = closeMsg(one(b, x), e)
+	}
+	return closeMsg(b, m)
 }
 
 func appendBool(b []byte, x bool) []byte {
