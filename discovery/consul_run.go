@@ -129,8 +129,7 @@ func (c *Consul) Run(ctx context.Context, update func(Snapshot)) error {
 // /v1/catalog/services.
 func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent, useUI, split bool) {
 	var (
-		last uint64
-		have bool
+		gate answerGate
 		dec  uiDecoder
 	)
 	c.block(ctx, "watching the catalog", func(client *api.Client, q *api.QueryOptions) (uint64, bool, error) {
@@ -147,7 +146,7 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent, useU
 				useUI = false
 				c.summaryOff.Store(true)
 				c.log.Warn("consul: watching /v1/catalog/services instead; instances joining or leaving are found by sweeps", "reason", err.Error())
-				q.WaitIndex, have = 0, false // the indexes of another query
+				q.WaitIndex, gate.have = 0, false // the indexes of another query
 			}
 		}
 		if !useUI {
@@ -161,18 +160,32 @@ func (c *Consul) watchCatalog(ctx context.Context, out chan<- catalogEvent, useU
 			return 0, false, err
 		}
 		timing.done()
-		if have && index == last {
-			return index, false, nil
-		}
-		have, last = true, index
-		redundant := make(chan bool, 1)
-		select {
-		case out <- catalogEvent{catalogAnswer: ans, redundant: redundant, timing: timing}:
-		case <-ctx.Done():
-			return index, true, nil
-		}
-		return index, !<-redundant, nil
+		return gate.pass(ctx, out, index, catalogEvent{catalogAnswer: ans, timing: timing})
 	}, nil)
+}
+
+// answerGate hands a detector's answers to Run: an answer at the index of
+// the last one is spurious and goes no further; of a new one, Run says
+// whether it was redundant (spurious too). pass returns what a block
+// callback returns.
+type answerGate struct {
+	last uint64
+	have bool
+}
+
+func (g *answerGate) pass(ctx context.Context, out chan<- catalogEvent, index uint64, ev catalogEvent) (uint64, bool, error) {
+	if g.have && index == g.last {
+		return index, false, nil
+	}
+	g.have, g.last = true, index
+	redundant := make(chan bool, 1)
+	ev.redundant = redundant
+	select {
+	case out <- ev:
+	case <-ctx.Done():
+		return index, true, nil
+	}
+	return index, !<-redundant, nil
 }
 
 // watchSummary runs the summary detector beside a catalog detector of its
@@ -183,8 +196,7 @@ func (c *Consul) watchSummary(ctx context.Context, out chan<- catalogEvent) {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var (
-		last uint64
-		have bool
+		gate answerGate
 		dec  uiDecoder
 	)
 	c.block(ctx, "watching the per-service summary", func(client *api.Client, q *api.QueryOptions) (uint64, bool, error) {
@@ -200,18 +212,8 @@ func (c *Consul) watchSummary(ctx context.Context, out chan<- catalogEvent) {
 			return 0, false, err
 		}
 		timing.done()
-		if have && index == last {
-			return index, false, nil
-		}
-		have, last = true, index
 		ans.services = nil // names and tags are the catalog detector's
-		redundant := make(chan bool, 1)
-		select {
-		case out <- catalogEvent{catalogAnswer: ans, redundant: redundant, timing: timing, summaryOnly: true}:
-		case <-ctx.Done():
-			return index, true, nil
-		}
-		return index, !<-redundant, nil
+		return gate.pass(ctx, out, index, catalogEvent{catalogAnswer: ans, timing: timing, summaryOnly: true})
 	}, nil)
 }
 
