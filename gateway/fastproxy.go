@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/textproto"
 	"net/url"
@@ -154,30 +153,15 @@ func (g *Gateway) outRequest(r *http.Request, ctx context.Context, fs *fastState
 		set("Te", "trailers")
 	}
 
-	trusted := g.trustedPeer(r.RemoteAddr)
-	if clientIP, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if prior, ok := in["X-Forwarded-For"]; trusted && ok && len(prior) > 0 && !hopByHop(in, "X-Forwarded-For") {
-			clientIP = strings.Join(prior, ", ") + ", " + clientIP
-		}
-		set("X-Forwarded-For", clientIP)
+	f := g.forwarding(r)
+	if f.xff != "" {
+		set("X-Forwarded-For", f.xff)
 	}
-	if v, ok := in["Forwarded"]; trusted && ok && !hopByHop(in, "Forwarded") {
-		h["Forwarded"] = v
+	if f.fwd != nil {
+		h["Forwarded"] = f.fwd
 	}
-	host, proto := r.Host, "http"
-	if r.TLS != nil {
-		proto = "https"
-	}
-	if trusted {
-		if v := in.Get("X-Forwarded-Host"); v != "" && !hopByHop(in, "X-Forwarded-Host") {
-			host = v
-		}
-		if v := in.Get("X-Forwarded-Proto"); v != "" && !hopByHop(in, "X-Forwarded-Proto") {
-			proto = v
-		}
-	}
-	set("X-Forwarded-Host", host)
-	set("X-Forwarded-Proto", proto)
+	set("X-Forwarded-Host", f.host)
+	set("X-Forwarded-Proto", f.proto)
 	if _, ok := h["User-Agent"]; !ok {
 		set("User-Agent", "") // no Go default upstream
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
@@ -53,22 +54,57 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		out.Header.Del("Connection")
 		out.Header.Del("HTTP2-Settings")
 	}
-	trusted := g.trustedPeer(pr.In.RemoteAddr)
-	if trusted {
-		for _, h := range []string{"X-Forwarded-For", "Forwarded"} {
-			if v, ok := pr.In.Header[h]; ok && !hopByHop(pr.In.Header, h) {
-				out.Header[h] = v
-			}
+	f := g.forwarding(pr.In)
+	if f.xff != "" {
+		out.Header.Set("X-Forwarded-For", f.xff)
+	} else {
+		out.Header.Del("X-Forwarded-For")
+	}
+	if f.fwd != nil {
+		out.Header["Forwarded"] = f.fwd
+	}
+	out.Header.Set("X-Forwarded-Host", f.host)
+	out.Header.Set("X-Forwarded-Proto", f.proto)
+}
+
+// forwarded is what the upstream learns of the client from its
+// forwarding fields.
+type forwarded struct {
+	xff         string   // X-Forwarded-For; empty when RemoteAddr is no host:port
+	fwd         []string // Forwarded, a trusted peer's passed on; nil for none
+	host, proto string   // X-Forwarded-Host and -Proto
+}
+
+// forwarding computes in's forwarding fields, one rule for both cores:
+// the client's address appended to a trusted peer's X-Forwarded-For, a
+// trusted peer's Forwarded passed on, and X-Forwarded-Host and -Proto from
+// a trusted peer or from this hop. A field the client's Connection lists is
+// this hop's only and never trusted.
+func (g *Gateway) forwarding(in *http.Request) forwarded {
+	trusted := g.trustedPeer(in.RemoteAddr)
+	f := forwarded{host: in.Host, proto: "http"}
+	if in.TLS != nil {
+		f.proto = "https"
+	}
+	if clientIP, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		f.xff = clientIP
+		if prior, ok := in.Header["X-Forwarded-For"]; trusted && ok && len(prior) > 0 && !hopByHop(in.Header, "X-Forwarded-For") {
+			f.xff = strings.Join(prior, ", ") + ", " + clientIP
 		}
 	}
-	pr.SetXForwarded()
-	if trusted {
-		for _, h := range []string{"X-Forwarded-Host", "X-Forwarded-Proto"} {
-			if v := pr.In.Header.Get(h); v != "" && !hopByHop(pr.In.Header, h) {
-				out.Header.Set(h, v)
-			}
-		}
+	if !trusted {
+		return f
 	}
+	if v, ok := in.Header["Forwarded"]; ok && !hopByHop(in.Header, "Forwarded") {
+		f.fwd = v
+	}
+	if v := headerValue(in.Header, "X-Forwarded-Host"); v != "" && !hopByHop(in.Header, "X-Forwarded-Host") {
+		f.host = v
+	}
+	if v := headerValue(in.Header, "X-Forwarded-Proto"); v != "" && !hopByHop(in.Header, "X-Forwarded-Proto") {
+		f.proto = v
+	}
+	return f
 }
 
 // hopByHop reports whether the client listed name in its Connection header,
