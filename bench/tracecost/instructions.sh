@@ -6,6 +6,10 @@
 #
 #   bench/tracecost/instructions.sh 'RecordedRequest/exporter=(none|direct)$' [n1 n2 [package]]
 #
+# GOMAXPROCS=1 in the environment (as the load benchmarks run the gateway)
+# keeps idle processors from spinning for work, which otherwise varies the
+# count of a benchmark over sockets by a few percent from run to run.
+#
 # Async preemption is off: its signals confuse callgrind. RDTSCP is off:
 # valgrind does not decode it (the runtime's lock spinning reads the clock).
 # A run that does not pass counts nothing and stops the script.

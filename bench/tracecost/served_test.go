@@ -30,7 +30,7 @@ import (
 // discardTransport. Client and backend allocate nothing per request.
 //
 //	go test -run '^$' -bench ServedTracing -benchmem ./bench/tracecost/
-//	bench/tracecost/instructions.sh 'ServedTracing/' 4000 24000
+//	GOMAXPROCS=1 bench/tracecost/instructions.sh 'ServedTracing/' 2000 20000
 //
 // Rows:
 //
