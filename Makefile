@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build run prepare test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-nethttp bench-tracing bench-scale demo clean h2spec bench-grpc bench-grpc-go
+.PHONY: all build run prepare test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-nethttp bench-tracing bench-tracing-paired bench-scale demo clean h2spec bench-grpc bench-grpc-go
 
 all: build
 
@@ -93,6 +93,11 @@ bench-nethttp:
 TRACING_BENCH_FLAGS ?= -rounds 3 -duration 10s
 bench-tracing:
 	@scripts/bench.sh -tracing $(TRACING_BENCH_FLAGS)
+
+## bench-tracing-paired: Switchyard off/1%/failures+1% only, 24 rounds x 3 s in varied order; median of same-round CPU ratios with a 95% interval (bench/results/tracing-paired.md; about 6 minutes, wants a quiet machine)
+TRACING_PAIRED_FLAGS ?=
+bench-tracing-paired:
+	@scripts/bench.sh -tracing -paired $(TRACING_PAIRED_FLAGS)
 
 ## bench-scale: Consul discovery at 1,000 and 5,000 services x 4 instances (docs/consul-scale.md)
 SCALE_FLAGS ?= -services 1000,5000 -instances 4 -out bench/results/scale.md

@@ -175,6 +175,12 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 	}
 	t.spans = &spanCounter{limit: int64(t.set.maxQueue), log: t.log}
 	bspOpts := []sdktrace.BatchSpanProcessorOption{sdktrace.WithMaxQueueSize(t.set.maxQueue)}
+	if opt.Getenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") == "" {
+		// Spans waiting for a batch to fill are live heap that every
+		// garbage collection marks and that leaves less room before the
+		// next one; see exportBatch.
+		bspOpts = append(bspOpts, sdktrace.WithMaxExportBatchSize(exportBatch))
+	}
 	if opt.BatchTimeout > 0 {
 		bspOpts = append(bspOpts, sdktrace.WithBatchTimeout(opt.BatchTimeout))
 	}
@@ -220,6 +226,18 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 	}
 	return nil
 }
+
+// exportBatch is the most spans exported at once unless
+// OTEL_BSP_MAX_EXPORT_BATCH_SIZE says otherwise: the SDK's 512 would keep
+// up to 512 ended spans alive until a batch is full (the gateway's live
+// heap is about 1 MiB, so they are marked by every collection and bring
+// the next one closer). With 128, what the span handoff passes on at once,
+// a batch is exported as soon as it is handed over. Measured with
+// BenchmarkServedTracing (GOMAXPROCS=1): at 100% 9.5k fewer instructions
+// per request (1,199.6M against 1,294.5M for 10,000 requests under
+// callgrind) and 3.6 collections per 1000 requests against 4.2; at 1%
+// 1.22 against 1.34.
+const exportBatch = 128
 
 // newSpanExporter builds the OTLP exporter. An endpoint from OTEL_* is left
 // to the exporter, which reads it along with the other OTEL_EXPORTER_OTLP_*

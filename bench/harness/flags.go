@@ -30,6 +30,7 @@ type config struct {
 	keep       bool
 	backend    string // backendMinimal or backendNetHTTP: how bench/backend answers
 	tracing    bool   // the tracing cost rows (tracingTargets) instead of allTargets
+	paired     bool   // -tracing -paired: few rows, many short rounds, order varied per round
 }
 
 func parseFlags(args []string) (config, error) {
@@ -53,6 +54,8 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&c.caddy, "caddy", defaultCaddy(), "caddy program")
 	fs.BoolVar(&c.tracing, "tracing", false, "measure what tracing costs: Switchyard off/0%/1%/failures+1%/100% and Caddy off/1%/100% "+
 		"(then -targets picks among "+strings.Join(tracingTargetNames(), ",")+"; -conns defaults to 64, -out and -raw to bench/results/tracing.*)")
+	fs.BoolVar(&c.paired, "paired", false, "with -tracing: only "+strings.Join(pairedTargets, ",")+" in many short rounds (-rounds 24 -duration 3s -warmup 1s unless given), "+
+		"the order changed every round, and the median of same-round ratios to off with a 95% confidence interval (-out and -raw default to bench/results/tracing-paired.*)")
 	fs.StringVar(&c.backend, "backend", backendMinimal, "backends: "+backendMinimal+" (HTTP/1.1 written by hand on a raw TCP listener) or "+backendNetHTTP+
 		" (net/http servers); with "+backendNetHTTP+", -out and -raw default to files of their own (latest-nethttp.md)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (generated configs, process logs) for debugging")
@@ -61,6 +64,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.paired {
+		applyPairedDefaults(fs, &c)
 	}
 	if c.rounds < 1 {
 		return c, fmt.Errorf("-rounds %d: want at least 1", c.rounds)
@@ -76,6 +82,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if c.backend != backendMinimal && c.backend != backendNetHTTP {
 		return c, fmt.Errorf("-backend %q: want %s or %s", c.backend, backendMinimal, backendNetHTTP)
+	}
+	if c.paired && !c.tracing {
+		return c, fmt.Errorf("-paired goes with -tracing")
 	}
 	if c.tracing && !isSet(fs, "conns") {
 		*conns = "64"
@@ -119,14 +128,37 @@ func defaultCaddy() string {
 // applyTracingDefaults gives -tracing its own defaults for the flags the
 // command line did not set: every tracing row and its own report files.
 func applyTracingDefaults(fs *flag.FlagSet, c *config, targets *string) {
+	name, rows := "tracing", tracingTargetNames()
+	if c.paired {
+		name, rows = "tracing-paired", pairedTargets
+	}
 	if !isSet(fs, "targets") {
-		*targets = strings.Join(tracingTargetNames(), ",")
+		*targets = strings.Join(rows, ",")
 	}
 	if !isSet(fs, "out") {
-		c.out = filepath.Join("bench", "results", "tracing.md")
+		c.out = filepath.Join("bench", "results", name+".md")
 	}
 	if !isSet(fs, "raw") {
-		c.raw = filepath.Join("bench", "results", "tracing.raw")
+		c.raw = filepath.Join("bench", "results", name+".raw")
+	}
+}
+
+// pairedTargets are the rows of -tracing -paired: the two 1% rows and
+// their base, so that many short rounds fit in a few minutes.
+var pairedTargets = []string{"switchyard-off", "switchyard-1%", "switchyard-failures+1%"}
+
+// applyPairedDefaults gives -paired more, shorter rounds unless the command
+// line set them: a same-round ratio is a pair of runs a few seconds apart,
+// and the spread of many such pairs is what bounds the median.
+func applyPairedDefaults(fs *flag.FlagSet, c *config) {
+	if !isSet(fs, "rounds") {
+		c.rounds = 24
+	}
+	if !isSet(fs, "duration") {
+		c.duration = 3 * time.Second
+	}
+	if !isSet(fs, "warmup") {
+		c.warmup = time.Second
 	}
 }
 

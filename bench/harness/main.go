@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -178,7 +179,11 @@ func (b *bench) rounds(ctx context.Context, targets []target) (*results, error) 
 	res := newResults(targets, cfg.conns, cfg.rounds)
 	for r := 0; r < cfg.rounds; r++ {
 		for _, c := range cfg.conns {
-			for _, t := range targets {
+			order := targets
+			if cfg.paired {
+				order = roundOrder(targets, r)
+			}
+			for _, t := range order {
 				if b.raw != nil {
 					fmt.Fprintf(b.raw, "\n### round %d, %s, %d connections\n", r+1, t.name, c)
 				}
@@ -198,6 +203,22 @@ func (b *bench) rounds(ctx context.Context, targets []target) (*results, error) 
 		}
 	}
 	return res, nil
+}
+
+// roundOrder is the order of targets in round r of a -paired run: rotated
+// by r, and reversed in every other cycle of rotations, so that each row
+// runs as often before as after each other row (with three rows, the six
+// orders in turn) and a drift of the machine within a round cancels out.
+func roundOrder(targets []target, r int) []target {
+	k := len(targets)
+	out := make([]target, 0, k)
+	for i := range k {
+		out = append(out, targets[(i+r)%k])
+	}
+	if (r/k)%2 == 1 {
+		slices.Reverse(out)
+	}
+	return out
 }
 
 // writeReport writes report to path, creating its directory; "" writes

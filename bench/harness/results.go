@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -97,6 +98,11 @@ func (r *results) over(name string, conns int, metric func(sample) float64) spre
 // measurements taken next to each other are compared. Rounds where either
 // side is missing or the denominator is not positive are left out.
 func (r *results) ratio(conns int, num, den func(round int) (float64, bool)) spread {
+	return summarize(r.ratios(conns, num, den))
+}
+
+// ratios are the same-round ratios that ratio summarizes, in round order.
+func (r *results) ratios(conns int, num, den func(round int) (float64, bool)) []float64 {
 	var v []float64
 	for round := 0; round < r.rounds; round++ {
 		a, ok1 := num(round)
@@ -105,7 +111,46 @@ func (r *results) ratio(conns int, num, den func(round int) (float64, bool)) spr
 			v = append(v, a/b)
 		}
 	}
-	return summarize(v)
+	return v
+}
+
+// quantile is the q-quantile of v (0 ≤ q ≤ 1), interpolated linearly
+// between the order statistics; v must not be empty.
+func quantile(v []float64, q float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	x := q * float64(len(s)-1)
+	i := int(x)
+	if i+1 >= len(s) {
+		return s[len(s)-1]
+	}
+	return s[i] + (x-float64(i))*(s[i+1]-s[i])
+}
+
+// medianCI is a distribution-free 95% confidence interval of the median of
+// the population v was drawn from: the order statistics j and n+1-j
+// (from 1), j the largest with P(Binomial(n, 1/2) < j) ≤ 2.5%. ok is false
+// below 6 values, where no such j exists.
+func medianCI(v []float64) (lo, hi float64, ok bool) {
+	n := len(v)
+	s := slices.Clone(v)
+	slices.Sort(s)
+	// cdf is P(Binomial(n, 1/2) ≤ k), summed from P(0) = 2^-n up.
+	p := math.Pow(0.5, float64(n))
+	cdf := 0.0
+	j := 0
+	for k := 0; k < n; k++ {
+		cdf += p
+		if cdf > 0.025 {
+			break
+		}
+		j = k + 1 // P(X < k+1) = P(X ≤ k) ≤ 2.5%
+		p *= float64(n-k) / float64(k+1)
+	}
+	if j == 0 {
+		return 0, 0, false
+	}
+	return s[j-1], s[n-j], true
 }
 
 // metricOf returns a per-round getter for metric of name at conns.

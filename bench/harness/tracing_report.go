@@ -77,13 +77,17 @@ func renderTracingReport(in reportInput) string {
 	if in.pinned {
 		pin = fmt.Sprintf("the proxy on CPU %d, wrk, the backends and the OTLP sink on CPU %d", in.cfg.proxyCPU, in.cfg.loadCPU)
 	}
-	w("- **Method**: %d interleaved round(s), every row once per round in the order %s; each run starts the proxy afresh "+
+	order := "in the order " + strings.Join(r.names, ", ")
+	if in.cfg.paired {
+		order += ", rotated each round and reversed every other cycle (-paired)"
+	}
+	w("- **Method**: %d interleaved round(s), every row once per round %s; each run starts the proxy afresh "+
 		"(GOMAXPROCS=1, built static as shipped), %s warm-up, %s measured with `wrk -t%d`; %s. "+
 		"Traced rows export OTLP http/protobuf to the same local discarding sink (`OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`), "+
 		"sampler from `OTEL_TRACES_SAMPLER`/`_ARG` (`traceidratio` 0, 0.01, 1; `failures+traceidratio` 0.01 with no failing request). "+
 		"Caddy: its `tracing` directive (otelhttp, OTel SDK, contrib autoexport). \"off\": no OTLP endpoint, each proxy's default. "+
 		"Backends: %s.\n",
-		in.cfg.rounds, strings.Join(r.names, ", "), in.cfg.warmup, in.cfg.duration, in.cfg.wrkThreads, pin, backendDesc(in.cfg.backend))
+		in.cfg.rounds, order, in.cfg.warmup, in.cfg.duration, in.cfg.wrkThreads, pin, backendDesc(in.cfg.backend))
 	w("- **Columns**: CPU = utime+stime of the proxy from /proc around the measured run, per request, µs; median (min–max) over rounds. " +
 		"Added = the row's CPU/req minus its own proxy's \"off\" row in the same round, then the median over rounds; " +
 		"relative = the same-round ratio to \"off\".\n")
@@ -113,6 +117,10 @@ func renderTracingReport(in reportInput) string {
 			w("| %s | %s | %s | %s | %s | %s | %s | %d |\n", tt.proxy, mode, fmtSpread(cpu, 1), added, rel,
 				fmtSpread(r.over(name, c, mRPS), 0), fmtSpread(r.over(name, c, mP99), 0), errSum)
 		}
+		if in.cfg.paired {
+			writePaired(&b, r, c)
+			continue
+		}
 		w("\n### Issue 15 targets at %d connections (medians of same-round ratios)\n\n", c)
 		for _, g := range tracingGoals(r, c) {
 			if g.s.n == 0 {
@@ -133,4 +141,44 @@ func renderTracingReport(in reportInput) string {
 		}
 	}
 	return b.String()
+}
+
+// pairedGoals are the targets a -paired run checks: CPU per request
+// relative to off in the same round.
+var pairedGoals = []struct {
+	name  string
+	limit float64
+}{
+	{"switchyard-1%", 1.03},
+	{"switchyard-failures+1%", 1.03},
+}
+
+// writePaired writes the same-round ratios to switchyard-off at conns as
+// quantiles and a confidence interval of their median, and a verdict that
+// says "undecided" while that interval straddles the limit.
+func writePaired(b *strings.Builder, r *results, conns int) {
+	fmt.Fprintf(b, "\n### CPU/req relative to off at %d connections (same-round pairs)\n\n", conns)
+	b.WriteString("| row | pairs | median | 25–75% | 95% CI of the median | target | verdict |\n|---|---:|---:|---:|---:|---:|---|\n")
+	for _, g := range pairedGoals {
+		v := r.ratios(conns, r.metricOf(g.name, conns, mCPU), r.metricOf("switchyard-off", conns, mCPU))
+		if len(v) == 0 {
+			fmt.Fprintf(b, "| %s | 0 | | | | ≤ %s× | not measured |\n", g.name, fmtNum(g.limit, 2))
+			continue
+		}
+		lo, hi, ok := medianCI(v)
+		ci, verdict := "too few pairs", "undecided (too few pairs)"
+		if ok {
+			ci = fmtNum(lo, 3) + "–" + fmtNum(hi, 3) + "×"
+			switch {
+			case hi <= g.limit:
+				verdict = "met"
+			case lo > g.limit:
+				verdict = "**not met**"
+			default:
+				verdict = "undecided (the interval holds the limit: more rounds or a quieter machine)"
+			}
+		}
+		fmt.Fprintf(b, "| %s | %d | %s× | %s–%s× | %s | ≤ %s× | %s |\n", g.name, len(v), fmtNum(quantile(v, 0.5), 3),
+			fmtNum(quantile(v, 0.25), 3), fmtNum(quantile(v, 0.75), 3), ci, fmtNum(g.limit, 2), verdict)
+	}
 }

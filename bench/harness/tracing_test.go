@@ -119,3 +119,95 @@ func TestTracingEnvUsesOneProtocol(t *testing.T) {
 		}
 	}
 }
+
+func TestPairedFlagDefaults(t *testing.T) {
+	c, err := parseFlags([]string{"-tracing", "-paired"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.targets, pairedTargets) || c.rounds != 24 || c.duration != 3*time.Second || c.warmup != time.Second ||
+		!strings.HasSuffix(c.out, "tracing-paired.md") || !strings.HasSuffix(c.raw, "tracing-paired.raw") {
+		t.Fatalf("got %+v", c)
+	}
+	c, err = parseFlags([]string{"-tracing", "-paired", "-rounds", "40", "-duration", "5s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.rounds != 40 || c.duration != 5*time.Second {
+		t.Fatalf("explicit flags overridden: %+v", c)
+	}
+	if _, err := parseFlags([]string{"-paired"}); err == nil {
+		t.Error("-paired accepted without -tracing")
+	}
+}
+
+func TestRoundOrderPutsEveryRowBeforeEveryOtherAsOften(t *testing.T) {
+	targets := []target{{name: "a"}, {name: "b"}, {name: "c"}}
+	before := map[string]int{}
+	seen := map[string]bool{}
+	for r := range 6 {
+		var names []string
+		for _, t := range roundOrder(targets, r) {
+			names = append(names, t.name)
+		}
+		seen[strings.Join(names, "")] = true
+		for i := range names {
+			for j := i + 1; j < len(names); j++ {
+				before[names[i]+names[j]]++
+			}
+		}
+	}
+	if len(seen) != 6 {
+		t.Errorf("six rounds ran %d distinct orders, want 6", len(seen))
+	}
+	for _, p := range []string{"ab", "ba", "ac", "ca", "bc", "cb"} {
+		if before[p] != 3 {
+			t.Errorf("%c before %c in %d of 6 rounds, want 3", p[0], p[1], before[p])
+		}
+	}
+}
+
+func TestMedianCIIsTheBinomialOrderStatistics(t *testing.T) {
+	v := make([]float64, 24)
+	for i := range v {
+		v[i] = float64(24 - i) // unsorted
+	}
+	// n=24: P(X ≤ 6) = 1.1%, P(X ≤ 7) = 3.2%: the 7th and 18th values.
+	if lo, hi, ok := medianCI(v); !ok || lo != 7 || hi != 18 {
+		t.Errorf("n=24: %v–%v %v, want 7–18", lo, hi, ok)
+	}
+	if lo, hi, ok := medianCI(v[:6]); !ok || lo != 19 || hi != 24 {
+		t.Errorf("n=6: %v–%v %v, want the range 19–24", lo, hi, ok)
+	}
+	if _, _, ok := medianCI(v[:5]); ok {
+		t.Error("n=5 has no 95% interval")
+	}
+	if q := quantile([]float64{4, 1, 3, 2}, 0.5); q != 2.5 {
+		t.Errorf("median of 1..4 = %v, want 2.5", q)
+	}
+}
+
+func TestPairedReportVerdicts(t *testing.T) {
+	off := make([]float64, 12)
+	one := make([]float64, 12)
+	fail := make([]float64, 12)
+	for i := range off {
+		off[i] = 100
+		one[i] = 101 + float64(i%3)*0.5 // 1.01–1.02: met
+		fail[i] = 100 + float64(i)      // 1.00–1.11: holds 1.03
+	}
+	r := tracingResults(t, map[string][]float64{"switchyard-off": off, "switchyard-1%": one, "switchyard-failures+1%": fail})
+	report := renderTracingReport(reportInput{cfg: config{rounds: 12, paired: true}, results: r})
+	for _, want := range []string{
+		"| switchyard-1% | 12 | 1.015× | 1.010–1.020× | 1.010–1.020× | ≤ 1.03× | met |",
+		"| switchyard-failures+1% | 12 | 1.055× | 1.028–1.083× | 1.020–1.090× | ≤ 1.03× | undecided",
+		"rotated each round",
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("report lacks %q:\n%s", want, report)
+		}
+	}
+	if strings.Contains(report, "Issue 15 targets") {
+		t.Error("a paired report has the targets of the full run")
+	}
+}
