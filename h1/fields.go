@@ -42,13 +42,19 @@ type fields struct {
 }
 
 // newFields sizes the header for the field lines in rest, which ends with
-// the head's blank line and is part of head.
-func newFields(rest []byte, head headString) (fields, bool) {
+// the head's blank line and is part of head. The values go in spare when
+// they fit, so that a caller can allocate them with what it allocates
+// anyway.
+func newFields(rest []byte, head headString, spare []string) (fields, bool) {
 	n := bytes.Count(rest, []byte("\n")) - 1
 	if n < 0 {
 		return fields{}, false
 	}
-	return fields{h: make(http.Header, n), vals: make([]string, 0, n), head: head}, true
+	vals := spare[:0]
+	if n > cap(spare) {
+		vals = make([]string, 0, n)
+	}
+	return fields{h: make(http.Header, n), vals: vals, head: head}, true
 }
 
 func (f *fields) add(key string, value []byte) {

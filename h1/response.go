@@ -157,7 +157,7 @@ func parseStatusLine(line []byte, head headString) (minor, code int, status stri
 // declines Transfer-Encoding, Trailer, an invalid or repeated
 // Content-Length and any line net/http might read differently.
 func parseResponseFields(rest []byte, head headString) (h http.Header, cl int64, connClose, keepAlive, ok bool) {
-	f, ok := newFields(rest, head)
+	f, ok := newFields(rest, head, nil)
 	if !ok {
 		return nil, 0, false, false, false
 	}
