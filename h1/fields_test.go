@@ -56,7 +56,7 @@ func TestParsedFieldsShareOneAllocationWhateverTheirNumber(t *testing.T) {
 		head := []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + fields + "\r\n")
 		return testing.AllocsPerRun(100, func() {
 			hs := newHeadString(head)
-			if _, _, _, _, ok := parseResponseFields(head[17:], hs); !ok {
+			if _, _, _, _, ok := parseResponseFields(head[17:], hs, nil); !ok {
 				t.Fatal("not parsed")
 			}
 		})

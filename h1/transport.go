@@ -137,7 +137,7 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, c.abort)
 	}
-	// The body, allocated with the reader of a Content-Length body.
+	// The body, allocated with the response it belongs to.
 	b := &pooledBody{t: t, c: c}
 	bp := t.bufs.Get().(*[]byte)
 	*bp = appendRequest((*bp)[:0], req)
@@ -165,7 +165,7 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 	stray := false
 	for {
 		var ok bool
-		if resp, ok = readResponseHead(c.br, req, &b.lb); ok {
+		if resp, ok = readResponseHead(c.br, req, &b.sp); ok {
 			break
 		}
 		resp, err = http.ReadResponse(c.br, req)
@@ -298,7 +298,7 @@ type pooledBody struct {
 	stop     func() bool
 	reusable bool
 	done     bool
-	lb       lengthBody // rc when the body has a Content-Length
+	sp       respSpace // the response, when readResponseHead read it
 }
 
 // noStop is the stop function of an exchange whose context is never
