@@ -3,6 +3,7 @@ package h1
 import (
 	"bytes"
 	"net/http"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -124,6 +125,12 @@ func validFieldValue(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// hasCRLF reports whether v holds a CR or an LF: two byte searches, which
+// cost less than strings.ContainsAny building a set for every value.
+func hasCRLF(v string) bool {
+	return strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0
 }
 
 // hasToken reports whether the comma-separated list v holds tok, compared

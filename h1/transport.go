@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 )
@@ -273,7 +272,7 @@ func appendRequest(b []byte, req *http.Request) []byte {
 			continue
 		}
 		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n") {
+			if hasCRLF(v) {
 				continue // never let a value start a new header line
 			}
 			b = append(b, k...)
