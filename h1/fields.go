@@ -211,8 +211,12 @@ func canonicalKey(name []byte, head headString) string {
 		return http.CanonicalHeaderKey(string(name))
 	}
 	k := CanonicalInto(buf[:], name)
-	if s, ok := commonKeys[string(k)]; ok {
-		return s
+	if len(k) < len(commonKeys) {
+		for _, s := range commonKeys[len(k)] {
+			if s == string(k) {
+				return s
+			}
+		}
 	}
 	if string(k) == string(name) {
 		return head.of(name) // already canonical
@@ -220,8 +224,9 @@ func canonicalKey(name []byte, head headString) string {
 	return string(k)
 }
 
-var commonKeys = func() map[string]string {
-	m := map[string]string{}
+// commonKeys are the common names by length: a few string comparisons
+// find one, for less than a map's hashing.
+var commonKeys = func() (m [32][]string) {
 	for _, k := range []string{
 		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
 		"Authorization", "Cache-Control", "Connection", "Content-Length", "Content-Type",
@@ -233,7 +238,7 @@ var commonKeys = func() map[string]string {
 		"Upgrade", "Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For",
 		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
 	} {
-		m[k] = k
+		m[len(k)] = append(m[len(k)], k)
 	}
 	return m
 }()
