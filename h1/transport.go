@@ -128,8 +128,14 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 		return nil, err
 	}
 	// The deadline goes first: set after the abort below, it could undo it.
+	// Every exchange sets it before its first read or write, so a pooled
+	// connection may keep the last one, passed or not (see below).
 	if t.respHeaderTimeout > 0 {
-		c.SetReadDeadline(time.Now().Add(t.respHeaderTimeout))
+		start := c.takenAt
+		if start.IsZero() {
+			start = time.Now() // dialed: the dial took its time
+		}
+		c.SetReadDeadline(start.Add(t.respHeaderTimeout))
 	}
 	// Abort blocked I/O when the client goes away.
 	stop := noStop
@@ -191,7 +197,11 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 		}
 	}
 	c.left = -1
-	if t.respHeaderTimeout > 0 {
+	// The body is read without the deadline, unless it is buffered in
+	// full already: then nothing reads the socket before the next
+	// exchange sets a deadline of its own, and clearing it would cost a
+	// timer update for nothing.
+	if t.respHeaderTimeout > 0 && !bodyBuffered(resp, c.br) {
 		c.SetReadDeadline(time.Time{})
 		if ctx.Err() != nil {
 			c.SetDeadline(aLongTimeAgo) // the abort raced with the line above
@@ -210,6 +220,15 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 	}
 	resp.Body = b
 	return resp, nil
+}
+
+// bodyBuffered reports whether resp's body is in br in full, or absent.
+func bodyBuffered(resp *http.Response, br *bufio.Reader) bool {
+	if resp.Body == http.NoBody {
+		return true
+	}
+	_, ok := resp.Body.(*lengthBody)
+	return ok && resp.ContentLength <= int64(br.Buffered())
 }
 
 // send writes the request b on c. A pooled connection must be quiet
