@@ -40,6 +40,9 @@ type fields struct {
 	h    http.Header
 	vals []string
 	head headString
+	// keys[i] names vals[i], for the first values: a repeated name among
+	// them is found by the header's length, without a lookup per field.
+	keys [16]string
 }
 
 // newFields sizes the header for the field lines in rest, which ends with
@@ -59,11 +62,28 @@ func newFields(rest []byte, head headString, spare []string) (fields, bool) {
 }
 
 func (f *fields) add(key string, value []byte) {
+	i := len(f.vals)
 	f.vals = append(f.vals, f.head.of(value))
-	if vv, ok := f.h[key]; ok {
-		f.h[key] = append(vv, f.vals[len(f.vals)-1])
-	} else {
-		f.h[key] = f.vals[len(f.vals)-1 : len(f.vals) : len(f.vals)]
+	if i >= len(f.keys) {
+		if vv, ok := f.h[key]; ok {
+			f.h[key] = append(vv, f.vals[i])
+		} else {
+			f.h[key] = f.vals[i : i+1 : i+1]
+		}
+		return
+	}
+	f.keys[i] = key
+	n := len(f.h)
+	f.h[key] = f.vals[i : i+1 : i+1]
+	if len(f.h) == n {
+		// Repeated: the values are every one named key so far, in order.
+		var vv []string
+		for j := 0; j <= i; j++ {
+			if f.keys[j] == key {
+				vv = append(vv, f.vals[j])
+			}
+		}
+		f.h[key] = vv
 	}
 }
 
