@@ -182,19 +182,30 @@ func dropOut(k string) bool {
 	return false
 }
 
-// hopHeaders are the hop-by-hop fields removed from every response, as
-// ReverseProxy does.
-var hopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
 // removeHopByHop removes from h the fields its Connection lists and the
 // hop-by-hop fields, as ReverseProxy does to a response, without
-// allocating.
+// allocating. One pass over h's few fields costs less than deleting each
+// hop-by-hop name.
 func removeHopByHop(h http.Header) {
-	forEachToken(h["Connection"], func(name string) { delCanonical(h, name) })
-	for _, k := range hopHeaders {
-		delete(h, k)
+	if c := h["Connection"]; len(c) > 0 {
+		forEachToken(c, func(name string) { delCanonical(h, name) })
 	}
+	for k := range h {
+		if hopHeader(k) {
+			delete(h, k)
+		}
+	}
+}
+
+// hopHeader reports whether k is a hop-by-hop field ReverseProxy removes
+// from every response.
+func hopHeader(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
 // forEachToken calls f with every non-empty element of the comma-separated

@@ -3,6 +3,7 @@ package h1
 import (
 	"bytes"
 	"net/http"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -39,24 +40,50 @@ type fields struct {
 	h    http.Header
 	vals []string
 	head headString
+	// keys[i] names vals[i], for the first values: a repeated name among
+	// them is found by the header's length, without a lookup per field.
+	keys [16]string
 }
 
 // newFields sizes the header for the field lines in rest, which ends with
-// the head's blank line and is part of head.
-func newFields(rest []byte, head headString) (fields, bool) {
+// the head's blank line and is part of head. The values go in spare when
+// they fit, so that a caller can allocate them with what it allocates
+// anyway.
+func newFields(rest []byte, head headString, spare []string) (fields, bool) {
 	n := bytes.Count(rest, []byte("\n")) - 1
 	if n < 0 {
 		return fields{}, false
 	}
-	return fields{h: make(http.Header, n), vals: make([]string, 0, n), head: head}, true
+	vals := spare[:0]
+	if n > cap(spare) {
+		vals = make([]string, 0, n)
+	}
+	return fields{h: make(http.Header, n), vals: vals, head: head}, true
 }
 
 func (f *fields) add(key string, value []byte) {
+	i := len(f.vals)
 	f.vals = append(f.vals, f.head.of(value))
-	if vv, ok := f.h[key]; ok {
-		f.h[key] = append(vv, f.vals[len(f.vals)-1])
-	} else {
-		f.h[key] = f.vals[len(f.vals)-1 : len(f.vals) : len(f.vals)]
+	if i >= len(f.keys) {
+		if vv, ok := f.h[key]; ok {
+			f.h[key] = append(vv, f.vals[i])
+		} else {
+			f.h[key] = f.vals[i : i+1 : i+1]
+		}
+		return
+	}
+	f.keys[i] = key
+	n := len(f.h)
+	f.h[key] = f.vals[i : i+1 : i+1]
+	if len(f.h) == n {
+		// Repeated: the values are every one named key so far, in order.
+		var vv []string
+		for j := 0; j <= i; j++ {
+			if f.keys[j] == key {
+				vv = append(vv, f.vals[j])
+			}
+		}
+		f.h[key] = vv
 	}
 }
 
@@ -118,6 +145,12 @@ func validFieldValue(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// hasCRLF reports whether v holds a CR or an LF: two byte searches, which
+// cost less than strings.ContainsAny building a set for every value.
+func hasCRLF(v string) bool {
+	return strings.IndexByte(v, '\r') >= 0 || strings.IndexByte(v, '\n') >= 0
 }
 
 // hasToken reports whether the comma-separated list v holds tok, compared
@@ -198,8 +231,12 @@ func canonicalKey(name []byte, head headString) string {
 		return http.CanonicalHeaderKey(string(name))
 	}
 	k := CanonicalInto(buf[:], name)
-	if s, ok := commonKeys[string(k)]; ok {
-		return s
+	if len(k) < len(commonKeys) {
+		for _, s := range commonKeys[len(k)] {
+			if s == string(k) {
+				return s
+			}
+		}
 	}
 	if string(k) == string(name) {
 		return head.of(name) // already canonical
@@ -207,8 +244,9 @@ func canonicalKey(name []byte, head headString) string {
 	return string(k)
 }
 
-var commonKeys = func() map[string]string {
-	m := map[string]string{}
+// commonKeys are the common names by length: a few string comparisons
+// find one, for less than a map's hashing.
+var commonKeys = func() (m [32][]string) {
 	for _, k := range []string{
 		"Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Accept-Ranges",
 		"Authorization", "Cache-Control", "Connection", "Content-Length", "Content-Type",
@@ -220,7 +258,7 @@ var commonKeys = func() map[string]string {
 		"Upgrade", "Upgrade-Insecure-Requests", "User-Agent", "Via", "X-Forwarded-For",
 		"X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip", "X-Request-Id",
 	} {
-		m[k] = k
+		m[len(k)] = append(m[len(k)], k)
 	}
 	return m
 }()

@@ -1,7 +1,9 @@
 package h1
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/http/httpguts"
@@ -56,7 +58,7 @@ func TestParsedFieldsShareOneAllocationWhateverTheirNumber(t *testing.T) {
 		head := []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + fields + "\r\n")
 		return testing.AllocsPerRun(100, func() {
 			hs := newHeadString(head)
-			if _, _, _, _, ok := parseResponseFields(head[17:], hs); !ok {
+			if _, _, _, _, ok := parseResponseFields(head[17:], hs, nil); !ok {
 				t.Fatal("not parsed")
 			}
 		})
@@ -80,5 +82,26 @@ func TestCanonicalIntoIsCanonicalHeaderKey(t *testing.T) {
 		if got := string(CanonicalInto(buf[:], []byte(name))); got != want {
 			t.Errorf("CanonicalInto([]byte(%q)) = %q, want %q", name, got, want)
 		}
+	}
+}
+
+// Repeated field names keep every value in order, whether they repeat
+// among the first sixteen field lines, after them, or across.
+func TestRepeatedFieldsKeepEveryValueInOrder(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n")
+	for i := range 24 {
+		switch i % 6 {
+		case 0:
+			fmt.Fprintf(&b, "X-A: a%d\r\n", i)
+		case 3:
+			fmt.Fprintf(&b, "x-b: b%d\r\n", i)
+		default:
+			fmt.Fprintf(&b, "X-F%d: %d\r\n", i, i)
+		}
+	}
+	fmt.Fprintf(&b, "X-Late: 1\r\nX-Late: 2\r\n\r\n")
+	if !checkResponseHead(t, "GET", b.String()) {
+		t.Fatal("not parsed by the fast parser")
 	}
 }

@@ -16,8 +16,12 @@ type upConn struct {
 	addr   string
 	br     *bufio.Reader // reads through limitedConn
 	idleAt time.Time
-	left   int64 // bytes the response head may still take; <0: no limit
-	peek   *idlePeek
+	// takenAt is when get took the connection from the pool; zero for a
+	// new one. The exchange that follows at once times its response
+	// head from it, without reading the clock again.
+	takenAt time.Time
+	left    int64 // bytes the response head may still take; <0: no limit
+	peek    *idlePeek
 	// overrun is set when the upstream sent more than the response it
 	// declared: the connection is past a message boundary for good.
 	overrun bool
@@ -64,6 +68,7 @@ func (t *Transport) get(ctx context.Context, addr string) (*upConn, bool, error)
 		}
 		t.idle[addr] = list
 		t.mu.Unlock()
+		c.takenAt = now
 		// Whatever an upstream sent while no request was outstanding
 		// (bytes after its response, EOF) makes the connection unusable:
 		// reading on would take those bytes for the next answer. The

@@ -15,29 +15,37 @@ import (
 // Content-Length or absent. Anything else (chunked or close-delimited
 // bodies, interim responses, odd heads) returns false with nothing
 // consumed, for http.ReadResponse. What it accepts it reads as
-// http.ReadResponse would (FuzzResponseHead). A Content-Length body is
-// read by lb when lb is not nil, so that the caller can allocate it with
-// what it allocates anyway.
-func readResponseHead(br *bufio.Reader, req *http.Request, lb *lengthBody) (*http.Response, bool) {
+// http.ReadResponse would (FuzzResponseHead). The response and the reader
+// of its body are built in sp when sp is not nil, so that the caller can
+// allocate them with what it allocates anyway.
+func readResponseHead(br *bufio.Reader, req *http.Request, sp *respSpace) (*http.Response, bool) {
 	buf, _ := br.Peek(br.Buffered())
 	end := bytes.Index(buf, []byte("\r\n\r\n"))
 	if end < 0 {
 		return nil, false
 	}
+	if sp == nil {
+		sp = new(respSpace)
+	}
 	head := buf[:end+4]
-	resp, ok := parseResponseHead(head, req)
+	resp, ok := parseResponseHead(head, req, sp)
 	if !ok {
 		return nil, false
 	}
 	br.Discard(len(head))
 	if resp.ContentLength > 0 && req.Method != http.MethodHead {
-		if lb == nil {
-			lb = new(lengthBody)
-		}
-		*lb = lengthBody{br: br, left: resp.ContentLength}
-		resp.Body = lb
+		sp.lb = lengthBody{br: br, left: resp.ContentLength}
+		resp.Body = &sp.lb
 	}
 	return resp, true
+}
+
+// respSpace is where readResponseHead builds a response: the response, the
+// reader of a Content-Length body and the backing of the header values.
+type respSpace struct {
+	resp http.Response
+	lb   lengthBody
+	vals [8]string
 }
 
 // checkResponse refuses a response head http.ReadResponse accepted but
@@ -70,8 +78,8 @@ func checkResponse(resp *http.Response) error {
 var errUpstreamFraming = errors.New("upstream response framing is ambiguous")
 
 // parseResponseHead builds the response for a complete head of the common
-// kind (see readResponseHead), or reports false.
-func parseResponseHead(head []byte, req *http.Request) (*http.Response, bool) {
+// kind (see readResponseHead) in sp, or reports false.
+func parseResponseHead(head []byte, req *http.Request, sp *respSpace) (*http.Response, bool) {
 	eol := bytes.IndexByte(head, '\n')
 	if eol < 1 || head[eol-1] != '\r' {
 		return nil, false
@@ -81,14 +89,15 @@ func parseResponseHead(head []byte, req *http.Request) (*http.Response, bool) {
 	if !ok {
 		return nil, false
 	}
-	h, cl, connClose, keepAlive, ok := parseResponseFields(head[eol+1:], hs)
+	h, cl, connClose, keepAlive, ok := parseResponseFields(head[eol+1:], hs, sp.vals[:])
 	if !ok {
 		return nil, false
 	}
 	if connClose {
 		delete(h, "Connection")
 	}
-	resp := &http.Response{
+	resp := &sp.resp
+	*resp = http.Response{
 		Status:     status,
 		StatusCode: code,
 		Proto:      "HTTP/1.1",
@@ -156,8 +165,8 @@ func parseStatusLine(line []byte, head headString) (minor, code int, status stri
 // with the blank line). cl is the Content-Length, -1 when absent. It
 // declines Transfer-Encoding, Trailer, an invalid or repeated
 // Content-Length and any line net/http might read differently.
-func parseResponseFields(rest []byte, head headString) (h http.Header, cl int64, connClose, keepAlive, ok bool) {
-	f, ok := newFields(rest, head)
+func parseResponseFields(rest []byte, head headString, spare []string) (h http.Header, cl int64, connClose, keepAlive, ok bool) {
+	f, ok := newFields(rest, head, spare)
 	if !ok {
 		return nil, 0, false, false, false
 	}

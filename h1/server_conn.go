@@ -27,7 +27,9 @@ type serverConn struct {
 	state  atomic.Int32
 	ctx    context.Context
 	remote string
-	hdr    http.Header // response headers, reused from request to request
+	hdr    http.Header   // response headers, reused from request to request
+	base   *http.Request // carries ctx; every request starts as a copy
+	cur    *exchange     // the latest request parse built
 }
 
 // headReader is the fast path's read buffer. It starts at 2 KiB, which
@@ -215,7 +217,14 @@ func (s *Server) respond(c *serverConn, req *http.Request) bool {
 	if wt := s.Fallback.WriteTimeout; wt > 0 {
 		c.SetWriteDeadline(time.Now().Add(wt))
 	}
-	w := &response{c: c, req: req, header: c.hdr, cl: -1, close: req.Close}
+	var w *response
+	if x := c.cur; x != nil && &x.req == req {
+		w = &x.resp
+	} else {
+		w = new(response)
+	}
+	c.cur = nil
+	*w = response{c: c, req: req, header: c.hdr, cl: -1, close: req.Close}
 	if w.header == nil {
 		w.header = make(http.Header)
 	}

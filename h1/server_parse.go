@@ -9,9 +9,22 @@ import (
 	"golang.org/x/net/http/httpguts"
 )
 
+// exchange is one fast-path request with its response, allocated as one:
+// the request, its URL, the response writer and the backing of the
+// request's header values. It is not reused: the handler may keep the
+// request.
+type exchange struct {
+	req  http.Request
+	url  url.URL
+	resp response
+	vals [12]string
+}
+
 // parse builds the request for a head the fast path handles, or returns
-// nil: then net/http gets the connection and judges the head itself.
+// nil: then net/http gets the connection and judges the head itself. The
+// request's exchange is c.cur until the next parse.
 func (c *serverConn) parse(head []byte) *http.Request {
+	c.cur = nil
 	eol := bytes.IndexByte(head, '\n')
 	if eol < 1 || head[eol-1] != '\r' {
 		return nil
@@ -20,36 +33,42 @@ func (c *serverConn) parse(head []byte) *http.Request {
 	if !ok {
 		return nil
 	}
+	x := new(exchange)
 	hs := newHeadString(head)
-	h, host, connClose, keepAlive, ok := parseRequestFields(head[eol+1:], minor, hs)
+	h, host, connClose, keepAlive, ok := parseRequestFields(head[eol+1:], minor, hs, x.vals[:])
 	if !ok {
 		return nil
 	}
 	uri := hs.of(target)
-	u, ok := requestURL(uri)
+	u, ok := requestURL(uri, &x.url)
 	if !ok {
 		return nil
 	}
-	r := http.Request{
-		Method:     method,
-		URL:        u,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: minor,
-		Header:     h,
-		Body:       http.NoBody,
-		Host:       host,
-		RemoteAddr: c.remote,
-		RequestURI: uri,
-		Close:      connClose || (minor == 0 && !keepAlive),
+	if c.base == nil {
+		// The context says "under a server", as net/http's does:
+		// ReverseProxy then aborts a broken body copy with
+		// http.ErrAbortHandler instead of ending the response as if
+		// complete. A copy of base carries it, without WithContext's
+		// allocation per request.
+		c.base = new(http.Request).WithContext(c.ctx)
 	}
+	r := &x.req
+	*r = *c.base
+	r.Method = method
+	r.URL = u
+	r.Proto = "HTTP/1.1"
+	r.ProtoMajor, r.ProtoMinor = 1, minor
+	r.Header = h
+	r.Body = http.NoBody
+	r.Host = host
+	r.RemoteAddr = c.remote
+	r.RequestURI = uri
+	r.Close = connClose || (minor == 0 && !keepAlive)
 	if minor == 0 {
 		r.Proto = "HTTP/1.0"
 	}
-	// The context says "under a server", as net/http's does: ReverseProxy
-	// then aborts a broken body copy with http.ErrAbortHandler instead of
-	// ending the response as if complete.
-	return r.WithContext(c.ctx)
+	c.cur = x
+	return r
 }
 
 // parseRequestLine splits a request line the fast path handles: a known
@@ -88,8 +107,8 @@ func parseRequestLine(line []byte) (method string, target []byte, minor int, ok 
 // with the blank line). It declines bodies, protocol switches,
 // 100-continue, a missing (HTTP/1.1), repeated or invalid Host, and any
 // line net/http might read differently.
-func parseRequestFields(rest []byte, minor int, head headString) (h http.Header, host string, connClose, keepAlive, ok bool) {
-	f, ok := newFields(rest, head)
+func parseRequestFields(rest []byte, minor int, head headString, spare []string) (h http.Header, host string, connClose, keepAlive, ok bool) {
+	f, ok := newFields(rest, head, spare)
 	if !ok {
 		return nil, "", false, false, false
 	}
@@ -125,11 +144,13 @@ func parseRequestFields(rest []byte, minor int, head headString) (h http.Header,
 }
 
 // requestURL builds the URL of an origin-form target as
-// url.ParseRequestURI would, without it for a plain path.
-func requestURL(uri string) (*url.URL, bool) {
+// url.ParseRequestURI would, without it for a plain path: then the URL is
+// into.
+func requestURL(uri string, into *url.URL) (*url.URL, bool) {
 	path, query, hasQuery := strings.Cut(uri, "?")
 	if plainPath(path) {
-		return &url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}, true
+		*into = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+		return into, true
 	}
 	u, err := url.ParseRequestURI(uri)
 	return u, err == nil

@@ -288,7 +288,7 @@ func writeField(bw *bufio.Writer, k string, vv []string) {
 	for _, v := range vv {
 		bw.WriteString(k)
 		bw.WriteString(": ")
-		if strings.ContainsAny(v, "\r\n") {
+		if hasCRLF(v) {
 			v = strings.Map(func(r rune) rune {
 				if r == '\r' || r == '\n' {
 					return ' '

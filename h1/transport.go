@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"sync"
 	"time"
 )
@@ -129,15 +128,21 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 		return nil, err
 	}
 	// The deadline goes first: set after the abort below, it could undo it.
+	// Every exchange sets it before its first read or write, so a pooled
+	// connection may keep the last one, passed or not (see below).
 	if t.respHeaderTimeout > 0 {
-		c.SetReadDeadline(time.Now().Add(t.respHeaderTimeout))
+		start := c.takenAt
+		if start.IsZero() {
+			start = time.Now() // dialed: the dial took its time
+		}
+		c.SetReadDeadline(start.Add(t.respHeaderTimeout))
 	}
 	// Abort blocked I/O when the client goes away.
 	stop := noStop
 	if ctx.Done() != nil {
 		stop = context.AfterFunc(ctx, c.abort)
 	}
-	// The body, allocated with the reader of a Content-Length body.
+	// The body, allocated with the response it belongs to.
 	b := &pooledBody{t: t, c: c}
 	bp := t.bufs.Get().(*[]byte)
 	*bp = appendRequest((*bp)[:0], req)
@@ -165,7 +170,7 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 	stray := false
 	for {
 		var ok bool
-		if resp, ok = readResponseHead(c.br, req, &b.lb); ok {
+		if resp, ok = readResponseHead(c.br, req, &b.sp); ok {
 			break
 		}
 		resp, err = http.ReadResponse(c.br, req)
@@ -192,7 +197,11 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 		}
 	}
 	c.left = -1
-	if t.respHeaderTimeout > 0 {
+	// The body is read without the deadline, unless it is buffered in
+	// full already: then nothing reads the socket before the next
+	// exchange sets a deadline of its own, and clearing it would cost a
+	// timer update for nothing.
+	if t.respHeaderTimeout > 0 && !bodyBuffered(resp, c.br) {
 		c.SetReadDeadline(time.Time{})
 		if ctx.Err() != nil {
 			c.SetDeadline(aLongTimeAgo) // the abort raced with the line above
@@ -211,6 +220,15 @@ func (t *Transport) exchange(c *upConn, req *http.Request, reused bool) (*http.R
 	}
 	resp.Body = b
 	return resp, nil
+}
+
+// bodyBuffered reports whether resp's body is in br in full, or absent.
+func bodyBuffered(resp *http.Response, br *bufio.Reader) bool {
+	if resp.Body == http.NoBody {
+		return true
+	}
+	_, ok := resp.Body.(*lengthBody)
+	return ok && resp.ContentLength <= int64(br.Buffered())
 }
 
 // send writes the request b on c. A pooled connection must be quiet
@@ -273,7 +291,7 @@ func appendRequest(b []byte, req *http.Request) []byte {
 			continue
 		}
 		for _, v := range vs {
-			if strings.ContainsAny(v, "\r\n") {
+			if hasCRLF(v) {
 				continue // never let a value start a new header line
 			}
 			b = append(b, k...)
@@ -298,7 +316,7 @@ type pooledBody struct {
 	stop     func() bool
 	reusable bool
 	done     bool
-	lb       lengthBody // rc when the body has a Content-Length
+	sp       respSpace // the response, when readResponseHead read it
 }
 
 // noStop is the stop function of an exchange whose context is never

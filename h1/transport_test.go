@@ -107,6 +107,33 @@ func TestTransportReusesOneConnectionForSequentialRequestsOfEveryBodyKind(t *tes
 	}
 }
 
+// A response whose body came in full with its head leaves the response
+// head deadline on the pooled connection; the next exchange sets its own
+// before any read or write, so a passed one does no harm.
+func TestTransportReusesAConnectionWhosePassedDeadlineWasLeftOn(t *testing.T) {
+	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok "+r.URL.Path)
+	})
+	tr := newTestTransport(t, 2*time.Second)
+	addr := strings.TrimPrefix(be.URL, "http://")
+	for i := range 3 {
+		path := fmt.Sprintf("/%d", i)
+		if _, got, _ := roundTrip(t, tr, "GET", be.URL+path); got != "ok "+path {
+			t.Fatalf("request %d: %q", i, got)
+		}
+		tr.mu.Lock()
+		idle := tr.idle[addr]
+		tr.mu.Unlock()
+		if len(idle) != 1 {
+			t.Fatalf("request %d: %d idle connections, want 1", i, len(idle))
+		}
+		idle[0].SetReadDeadline(aLongTimeAgo) // as if the deadline left on had passed
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for 3 sequential requests, want 1", n)
+	}
+}
+
 func TestTransportDoesNotReuseAConnectionTheUpstreamWillClose(t *testing.T) {
 	be, conns := countingBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
