@@ -6,7 +6,9 @@
 #
 #   bench/tracecost/instructions.sh 'RecordedRequest/exporter=(none|direct)$' [n1 n2 [package]]
 #
-# Async preemption is off: its signals confuse callgrind.
+# Async preemption is off: its signals confuse callgrind. RDTSCP is off:
+# valgrind does not decode it, and the runtime's cputicks would die of
+# SIGILL part way (x/sys/cpu warns that it does not know the name).
 set -eu
 pattern=$1
 n1=${2:-1000}
@@ -19,7 +21,7 @@ names=$("$dir/bench.test" -test.run '^$' -test.bench "$pattern" -test.benchtime 
 for name in $names; do
 	sub=$(echo "$name" | sed 's/[][().+*?^$|]/\\&/g')
 	count() {
-		GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+		GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 			"$dir/bench.test" -test.run '^$' -test.bench "^$sub\$" -test.benchtime "${1}x" 2>&1 |
 			sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 	}
