@@ -161,9 +161,10 @@ func (e *otlpEncoder) encode(spans []sdktrace.ReadOnlySpan) []byte {
 	return b
 }
 
-// encodeRecords returns the request holding recs, all of resource res and
-// scope scope. The result is valid until the next call.
-func (e *otlpEncoder) encodeRecords(res *resource.Resource, scope instrumentation.Scope, recs []spanRec) []byte {
+// encodeSpans returns the request holding spans, Span messages already
+// encoded (appendSpan), each as a ScopeSpans.spans field, all of resource
+// res and scope scope. The result is valid until the next call.
+func (e *otlpEncoder) encodeSpans(res *resource.Resource, scope instrumentation.Scope, spans []byte) []byte {
 	b := e.buf[:0]
 	var rs, ss int
 	b, rs = openMsg(b, reqResourceSpans)
@@ -176,12 +177,7 @@ func (e *otlpEncoder) encodeRecords(res *resource.Resource, scope instrumentatio
 		b = appendTag(b, ssScope, protowire.BytesType)
 		b = appendBytes(b, e.scope(scope))
 	}
-	for i := range recs {
-		var sp int
-		b, sp = openMsg(b, ssSpans)
-		b = appendSpan(b, &recs[i])
-		b = closeMsg(b, sp)
-	}
+	b = append(b, spans...)
 	b = appendString(b, ssSchemaURL, scope.SchemaURL)
 	b = closeMsg(b, ss)
 	if res != nil {

@@ -202,13 +202,13 @@ func (e *directExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadO
 	return e.export(ctx, func(enc *otlpEncoder) []byte { return enc.encode(spans) })
 }
 
-// exportRecords encodes recs, all of resource res and scope scope, and
-// sends them.
-func (e *directExporter) exportRecords(ctx context.Context, res *resource.Resource, scope instrumentation.Scope, recs []spanRec) error {
-	if len(recs) == 0 {
+// exportSpans sends spans, encoded Span messages of resource res and
+// scope scope (see otlpEncoder.encodeSpans).
+func (e *directExporter) exportSpans(ctx context.Context, res *resource.Resource, scope instrumentation.Scope, spans []byte) error {
+	if len(spans) == 0 {
 		return nil
 	}
-	return e.export(ctx, func(enc *otlpEncoder) []byte { return enc.encodeRecords(res, scope, recs) })
+	return e.export(ctx, func(enc *otlpEncoder) []byte { return enc.encodeSpans(res, scope, spans) })
 }
 
 // export sends the request that encode writes, compressed if configured,

@@ -121,8 +121,7 @@ func spanContext(tid trace.TraceID, sid trace.SpanID, flags trace.TraceFlags, ts
 }
 
 // record files an ended span with the recent-traces ring and queues it
-// for export. r's attributes go back to the pool once it is encoded or
-// dropped.
+// for export. r's attributes go back to the pool.
 func (t *Telemetry) record(r *spanRec) {
 	t.recent.record(r)
 	t.rq.add(r)
@@ -130,9 +129,12 @@ func (t *Telemetry) record(r *spanRec) {
 
 // recordQueue holds ended spans for export, at most as many (queued or
 // being exported) as the span counter's limit: past that it drops and
-// counts, and never blocks. A worker goroutine exports a batch when
-// batchSize spans are queued or delay after the last export, as the SDK's
-// batch span processor does, and on ForceFlush and Shutdown.
+// counts, and never blocks. A span is encoded as it is queued, into the
+// batch being filled: what waits for export is bytes, which the garbage
+// collector does not scan, not records that point to attributes. A
+// worker goroutine exports a batch when batchSize spans are queued or
+// delay after the last export, as the SDK's batch span processor does,
+// and on ForceFlush and Shutdown.
 type recordQueue struct {
 	c     *spanCounter
 	exp   *directExporter
@@ -145,8 +147,9 @@ type recordQueue struct {
 	timeout   time.Duration // of one export
 
 	mu      sync.Mutex
-	buf     []spanRec
-	spare   []spanRec
+	cur     spanBatch   // the batch being filled
+	ready   []spanBatch // full batches waiting for the worker
+	free    [][]byte    // buffers of exported batches, for reuse
 	stopped bool
 
 	ctx    context.Context // the worker's exports'; cancelled when shutdown gives up
@@ -156,6 +159,12 @@ type recordQueue struct {
 	flushes chan chan struct{} // ForceFlush: export what is queued, then close
 	stop    chan struct{}
 	done    chan struct{} // closed when the worker returned
+}
+
+// spanBatch is n encoded spans, each a ScopeSpans.spans field.
+type spanBatch struct {
+	b []byte
+	n int
 }
 
 // Batch settings of the SDK's batch span processor, whose OTEL_BSP_*
@@ -196,24 +205,33 @@ func newRecordQueue(c *spanCounter, exp *directExporter, res *resource.Resource,
 	return q
 }
 
-// add queues a copy of r, or drops it (counted) when the queue is full.
+// add encodes r into the batch being filled, or drops it (counted) when
+// the queue is full; either way r's attributes go back to the pool.
 func (q *recordQueue) add(r *spanRec) {
+	defer q.release(r)
 	if q.c.inflight.Add(1) > q.c.limit {
 		q.c.inflight.Add(-1)
 		q.c.dropped.Add(1)
 		q.c.warn("telemetry: span queue full, dropping spans (is the collector slow or down?)")
-		q.release(r)
 		return
 	}
 	q.mu.Lock()
 	if q.stopped {
 		q.mu.Unlock()
 		q.c.inflight.Add(-1)
-		q.release(r)
 		return
 	}
-	q.buf = append(q.buf, *r)
-	full := len(q.buf) == q.batchSize
+	b, m := openMsg(q.cur.b, ssSpans)
+	q.cur.b = closeMsg(appendSpan(b, r), m)
+	q.cur.n++
+	full := q.cur.n == q.batchSize
+	if full {
+		q.ready = append(q.ready, q.cur)
+		q.cur = spanBatch{}
+		if n := len(q.free); n > 0 {
+			q.cur.b, q.free = q.free[n-1], q.free[:n-1]
+		}
+	}
 	q.mu.Unlock()
 	if full {
 		select {
@@ -251,29 +269,32 @@ func (q *recordQueue) run() {
 	}
 }
 
-// exportQueued exports every queued span, in batches of batchSize.
+// exportQueued exports every queued span: the full batches, then the one
+// being filled.
 func (q *recordQueue) exportQueued(ctx context.Context) {
 	q.mu.Lock()
-	recs := q.buf
-	q.buf = q.spare[:0]
-	q.spare = nil
+	batches := q.ready
+	q.ready = nil
+	if q.cur.n > 0 {
+		batches = append(batches, q.cur)
+		q.cur = spanBatch{}
+	}
 	q.mu.Unlock()
-	all := recs
-	for len(recs) > 0 {
-		n := min(len(recs), q.batchSize)
+	for _, bt := range batches {
 		bctx, cancel := context.WithTimeout(ctx, q.timeout)
-		err := q.exp.exportRecords(bctx, q.res, q.scope, recs[:n])
+		err := q.exp.exportSpans(bctx, q.res, q.scope, bt.b)
 		cancel()
-		q.c.exported(n, err)
-		for i := range recs[:n] {
-			q.release(&recs[i])
-			recs[i] = spanRec{} // keep no request strings alive
-		}
-		recs = recs[n:]
+		q.c.exported(bt.n, err)
 	}
 	q.mu.Lock()
-	if q.spare == nil {
-		q.spare = all[:0]
+	for _, bt := range batches {
+		if len(q.free) < 4 {
+			q.free = append(q.free, bt.b[:0])
+		}
+	}
+	if q.cur.b == nil && len(q.free) > 0 {
+		n := len(q.free)
+		q.cur.b, q.free = q.free[n-1], q.free[:n-1]
 	}
 	q.mu.Unlock()
 }
