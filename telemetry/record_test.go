@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +26,7 @@ import (
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
 	"github.com/switchyard-gw/switchyard/gateway"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 // syncCapture is captureTransport safe for concurrent use.
@@ -90,14 +92,17 @@ type pathRig struct {
 	gw      *gateway.Gateway
 	up      *pathUpstream
 	capture *syncCapture
+	access  *testenv.SyncBuffer
+	logged  int // access log bytes before the requests compared
 }
 
 func newPathRig(t *testing.T, cfg config.Telemetry, sdk bool) *pathRig {
 	t.Helper()
 	capture := &syncCapture{}
 	cfg.Endpoint, cfg.Protocol, cfg.SpanExporter = "http://127.0.0.1:4318", ProtocolHTTP, SpanExporterDirect
+	access := &testenv.SyncBuffer{}
 	opt := Options{Config: cfg, Getenv: noEnv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		ExportClient: &http.Client{Transport: capture}}
+		ExportClient: &http.Client{Transport: capture}, AccessLog: true, AccessWriter: access}
 	if sdk {
 		exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL("http://127.0.0.1:4318/v1/traces"),
 			otlptracehttp.WithHTTPClient(&http.Client{Transport: capture}))
@@ -122,7 +127,7 @@ func newPathRig(t *testing.T, cfg config.Telemetry, sdk bool) *pathRig {
 	}
 	gw.SetHealthy("web", []discovery.Instance{{ID: "a", Address: "10.0.0.1:80"}, {ID: "b", Address: "10.0.0.2:80"}}, false)
 	gw.SetRoutes([]config.Route{{PathPrefix: "/api", Service: "web"}})
-	return &pathRig{tel: tel, gw: gw, up: up, capture: capture}
+	return &pathRig{tel: tel, gw: gw, up: up, capture: capture, access: access}
 }
 
 func (r *pathRig) serve(method, path, id string, h http.Header) int {
@@ -162,7 +167,10 @@ func (r *pathRig) align(t *testing.T) {
 	r.up.mu.Lock()
 	r.up.attempts = nil
 	r.up.mu.Unlock()
+	r.logged = len(r.access.String())
 }
+
+var accessTraceID = regexp.MustCompile(`"trace_id":"[0-9a-f]*"`)
 
 // exported returns the spans exported since the last call, in one
 // ResourceSpans and ScopeSpans (each request's must be the same), sorted
@@ -316,7 +324,8 @@ func TestRecordPathMatchesSDK(t *testing.T) {
 				}
 				got[i] = r.exported(t)
 				r.up.mu.Lock()
-				notes[i] = normalise(t, got[i], r.up.attempts)
+				// What went upstream, and the access log's trace ids.
+				notes[i] = normalise(t, got[i], append(r.up.attempts, accessTraceID.FindAllString(r.access.String()[r.logged:], -1)...))
 				r.up.mu.Unlock()
 				// The newest entries: the requests' (align's are older).
 				for _, rr := range r.tel.recent.snapshot()[:len(c.reqs)] {
