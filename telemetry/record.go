@@ -22,9 +22,9 @@ import (
 // The record path. With the direct exporter (telemetry.span_exporter:
 // direct) a sampled request makes no SDK span objects: it keeps what its
 // spans need in its own state (sampledPart) and, as each span ends, hands
-// a spanRec to the recent-traces ring and to a recordQueue, whose worker
-// encodes batches with otlpEncoder and sends them with the direct
-// exporter. The records carry what the SDK's spans would: the same ids,
+// a spanRec to the recent-traces ring and to a recordQueue, which encodes
+// it into the batch being filled; a worker sends the batches with the
+// direct exporter. The records carry what the SDK's spans would: the same ids,
 // flags, trace state, parent, links, attributes (the same builders),
 // status and error event, with the SDK tracer provider's resource and
 // the same instrumentation scope. With the sdk exporter, spans go
