@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -207,7 +208,7 @@ func (t *Telemetry) startRecorded(st *reqState, parent trace.SpanContext, tid tr
 		s.parent = parent
 		if len(r.Header["Baggage"]) > 0 {
 			ctx = propagation.Baggage{}.Extract(ctx, headerCarrier(r.Header))
-			s.baggage = ctx != st.Context
+			s.baggage = baggage.FromContext(ctx).Len() > 0
 		}
 	} else if len(r.Header["Traceparent"]) > 0 {
 		s.link = extractParent(r.Header)
