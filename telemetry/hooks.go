@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -623,6 +624,9 @@ func protoVersion(r *http.Request) string {
 
 // splitHostPort splits "host:port"; a missing or bad port is 0.
 func splitHostPort(s string) (string, int) {
+	if !strings.Contains(s, ":") {
+		return s, 0 // without making net.SplitHostPort's error
+	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return s, 0
