@@ -479,6 +479,11 @@ func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
 	if num < 16 {
 		return append(b, byte(num)<<3|byte(typ))
 	}
+	return appendLongTag(b, num, typ)
+}
+
+// appendLongTag is appendTag's rare case, apart so that appendTag inlines.
+func appendLongTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
 	return protowire.AppendTag(b, num, typ)
 }
 
