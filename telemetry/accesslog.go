@@ -13,7 +13,7 @@ func (t *Telemetry) logAccess(st *reqState, status int, elapsed time.Duration) {
 	traceID := ""
 	switch {
 	case st.smp != nil:
-		traceID = st.smp.span.SpanContext().TraceID().String()
+		traceID = st.smp.serverContext().TraceID().String()
 	case st.tp.isSet(): // not sampled: the ids sent upstream
 		traceID = st.tp.v[0][3:35]
 	default: // tracing off: the client's trace, if any

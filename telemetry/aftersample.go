@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-gw/switchyard/gateway"
@@ -16,9 +17,10 @@ import (
 // sampler did not sample keeps, in its reqState, what its spans need (start
 // and end times, each attempt's instance and outcome) and nothing else. If
 // it ends interesting (see reasons), its server span and every attempt's
-// client span are built from that state and exported through a second
-// tracer provider that shares the span pipeline, with the trace and span
-// ids that were already sent upstream in traceparent.
+// client span are built from that state, with the trace and span ids that
+// were already sent upstream in traceparent, and exported as records (the
+// direct exporter) or through a second tracer provider that shares the
+// SDK's span pipeline.
 
 // AttrKeptAfter lists why a span was kept after the fact; present only on
 // such spans, so span-derived metrics can tell them apart.
@@ -133,60 +135,89 @@ func (t *Telemetry) finishLate(st *reqState, status int, elapsed time.Duration) 
 	t.exportLate(st, status, st.start.Add(elapsed), why)
 }
 
-// exportLate builds and ends the server span and one client span per
-// attempt, with the times and ids the request really had.
+// exportLate records the server span and one client span per attempt,
+// with the times and ids the request really had: as records on the record
+// path, else through the late tracer provider.
 func (t *Telemetry) exportLate(st *reqState, status int, end time.Time, why reasons) {
 	w := st.w
 	tid, sid := st.tp.ids()
-	ctx := context.WithValue(context.Background(), forcedKey{}, forcedIDs{tid, sid})
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(st.start)}
-	var in trace.SpanContext // the incoming parent, as headSample read it
+	var in, parent, link trace.SpanContext // the incoming parent, as headSample read it
 	if t.set.trustParent {
 		in = extractParent(st.r.Header)
 	}
-	if in.IsValid() {
+	switch {
+	case in.IsValid():
 		// No sampling probability travels on: the parent's may not be
 		// claimed for a span the head sampler did not pick.
-		p := in.WithTraceState(in.TraceState().Delete("ot"))
-		ctx = trace.ContextWithRemoteSpanContext(ctx, p)
-	} else {
-		opts = append(opts, trace.WithNewRoot())
-		if !t.set.trustParent && len(st.r.Header["Traceparent"]) > 0 {
-			if in := extractParent(st.r.Header); in.IsValid() {
-				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: in}))
-			}
-		}
+		parent = in.WithTraceState(in.TraceState().Delete("ot"))
+	case !t.set.trustParent && len(st.r.Header["Traceparent"]) > 0:
+		link = extractParent(st.r.Header)
 	}
 	kept := attribute.StringSlice(string(AttrKeptAfter), why.names())
-	_, server := t.late.Start(ctx, t.serverSpanName(st.method, st.route), opts...)
-	a := serverAttrs(make([]attribute.KeyValue, 0, maxSpanAttrs+1), st.r, st, status)
-	server.SetAttributes(append(a, kept)...)
-	if status >= 500 {
-		server.SetStatus(codes.Error, "")
+	server := spanRec{sc: spanContext(tid, sid, parent.TraceFlags(), parent.TraceState()), parent: parent,
+		kind: trace.SpanKindServer, name: t.serverSpanName(st.method, st.route), start: st.start, end: end,
+		attrs: append(serverAttrs(make([]attribute.KeyValue, 0, maxSpanAttrs+1), st.r, st, status), kept)}
+	server.status, server.desc = serverStatus(status)
+	if link.IsValid() {
+		server.links = []sdktrace.Link{{SpanContext: link}}
 	}
-	parent := trace.ContextWithSpan(context.Background(), server)
+	var sdkServer trace.Span
+	if t.rq == nil {
+		sdkServer = t.startLate(context.Background(), &server)
+	}
 	for i := range w.tries {
 		rec := &w.tries[i]
-		cctx := parent
-		if rec.spanID.IsValid() {
-			cctx = context.WithValue(cctx, forcedKey{}, forcedIDs{tid, rec.spanID})
+		cid := rec.spanID // the id sent upstream, if the attempt had one
+		if !cid.IsValid() {
+			cid = randomSpanID()
 		}
 		recEnd := end
 		if rec.end != 0 {
 			recEnd = st.start.Add(rec.end)
 		}
-		_, span := t.late.Start(cctx, clientSpanName(w.out.Method), trace.WithSpanKind(trace.SpanKindClient), trace.WithTimestamp(st.start.Add(rec.start)))
-		outcome := attemptOutcome(rec.status, rec.err)
-		ca := clientAttrs(make([]attribute.KeyValue, 0, maxSpanAttrs+1), t.instanceAttrs(rec.a.Upstream), w.out, rec.a, rec.status, outcome)
-		span.SetAttributes(append(ca, kept)...)
-		switch {
-		case rec.err != nil:
-			span.RecordError(rec.err, trace.WithTimestamp(recEnd))
-			span.SetStatus(codes.Error, rec.err.Error())
-		case rec.status >= 400:
-			span.SetStatus(codes.Error, "")
+		c := spanRec{sc: spanContext(tid, cid, server.sc.TraceFlags(), server.sc.TraceState()), parent: server.sc,
+			kind: trace.SpanKindClient, name: clientSpanName(w.out.Method), start: st.start.Add(rec.start), end: recEnd,
+			attrs: append(clientAttrs(make([]attribute.KeyValue, 0, maxSpanAttrs+1), t.instanceAttrs(rec.a.Upstream), w.out, rec.a, rec.status, attemptOutcome(rec.status, rec.err)), kept)}
+		c.status, c.desc = clientStatus(rec.status, rec.err)
+		if rec.err != nil {
+			c.events = errorEvents(rec.err, recEnd)
 		}
-		span.End(trace.WithTimestamp(recEnd))
+		if sdkServer == nil {
+			t.record(&c)
+		} else {
+			t.startLate(trace.ContextWithSpan(context.Background(), sdkServer), &c).End(trace.WithTimestamp(c.end))
+		}
 	}
-	server.End(trace.WithTimestamp(end))
+	if sdkServer == nil {
+		t.record(&server)
+	} else {
+		sdkServer.End(trace.WithTimestamp(server.end))
+	}
+}
+
+// startLate starts, through the late tracer provider, the span that r
+// describes, under the span in ctx (a server span: under r's parent, or a
+// new root), with all of r but its end.
+func (t *Telemetry) startLate(ctx context.Context, r *spanRec) trace.Span {
+	ctx = context.WithValue(ctx, forcedKey{}, forcedIDs{r.sc.TraceID(), r.sc.SpanID()})
+	opts := []trace.SpanStartOption{trace.WithSpanKind(r.kind), trace.WithTimestamp(r.start)}
+	if r.kind == trace.SpanKindServer {
+		if r.parent.IsValid() {
+			ctx = trace.ContextWithRemoteSpanContext(ctx, r.parent)
+		} else {
+			opts = append(opts, trace.WithNewRoot())
+		}
+	}
+	for _, l := range r.links {
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: l.SpanContext, Attributes: l.Attributes}))
+	}
+	_, span := t.late.Start(ctx, r.name, opts...)
+	span.SetAttributes(r.attrs...)
+	for _, ev := range r.events {
+		span.AddEvent(ev.Name, trace.WithTimestamp(ev.Time), trace.WithAttributes(ev.Attributes...))
+	}
+	if r.status != codes.Unset {
+		span.SetStatus(r.status, r.desc)
+	}
+	return span
 }

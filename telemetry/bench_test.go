@@ -44,6 +44,14 @@ func benchTransport(failing bool) http.RoundTripper {
 	return okTransport{}
 }
 
+// dropTransport answers every OTLP export 200 without reading it.
+type dropTransport struct{}
+
+func (dropTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 200, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+}
+
 type discardWriter struct{ h http.Header }
 
 func (w *discardWriter) Header() http.Header         { return w.h }
@@ -55,7 +63,9 @@ func (w *discardWriter) WriteHeader(int)             {}
 // 100% into a no-op exporter behind the real batch processor, and
 // failure-biased sampling at 0% and 1% with no failures happening and with
 // one request in 100 failing. The ",parent" rows send a client's unsampled
-// traceparent and tracestate, which the gateway continues.
+// traceparent and tracestate, which the gateway continues. The ",records"
+// rows use the direct exporter's record path (no SDK spans), exporting to
+// an HTTP client that drops what it is sent (encoding included).
 //
 //	go test -run '^$' -bench RequestPath -benchmem ./telemetry/
 func BenchmarkRequestPath(b *testing.B) {
@@ -70,6 +80,7 @@ func BenchmarkRequestPath(b *testing.B) {
 		{"tracing=0%,parent", true, 0},
 		{"tracing=1%", true, 0.01},
 		{"tracing=100%", true, 1},
+		{"tracing=100%,records", true, 1},
 		{"failures+0%", true, 0},
 		{"failures+1%", true, 0.01},
 		{"failures+1%,parent", true, 0.01},
@@ -86,7 +97,11 @@ func BenchmarkRequestPath(b *testing.B) {
 					cfg.FailureTracesPerSecond = 1e12
 				}
 				opt := Options{Config: cfg, Getenv: noEnv, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-				if mode.tracing {
+				switch {
+				case strings.HasSuffix(mode.name, ",records"):
+					opt.Config.Endpoint, opt.Config.Protocol = "http://127.0.0.1:4318", ProtocolHTTP
+					opt.ExportClient = &http.Client{Transport: dropTransport{}}
+				case mode.tracing:
 					opt.SpanExporter = tracetest.NewNoopExporter()
 				}
 				tel, err := New(context.Background(), opt)

@@ -136,18 +136,24 @@ type countingExporter struct {
 }
 
 func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	err := e.SpanExporter.ExportSpans(ctx, spans)
-	e.c.inflight.Add(-int64(len(spans)))
-	if err != nil {
-		e.c.dropped.Add(int64(len(spans)))
-		e.c.failing.Store(true)
-		e.c.warn("telemetry: exporting spans failed, spans dropped", "error", err)
-		return nil
-	}
-	if e.c.failing.CompareAndSwap(true, false) {
-		e.c.log.Info("telemetry: exporting spans again", "dropped_total", e.c.dropped.Load())
-	}
+	e.c.exported(len(spans), e.SpanExporter.ExportSpans(ctx, spans))
 	return nil
+}
+
+// exported releases n exported spans from the in-flight count and counts
+// them as dropped if err says the export failed, logging failures at most
+// once a minute.
+func (c *spanCounter) exported(n int, err error) {
+	c.inflight.Add(-int64(n))
+	if err != nil {
+		c.dropped.Add(int64(n))
+		c.failing.Store(true)
+		c.warn("telemetry: exporting spans failed, spans dropped", "error", err)
+		return
+	}
+	if c.failing.CompareAndSwap(true, false) {
+		c.log.Info("telemetry: exporting spans again", "dropped_total", c.dropped.Load())
+	}
 }
 
 // quietMetricExporter logs OTLP metric export failures at most once a

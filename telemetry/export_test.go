@@ -13,6 +13,7 @@ import (
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/switchyard-gw/switchyard/config"
@@ -47,50 +48,105 @@ func (e *blockingExporter) count() int {
 	return e.exported
 }
 
-func TestAFullQueueDropsAndCountsSpansWithoutBlockingRequests(t *testing.T) {
-	b := newBackend(t)
-	exp := &blockingExporter{release: make(chan struct{})}
-	var logs testenv.SyncBuffer
-	tel, err := New(context.Background(), Options{
-		Config:       config.Default().Telemetry,
-		Getenv:       noEnv,
-		Logger:       newTextLogger(&logs),
-		SpanExporter: exp,
-		MaxQueueSize: 4,
-		BatchTimeout: 10 * time.Millisecond,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newRigFrom(t, tel, []discovery.Instance{{ID: "web-1", Address: b.addr()}})
+// blockingTransport holds every OTLP http/protobuf request until release
+// is closed, then counts its spans and answers 200.
+type blockingTransport struct {
+	release chan struct{}
+	mu      sync.Mutex
+	spans   int
+}
 
-	start := time.Now()
-	for i := range 10 {
-		if got := r.do(t, "GET", "/api", strconv.Itoa(i), nil); got != 200 {
-			t.Fatalf("status %d", got)
+func (b *blockingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	select {
+	case <-b.release:
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	req := &coltracepb.ExportTraceServiceRequest{}
+	if err := proto.Unmarshal(body, req); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			b.spans += len(ss.Spans)
 		}
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("10 requests took %s with a stuck exporter", d)
-	}
-	// 20 spans ended, at most 4 in flight while the exporter is stuck.
-	if got := tel.DroppedSpans(); got != 16 {
-		t.Errorf("dropped %d spans, want 16", got)
-	}
-	if n := strings.Count(logs.String(), "span queue full"); n != 1 {
-		t.Errorf("queue-full warning logged %d times, want once:\n%s", n, logs.String())
-	}
-	wantSeries(t, scrape(t, tel), "switchyard_telemetry_spans_dropped_total", " 16")
-	close(exp.release)
-	if err := tel.ForceFlush(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	r.do(t, "GET", "/api", "after", nil)
-	if err := tel.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if got := exp.count(); got != 6 {
-		t.Errorf("exported %d spans, want the 4 queued and the 2 after the queue drained", got)
+	b.mu.Unlock()
+	return &http.Response{StatusCode: 200, Status: "200 OK", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+}
+
+func (b *blockingTransport) count() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.spans
+}
+
+func TestAFullQueueDropsAndCountsSpansWithoutBlockingRequests(t *testing.T) {
+	for _, path := range []string{"sdk", "records"} {
+		t.Run(path, func(t *testing.T) {
+			b := newBackend(t)
+			release := make(chan struct{})
+			var logs testenv.SyncBuffer
+			opt := Options{
+				Config:       config.Default().Telemetry,
+				Getenv:       noEnv,
+				Logger:       newTextLogger(&logs),
+				MaxQueueSize: 4,
+				BatchTimeout: 10 * time.Millisecond,
+			}
+			var count func() int
+			if path == "sdk" {
+				exp := &blockingExporter{release: release}
+				opt.SpanExporter, count = exp, exp.count
+			} else {
+				tr := &blockingTransport{release: release}
+				opt.Config.Endpoint, opt.Config.Protocol = "http://127.0.0.1:4318", ProtocolHTTP
+				opt.ExportClient, count = &http.Client{Transport: tr}, tr.count
+			}
+			tel, err := New(context.Background(), opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (tel.rq != nil) != (path == "records") {
+				t.Fatalf("record path: %v", tel.rq != nil)
+			}
+			r := newRigFrom(t, tel, []discovery.Instance{{ID: "web-1", Address: b.addr()}})
+
+			start := time.Now()
+			for i := range 10 {
+				if got := r.do(t, "GET", "/api", strconv.Itoa(i), nil); got != 200 {
+					t.Fatalf("status %d", got)
+				}
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("10 requests took %s with a stuck exporter", d)
+			}
+			// 20 spans ended, at most 4 in flight while the exporter is stuck.
+			if got := tel.DroppedSpans(); got != 16 {
+				t.Errorf("dropped %d spans, want 16", got)
+			}
+			if n := strings.Count(logs.String(), "span queue full"); n != 1 {
+				t.Errorf("queue-full warning logged %d times, want once:\n%s", n, logs.String())
+			}
+			wantSeries(t, scrape(t, tel), "switchyard_telemetry_spans_dropped_total", " 16")
+			close(release)
+			if err := tel.ForceFlush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			r.do(t, "GET", "/api", "after", nil)
+			if err := tel.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := count(); got != 6 {
+				t.Errorf("exported %d spans, want the 4 queued and the 2 after the queue drained", got)
+			}
+		})
 	}
 }
 

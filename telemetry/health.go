@@ -40,19 +40,36 @@ func (t *Telemetry) onProbe(service, id string, latency time.Duration, err error
 		))}
 	})
 	t.inst.probe.Record(context.Background(), latency.Seconds(), opts...)
-	if t.tp == nil || !t.set.traceProbes {
+	if !t.tracing || !t.set.traceProbes {
 		return
 	}
 	end := time.Now()
+	attrs := []attribute.KeyValue{AttrService.String(service), AttrInstanceID.String(id)}
+	if t.rq != nil {
+		tid := randomTraceID()
+		if !t.head.sampled(trace.SpanContext{}, tid) {
+			return
+		}
+		r := spanRec{sc: spanContext(tid, randomSpanID(), 0, trace.TraceState{}), kind: trace.SpanKindClient,
+			name: "health probe", start: end.Add(-latency), end: end, attrs: attrs}
+		r.status, r.desc = clientStatus(0, err)
+		if err != nil {
+			r.events = errorEvents(err, end)
+		}
+		t.record(&r)
+		return
+	}
 	_, span := t.tracer.Start(context.Background(), "health probe",
 		trace.WithNewRoot(),
 		trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithTimestamp(end.Add(-latency)),
-		trace.WithAttributes(AttrService.String(service), AttrInstanceID.String(id)),
+		trace.WithAttributes(attrs...),
 	)
 	if err != nil {
 		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
+	}
+	if code, desc := clientStatus(0, err); code != codes.Unset {
+		span.SetStatus(code, desc)
 	}
 	span.End(trace.WithTimestamp(end))
 }

@@ -5,11 +5,15 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -35,7 +39,7 @@ const (
 // access log). With everything off it returns zero Hooks, which cost the
 // gateway nothing.
 func (t *Telemetry) Hooks() gateway.Hooks {
-	if t.tp == nil && t.inst == nil && t.access == nil {
+	if !t.tracing && t.inst == nil && t.access == nil {
 		return gateway.Hooks{}
 	}
 	h := gateway.Hooks{Request: t.request, Attempt: t.attempt}
@@ -78,10 +82,29 @@ type reqState struct {
 
 // sampledPart is what a sampled request has besides its reqState.
 type sampledPart struct {
-	span    trace.Span      // the server span
-	curSpan trace.Span      // the current attempt's client span
+	span    trace.Span      // the server span (SDK); nil on the record path
+	curSpan trace.Span      // the current attempt's client span (SDK)
 	cur     gateway.Attempt // the current attempt
 	out     *http.Request   // the outgoing request
+	// On the record path (record.go), what the spans' records need: the
+	// server span's context, which the request's context carries, its
+	// incoming parent (invalid: a root) or, untrusted, the link to it,
+	// and the current attempt's client span id (zero between attempts)
+	// and start.
+	srv      ctxSpan
+	parent   trace.SpanContext
+	link     trace.SpanContext
+	curID    trace.SpanID
+	curStart time.Time
+	baggage  bool // the client's baggage is in the context, to go upstream
+}
+
+// serverContext is the span context of the server span.
+func (s *sampledPart) serverContext() trace.SpanContext {
+	if s.span != nil {
+		return s.span.SpanContext()
+	}
+	return s.srv.sc
 }
 
 type sampledReq struct {
@@ -102,12 +125,12 @@ func (st *reqState) Value(k any) any {
 // request is the gateway's Request hook.
 func (t *Telemetry) request(r *http.Request, route, service string) (context.Context, gateway.RequestEnd) {
 	start, method := time.Now(), methodIndex(r.Method)
-	if t.tp == nil && t.access == nil {
+	if !t.tracing && t.access == nil {
 		// Metrics only: no per-request state but what the metrics need.
 		m := &metricsEnd{Context: r.Context(), t: t, start: start, route: route, service: service, method: method}
 		return m, m
 	}
-	if t.tp == nil {
+	if !t.tracing {
 		st := &reqState{Context: r.Context(), t: t, r: r, start: start, route: route, service: service, method: method}
 		return st, st
 	}
@@ -120,6 +143,10 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 		s := &sampledReq{reqState: reqState{Context: r.Context(), t: t, r: r, start: start, route: route, service: service, method: method}}
 		st := &s.reqState
 		st.smp = &s.sampledPart
+		if t.rq != nil {
+			t.startRecorded(st, parent, tid)
+			return st, st
+		}
 		ctx := st.Context
 		if t.set.trustParent && (len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0) {
 			// The parent again, for the SDK, with the client's baggage.
@@ -172,6 +199,24 @@ func (m *metricsEnd) End(status int) {
 // EndAttempt records the current attempt (gateway.AttemptEnd).
 func (m *metricsEnd) EndAttempt(status int, err error) {
 	m.t.inst.recordAttempt(m.cur.Upstream.Service, m.cur.Upstream.ID, m.cur.N, attemptOutcome(status, err))
+}
+
+// startRecorded starts a sampled request on the record path: the server
+// span's ids, parent or link, and a context that carries them.
+func (t *Telemetry) startRecorded(st *reqState, parent trace.SpanContext, tid trace.TraceID) {
+	s, r, ctx := st.smp, st.r, st.Context
+	if t.set.trustParent {
+		s.parent = parent
+		if len(r.Header["Baggage"]) > 0 {
+			ctx = propagation.Baggage{}.Extract(ctx, headerCarrier(r.Header))
+			s.baggage = baggage.FromContext(ctx).Len() > 0
+		}
+	} else if len(r.Header["Traceparent"]) > 0 {
+		s.link = extractParent(r.Header)
+	}
+	// parent is invalid (no flags, no state) unless trusted and valid.
+	s.srv.sc = spanContext(tid, randomSpanID(), parent.TraceFlags(), parent.TraceState())
+	st.Context = trace.ContextWithSpan(ctx, &s.srv)
 }
 
 // startServer starts the sampled server span with the ids tid and sid,
@@ -285,13 +330,24 @@ func serverAttrs(a []attribute.KeyValue, r *http.Request, st *reqState, status i
 func (st *reqState) End(status int) {
 	t := st.t
 	elapsed := time.Since(st.start)
-	if s := st.smp; s != nil {
+	switch s := st.smp; {
+	case s == nil:
+	case s.span == nil:
+		b := t.attrs.get()
+		r := spanRec{sc: s.srv.sc, parent: s.parent, kind: trace.SpanKindServer, name: t.serverSpanName(st.method, st.route),
+			start: st.start, end: st.start.Add(elapsed), attrs: serverAttrs(*b, st.r, st, status), pooled: b}
+		r.status, r.desc = serverStatus(status)
+		if s.link.IsValid() {
+			r.links = []sdktrace.Link{{SpanContext: s.link}}
+		}
+		t.record(&r)
+	default:
 		b := t.attrs.get()
 		a := serverAttrs(*b, st.r, st, status)
 		s.span.SetAttributes(a...)
 		t.attrs.put(b, a)
-		if status >= 500 {
-			s.span.SetStatus(codes.Error, "")
+		if code, desc := serverStatus(status); code != codes.Unset {
+			s.span.SetStatus(code, desc)
 		}
 		s.span.End()
 	}
@@ -326,6 +382,21 @@ func (t *Telemetry) startAttemptState(st *reqState, req *http.Request, a gateway
 	st.attempts = int32(a.N + 1)
 	st.up = a.Upstream
 	switch {
+	case st.smp != nil && st.smp.span == nil:
+		// The record path: the client span's id and start, and its
+		// context sent upstream as the SDK's propagators would send it.
+		s := st.smp
+		s.cur, s.out = a, req
+		s.curID, s.curStart = randomSpanID(), time.Now()
+		tp := &st.tp
+		if tp.isSet() {
+			tp = new(traceparent) // an earlier attempt's value may still be read
+		}
+		tp.set(s.srv.sc.TraceID(), s.curID, s.srv.sc.TraceFlags()&(trace.FlagsSampled|trace.FlagsRandom))
+		tp.inject(req.Header, s.srv.sc.TraceState())
+		if s.baggage {
+			propagation.Baggage{}.Inject(st.Context, headerCarrier(req.Header))
+		}
 	case st.smp != nil:
 		s := st.smp
 		s.cur, s.out = a, req
@@ -364,9 +435,15 @@ func (st *reqState) EndAttempt(status int, err error) {
 	}
 	t := st.t
 	outcome := attemptOutcome(status, err)
-	if s := st.smp; s != nil && s.curSpan != nil {
-		t.endClientSpan(s.curSpan, s.out, s.cur, status, err, outcome)
-		s.curSpan = nil
+	if s := st.smp; s != nil {
+		switch {
+		case s.curSpan != nil:
+			t.endClientSpan(s.curSpan, s.out, s.cur, status, err, outcome)
+			s.curSpan = nil
+		case s.curID.IsValid():
+			t.recordClient(s, status, err, outcome)
+			s.curID = trace.SpanID{}
+		}
 	}
 	if t.inst != nil {
 		t.inst.recordAttempt(st.up.Service, st.up.ID, int(st.attempts-1), outcome)
@@ -456,14 +533,29 @@ func (t *Telemetry) endClientSpan(span trace.Span, req *http.Request, a gateway.
 	attrs := clientAttrs(*b, t.instanceAttrs(a.Upstream), req, a, status, outcome)
 	span.SetAttributes(attrs...)
 	t.attrs.put(b, attrs)
-	switch {
-	case err != nil:
+	if err != nil {
 		span.RecordError(err)
-		span.SetStatus(codes.Error, err.Error())
-	case status >= 400:
-		span.SetStatus(codes.Error, "")
+	}
+	if code, desc := clientStatus(status, err); code != codes.Unset {
+		span.SetStatus(code, desc)
 	}
 	span.End()
+}
+
+// recordClient records the client span of a sampled attempt (the record
+// path).
+func (t *Telemetry) recordClient(s *sampledPart, status int, err error, outcome uint8) {
+	end := s.curStart.Add(time.Since(s.curStart))
+	sc := s.srv.sc
+	b := t.attrs.get()
+	r := spanRec{sc: spanContext(sc.TraceID(), s.curID, sc.TraceFlags(), sc.TraceState()), parent: sc,
+		kind: trace.SpanKindClient, name: clientSpanName(s.out.Method), start: s.curStart, end: end,
+		attrs: clientAttrs(*b, t.instanceAttrs(s.cur.Upstream), s.out, s.cur, status, outcome), pooled: b}
+	r.status, r.desc = clientStatus(status, err)
+	if err != nil {
+		r.events = errorEvents(err, end)
+	}
+	t.record(&r)
 }
 
 // attemptOutcome names an attempt's outcome for metrics and spans; errors
@@ -532,6 +624,9 @@ func protoVersion(r *http.Request) string {
 
 // splitHostPort splits "host:port"; a missing or bad port is 0.
 func splitHostPort(s string) (string, int) {
+	if !strings.Contains(s, ":") {
+		return s, 0 // without making net.SplitHostPort's error
+	}
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return s, 0

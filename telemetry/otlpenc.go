@@ -35,6 +35,7 @@ type otlpEncoder struct {
 	// (resource, scope) pairs, and each span's pair (-1: a nil span).
 	groups []encGroup
 	idx    []int32
+	rec    spanRec // scratch: the span being written
 }
 
 // encGroup is one (resource, scope) pair of a batch.
@@ -141,7 +142,8 @@ func (e *otlpEncoder) encode(spans []sdktrace.ReadOnlySpan) []byte {
 				if e.idx[k] == int32(j) {
 					var sp int
 					b, sp = openMsg(b, ssSpans)
-					b = appendSpan(b, s)
+					e.rec.fill(s)
+					b = appendSpan(b, &e.rec)
 					b = closeMsg(b, sp)
 				}
 			}
@@ -154,6 +156,34 @@ func (e *otlpEncoder) encode(spans []sdktrace.ReadOnlySpan) []byte {
 		b = closeMsg(b, rs)
 		i = j
 	}
+	e.rec = spanRec{}
+	e.buf = b
+	return b
+}
+
+// encodeSpans returns the request holding spans, Span messages already
+// encoded (appendSpan), each as a ScopeSpans.spans field, all of resource
+// res and scope scope. The result is valid until the next call.
+func (e *otlpEncoder) encodeSpans(res *resource.Resource, scope instrumentation.Scope, spans []byte) []byte {
+	b := e.buf[:0]
+	var rs, ss int
+	b, rs = openMsg(b, reqResourceSpans)
+	if res != nil {
+		b = appendTag(b, rsResource, protowire.BytesType)
+		b = appendBytes(b, e.resource(res))
+	}
+	b, ss = openMsg(b, rsScopeSpans)
+	if scope != (instrumentation.Scope{}) {
+		b = appendTag(b, ssScope, protowire.BytesType)
+		b = appendBytes(b, e.scope(scope))
+	}
+	b = append(b, spans...)
+	b = appendString(b, ssSchemaURL, scope.SchemaURL)
+	b = closeMsg(b, ss)
+	if res != nil {
+		b = appendString(b, rsSchemaURL, res.SchemaURL())
+	}
+	b = closeMsg(b, rs)
 	e.buf = b
 	return b
 }
@@ -227,8 +257,8 @@ func (e *otlpEncoder) scope(s instrumentation.Scope) []byte {
 }
 
 // appendSpan appends the fields of s's Span message.
-func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
-	sc := s.SpanContext()
+func appendSpan(b []byte, s *spanRec) []byte {
+	sc := s.sc
 	tid, sid := sc.TraceID(), sc.SpanID()
 	b = appendTag(b, spanTraceID, protowire.BytesType)
 	b = appendBytes(b, tid[:])
@@ -237,23 +267,22 @@ func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 	if ts := sc.TraceState(); ts.Len() > 0 {
 		b = appendString(b, spanTraceState, ts.String())
 	}
-	parent := s.Parent()
-	if psid := parent.SpanID(); psid.IsValid() {
+	if psid := s.parent.SpanID(); psid.IsValid() {
 		b = appendTag(b, spanParentSpanID, protowire.BytesType)
 		b = appendBytes(b, psid[:])
 	}
-	b = appendString(b, spanName, s.Name())
-	if k := otlpSpanKind(s.SpanKind()); k != 0 {
+	b = appendString(b, spanName, s.name)
+	if k := otlpSpanKind(s.kind); k != 0 {
 		b = appendTag(b, spanKind, protowire.VarintType)
 		b = appendVarint(b, k)
 	}
-	b = appendTime(b, spanStart, s.StartTime().UnixNano())
-	b = appendTime(b, spanEnd, s.EndTime().UnixNano())
-	for _, kv := range s.Attributes() {
+	b = appendTime(b, spanStart, s.start.UnixNano())
+	b = appendTime(b, spanEnd, s.end.UnixNano())
+	for _, kv := range s.attrs {
 		b = appendKeyValue(b, spanAttributes, kv)
 	}
-	b = appendCount(b, spanDroppedAttrs, s.DroppedAttributes())
-	for _, ev := range s.Events() {
+	b = appendCount(b, spanDroppedAttrs, s.droppedAttrs)
+	for _, ev := range s.events {
 		var m int
 		b, m = openMsg(b, spanEvents)
 		b = appendTime(b, eventTime, ev.Time.UnixNano())
@@ -264,8 +293,8 @@ func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 		b = appendCount(b, eventDroppedAttrs, ev.DroppedAttributeCount)
 		b = closeMsg(b, m)
 	}
-	b = appendCount(b, spanDroppedEvents, s.DroppedEvents())
-	for _, l := range s.Links() {
+	b = appendCount(b, spanDroppedEvents, s.droppedEvents)
+	for _, l := range s.links {
 		var m int
 		b, m = openMsg(b, spanLinks)
 		ltid, lsid := l.SpanContext.TraceID(), l.SpanContext.SpanID()
@@ -281,13 +310,12 @@ func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 		b = protowire.AppendFixed32(b, spanFlags32(l.SpanContext.TraceFlags(), l.SpanContext))
 		b = closeMsg(b, m)
 	}
-	b = appendCount(b, spanDroppedLinks, s.DroppedLinks())
+	b = appendCount(b, spanDroppedLinks, s.droppedLinks)
 	// The official transform always sets a status, even an empty one.
-	st := s.Status()
 	var m int
 	b, m = openMsg(b, spanStatus)
-	b = appendString(b, statusMessage, st.Description)
-	switch st.Code {
+	b = appendString(b, statusMessage, s.desc)
+	switch s.status {
 	case codes.Ok:
 		b = appendTag(b, statusCode, protowire.VarintType)
 		b = appendVarint(b, 1)
@@ -297,7 +325,7 @@ func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 	}
 	b = closeMsg(b, m)
 	b = appendTag(b, spanFlags, protowire.Fixed32Type)
-	return protowire.AppendFixed32(b, spanFlags32(sc.TraceFlags(), parent))
+	return protowire.AppendFixed32(b, spanFlags32(sc.TraceFlags(), s.parent))
 }
 
 func spanFlags32(tf trace.TraceFlags, parent trace.SpanContext) uint32 {
@@ -451,6 +479,11 @@ func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
 	if num < 16 {
 		return append(b, byte(num)<<3|byte(typ))
 	}
+	return appendLongTag(b, num, typ)
+}
+
+// appendLongTag is appendTag's rare case, apart so that appendTag inlines.
+func appendLongTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
 	return protowire.AppendTag(b, num, typ)
 }
 

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/instrumentation"
+	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -197,12 +199,27 @@ func (e *directExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadO
 	if len(spans) == 0 {
 		return nil
 	}
+	return e.export(ctx, func(enc *otlpEncoder) []byte { return enc.encode(spans) })
+}
+
+// exportSpans sends spans, encoded Span messages of resource res and
+// scope scope (see otlpEncoder.encodeSpans).
+func (e *directExporter) exportSpans(ctx context.Context, res *resource.Resource, scope instrumentation.Scope, spans []byte) error {
+	if len(spans) == 0 {
+		return nil
+	}
+	return e.export(ctx, func(enc *otlpEncoder) []byte { return enc.encodeSpans(res, scope, spans) })
+}
+
+// export sends the request that encode writes, compressed if configured,
+// trying again while the failure is retryable.
+func (e *directExporter) export(ctx context.Context, encode func(*otlpEncoder) []byte) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return errors.New("otlp exporter: shut down")
 	}
-	body := e.enc.encode(spans)
+	body := encode(&e.enc)
 	if e.gz != nil {
 		e.gzBuf.Reset()
 		e.gz.Reset(&e.gzBuf)

@@ -40,7 +40,8 @@ type RecentAttempt struct {
 	Panic      bool    `json:"panic,omitempty"`   // picked from every instance (panic threshold)
 }
 
-// recentTraces is a span processor that keeps the last size recorded
+// recentTraces is a span processor (and, for the record path, a sink of
+// spanRecs) that keeps the last size recorded
 // requests in a ring. Client spans wait, by their parent's span id, for
 // their server span (which ends last); at most maxPending of them. It is
 // installed only when tracing is on: with tracing off it costs nothing.
@@ -89,16 +90,22 @@ func (*recentTraces) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
 func (*recentTraces) Shutdown(context.Context) error                  { return nil }
 func (*recentTraces) ForceFlush(context.Context) error                { return nil }
 
-// OnEnd files a client span under its server span, and a server span,
-// with the attempts filed under it, into the ring.
+// OnEnd files an SDK span (see record).
 func (p *recentTraces) OnEnd(s sdktrace.ReadOnlySpan) {
 	if !s.SpanContext().IsSampled() {
 		return
 	}
-	switch s.SpanKind() {
+	p.record(&spanRec{sc: s.SpanContext(), parent: s.Parent(), kind: s.SpanKind(), name: s.Name(),
+		start: s.StartTime(), end: s.EndTime(), attrs: s.Attributes()})
+}
+
+// record files a client span under its server span, and a server span,
+// with the attempts filed under it, into the ring.
+func (p *recentTraces) record(s *spanRec) {
+	switch s.kind {
 	case trace.SpanKindClient:
-		a := RecentAttempt{DurationMS: ms(s.EndTime().Sub(s.StartTime()))}
-		for _, kv := range s.Attributes() {
+		a := RecentAttempt{DurationMS: ms(s.end.Sub(s.start))}
+		for _, kv := range s.attrs {
 			switch kv.Key {
 			case AttrAttempt:
 				a.N = int(kv.Value.AsInt64())
@@ -114,7 +121,7 @@ func (p *recentTraces) OnEnd(s sdktrace.ReadOnlySpan) {
 				a.Panic = kv.Value.AsBool()
 			}
 		}
-		parent := s.Parent().SpanID()
+		parent := s.parent.SpanID()
 		p.mu.Lock()
 		if at, ok := p.pending[parent]; ok || len(p.pending) < maxPending {
 			if at.n < maxRecentAttempts {
@@ -125,10 +132,10 @@ func (p *recentTraces) OnEnd(s sdktrace.ReadOnlySpan) {
 		}
 		p.mu.Unlock()
 	case trace.SpanKindServer:
-		rec := recentRec{tid: s.SpanContext().TraceID()}
+		rec := recentRec{tid: s.sc.TraceID()}
 		r := &rec.req
-		r.Name, r.Start, r.DurationMS = s.Name(), s.StartTime(), ms(s.EndTime().Sub(s.StartTime()))
-		for _, kv := range s.Attributes() {
+		r.Name, r.Start, r.DurationMS = s.name, s.start, ms(s.end.Sub(s.start))
+		for _, kv := range s.attrs {
 			switch kv.Key {
 			case "http.route":
 				r.Route = kv.Value.AsString()
@@ -140,9 +147,10 @@ func (p *recentTraces) OnEnd(s sdktrace.ReadOnlySpan) {
 				r.KeptAfter = kv.Value.AsStringSlice()
 			}
 		}
+		sid := s.sc.SpanID()
 		p.mu.Lock()
-		rec.att = p.pending[s.SpanContext().SpanID()]
-		delete(p.pending, s.SpanContext().SpanID())
+		rec.att = p.pending[sid]
+		delete(p.pending, sid)
 		if len(p.ring) < recentSize {
 			if len(p.ring) == cap(p.ring) {
 				p.ring = slices.Grow(p.ring, min(max(len(p.ring), 8), recentSize-len(p.ring)))

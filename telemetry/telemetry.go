@@ -6,8 +6,10 @@
 // It plugs into the gateway through gateway.Hooks and into the health
 // checker through its OnProbe/OnTransition callbacks; it never sits in the
 // request path otherwise. Export happens off the request path: spans go to
-// a batch processor whose queue drops (and counts) when full, so a slow or
-// dead collector costs dropped spans, never latency.
+// a batch queue that drops (and counts) when full, so a slow or dead
+// collector costs dropped spans, never latency. With the direct exporter
+// (the default) a sampled request makes no SDK span objects (record.go);
+// with the sdk exporter its spans go through the OpenTelemetry Go SDK.
 package telemetry
 
 import (
@@ -58,7 +60,8 @@ type Options struct {
 	// SDK's OTLP exporters read theirs from the process environment.
 	Getenv func(string) string
 	// SpanExporter, when set, replaces the OTLP trace exporter and turns
-	// tracing on whatever the endpoint (tests, benchmarks).
+	// tracing on whatever the endpoint (tests, benchmarks); spans then go
+	// through the SDK, as with the sdk exporter.
 	SpanExporter sdktrace.SpanExporter
 	// MaxQueueSize overrides the span queue size (0: OTEL_BSP_MAX_QUEUE_SIZE
 	// or 2048).
@@ -78,14 +81,21 @@ type Telemetry struct {
 	set    settings
 	access *slog.Logger // nil: access log off
 
-	tp     *sdktrace.TracerProvider // nil: tracing off
-	tracer trace.Tracer
+	// tracing is on: spans go through tp (the sdk exporter, or one a
+	// caller gave) or, with the direct exporter, through rq.
+	tracing bool
+	tp      *sdktrace.TracerProvider // nil: tracing off or the record path
+	tracer  trace.Tracer
+	// rq queues the spans of the record path (record.go) for the direct
+	// exporter; nil otherwise.
+	rq *recordQueue
 	// head is tp's sampler's rule, applied by the Request hook before the
 	// SDK is called.
 	head headRule
 	// keep and late are set with a failures+ sampler (aftersample.go):
 	// the cap on traces kept after the fact, and the tracer that builds
-	// their spans, which shares tp's span pipeline.
+	// their spans, which shares tp's span pipeline (late is nil on the
+	// record path).
 	keep *keeper
 	late trace.Tracer
 	// recent keeps the last recorded requests for the admin API; nil when
@@ -174,39 +184,55 @@ func (t *Telemetry) startTracing(ctx context.Context, res *resource.Resource, op
 		return err
 	}
 	t.spans = &spanCounter{limit: int64(t.set.maxQueue), log: t.log}
-	bspOpts := []sdktrace.BatchSpanProcessorOption{sdktrace.WithMaxQueueSize(t.set.maxQueue)}
-	if opt.Getenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") == "" {
-		// Spans waiting for a batch to fill are live heap that every
-		// garbage collection marks and that leaves less room before the
-		// next one; see exportBatch.
-		bspOpts = append(bspOpts, sdktrace.WithMaxExportBatchSize(exportBatch))
-	}
-	if opt.BatchTimeout > 0 {
-		bspOpts = append(bspOpts, sdktrace.WithBatchTimeout(opt.BatchTimeout))
-	}
-	bsp := sdktrace.NewBatchSpanProcessor(&countingExporter{SpanExporter: exp, c: t.spans}, bspOpts...)
-	proc := newBoundedProcessor(bsp, t.spans)
 	t.recent = newRecentTraces(opt.Config.UIURL)
 	t.head = newHeadRule(t.set.sampler, t.set.samplerArg)
-	t.tp = sdktrace.NewTracerProvider(
-		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sampler),
-		sdktrace.WithIDGenerator(idGen{}),
-		sdktrace.WithSpanProcessor(t.recent),
-		sdktrace.WithSpanProcessor(proc),
-	)
-	t.tracer = t.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
+	t.tracing = true
 	if t.set.failures {
-		// Never shut down itself: tp's Shutdown stops the shared processor.
-		late := sdktrace.NewTracerProvider(
+		t.keep = newKeeper(t.set.keepRate)
+	}
+	if direct, ok := exp.(*directExporter); ok && opt.SpanExporter == nil {
+		// The record path: no SDK spans, the resource as the SDK's
+		// tracer provider would have it (merged with the environment's).
+		r, err := resource.Merge(resource.Environment(), res)
+		if err != nil {
+			t.log.Warn("telemetry: resource attributes", "error", err)
+		}
+		if r == nil {
+			r = resource.Default()
+		}
+		t.rq = newRecordQueue(t.spans, direct, r, &t.attrs, opt.Getenv, opt.BatchTimeout)
+	} else {
+		bspOpts := []sdktrace.BatchSpanProcessorOption{sdktrace.WithMaxQueueSize(t.set.maxQueue)}
+		if opt.Getenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") == "" {
+			// Spans waiting for a batch to fill are live heap that every
+			// garbage collection marks and that leaves less room before
+			// the next one; see exportBatch.
+			bspOpts = append(bspOpts, sdktrace.WithMaxExportBatchSize(exportBatch))
+		}
+		if opt.BatchTimeout > 0 {
+			bspOpts = append(bspOpts, sdktrace.WithBatchTimeout(opt.BatchTimeout))
+		}
+		bsp := sdktrace.NewBatchSpanProcessor(&countingExporter{SpanExporter: exp, c: t.spans}, bspOpts...)
+		proc := newBoundedProcessor(bsp, t.spans)
+		t.tp = sdktrace.NewTracerProvider(
 			sdktrace.WithResource(res),
-			sdktrace.WithSampler(sdktrace.AlwaysSample()),
+			sdktrace.WithSampler(sampler),
 			sdktrace.WithIDGenerator(idGen{}),
 			sdktrace.WithSpanProcessor(t.recent),
 			sdktrace.WithSpanProcessor(proc),
 		)
-		t.late = late.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
-		t.keep = newKeeper(t.set.keepRate)
+		t.tracer = t.tp.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
+		if t.set.failures {
+			// Never shut down itself: tp's Shutdown stops the shared processor.
+			late := sdktrace.NewTracerProvider(
+				sdktrace.WithResource(res),
+				sdktrace.WithSampler(sdktrace.AlwaysSample()),
+				sdktrace.WithIDGenerator(idGen{}),
+				sdktrace.WithSpanProcessor(t.recent),
+				sdktrace.WithSpanProcessor(proc),
+			)
+			t.late = late.Tracer(ScopeName, trace.WithSchemaURL(semconv.SchemaURL))
+		}
 	}
 	t.serverOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 	t.newRootOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithNewRoot()}
@@ -315,7 +341,7 @@ func (t *Telemetry) startMetrics(ctx context.Context, res *resource.Resource, ge
 }
 
 // Tracing reports whether spans are recorded and exported.
-func (t *Telemetry) Tracing() bool { return t.tp != nil }
+func (t *Telemetry) Tracing() bool { return t.tracing }
 
 // MetricsHandler serves the Prometheus exposition of every switchyard
 // metric; nil when telemetry is disabled.
@@ -332,10 +358,13 @@ func (t *Telemetry) DroppedSpans() int64 {
 
 // ForceFlush exports every span ended so far (tests, benchmarks).
 func (t *Telemetry) ForceFlush(ctx context.Context) error {
-	if t.tp == nil {
-		return nil
+	switch {
+	case t.rq != nil:
+		return t.rq.forceFlush(ctx)
+	case t.tp != nil:
+		return t.tp.ForceFlush(ctx)
 	}
-	return t.tp.ForceFlush(ctx)
+	return nil
 }
 
 // Shutdown flushes pending spans and metrics and stops the exporters,
@@ -347,6 +376,10 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 		if t.tp != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); terr = t.tp.Shutdown(ctx) }()
+		}
+		if t.rq != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); terr = t.rq.shutdown(ctx) }()
 		}
 		if t.mp != nil {
 			wg.Add(1)

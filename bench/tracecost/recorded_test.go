@@ -20,8 +20,9 @@ import (
 )
 
 // BenchmarkRecordedRequest measures what a recorded (sampled) request
-// costs the gateway from end to end: the hooks, the SDK's spans, the
-// batch processor and the exporter, whose HTTP client reads and drops
+// costs the gateway from end to end: the hooks, the spans (the SDK's, or
+// with the direct exporter the gateway's span records), the batch queue
+// and the exporter, whose HTTP client reads and drops
 // every request body without a network (discardTransport). The upstream
 // answers at once (okTransport): no sockets anywhere, so the figure is the
 // gateway's own CPU.
@@ -36,7 +37,8 @@ import (
 //	exporter=sdk          the SDK's OTLP http/protobuf exporter
 //	exporter=sdk+gzip     the same with gzip compression
 //	exporter=direct       the gateway's own OTLP http/protobuf exporter
-//	                      (telemetry.span_exporter: direct)
+//	                      (telemetry.span_exporter: direct): span records,
+//	                      no SDK spans
 //	exporter=direct+gzip  the same with gzip compression
 //
 // sent-B/op is what the exporter posted per request (compressed or not).
