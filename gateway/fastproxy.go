@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 
 	"golang.org/x/net/http/httpguts"
 
@@ -26,12 +27,37 @@ import (
 // gRPC calls, and queries ReverseProxy would re-encode.
 
 // fastState is a fast-core request's state, outgoing request and the
-// backing of its header values, allocated as one.
+// backing of its header values, allocated as one and reused, with the
+// outgoing header map, by later requests (fastStates). Nothing keeps any
+// of it once the request has ended: the h1 transport writes the request
+// before RoundTrip returns and keeps neither it nor its context's
+// AfterFunc past the response body's Close, which fastProxy calls on
+// every path; hooks may not keep it past the request's End (Hooks).
 type fastState struct {
 	st   reqState
 	out  http.Request
 	url  url.URL
 	vals [16]string
+	h    http.Header // the outgoing header map, cleared, for the next request
+}
+
+// fastStates holds the fastStates of ended requests.
+var fastStates = sync.Pool{New: func() any { return new(fastState) }}
+
+// maxPooledFields bounds the outgoing header map kept for reuse: clearing
+// a map costs in proportion to its size, and a request with many fields
+// should not make every later one pay for it.
+const maxPooledFields = 32
+
+// reset clears fs for the next request: no field of the ended one stays
+// reachable, the header map keeps its buckets.
+func (fs *fastState) reset() {
+	h := fs.h
+	if len(h) > maxPooledFields {
+		h = nil
+	}
+	clear(h)
+	*fs = fastState{h: h}
 }
 
 // queryReencoded is set when GODEBUG asks ReverseProxy to re-encode every
@@ -91,7 +117,16 @@ func isHex(c byte) bool {
 // serveFast proxies a request fastEligible accepted; ctx is the request's
 // context as the Request hook returned it.
 func (g *Gateway) serveFast(w http.ResponseWriter, r *http.Request, ctx context.Context, end RequestEnd, rt *route, p *pool, clean string) {
-	fs := &fastState{}
+	fs := fastStates.Get().(*fastState)
+	g.serveFastIn(fs, w, r, ctx, end, rt, p, clean)
+	// The request has ended (End ran): fs goes to the next. Not after a
+	// panic (an aborted response): fs is then left to the collector.
+	fs.reset()
+	fastStates.Put(fs)
+}
+
+// serveFastIn is serveFast in fs.
+func (g *Gateway) serveFastIn(fs *fastState, w http.ResponseWriter, r *http.Request, ctx context.Context, end RequestEnd, rt *route, p *pool, clean string) {
 	st := &fs.st
 	st.route, st.pool, st.path = rt, p, clean
 	st.tried = st.triedA[:0]
@@ -130,7 +165,11 @@ func (g *Gateway) outRequest(r *http.Request, ctx context.Context, fs *fastState
 	if nv > len(fs.vals) {
 		vals = make([]string, 0, nv)
 	}
-	h := make(http.Header, len(in)+4)
+	h := fs.h
+	if h == nil {
+		h = make(http.Header, len(in)+4)
+		fs.h = h
+	}
 	for k, vv := range in {
 		if dropOut(k) {
 			continue

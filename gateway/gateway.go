@@ -26,6 +26,14 @@ import (
 )
 
 // Hooks let telemetry observe requests and attempts. Nil hooks cost nothing.
+//
+// What a hook may keep: the outgoing request that Attempt and Ejected are
+// given, its URL, its Header and the value slices in it belong to the
+// gateway, which reuses them for a later request once this one has ended
+// (after End returns, or after the handler returns when Request gave no
+// RequestEnd). A hook may read and change them until then and keep what
+// it copied out (strings are immutable and may be kept as they are), but
+// no reference to the request, its URL, its header map or its slices.
 type Hooks struct {
 	// Request is called once per request after routing; route is "" when no
 	// route matched. It returns the context for the rest of the request and

@@ -83,7 +83,25 @@ func (w *response) writeHead(final bool) {
 	h := w.header
 	code := w.status
 	w.noBody = w.req.Method == http.MethodHead || code < 200 || code == http.StatusNoContent || code == http.StatusNotModified
-	if v := h["Content-Length"]; len(v) > 0 {
+	// The fields the head depends on, in one pass over the handler's few
+	// rather than a lookup each.
+	var length, trailer, conn []string
+	hasTrailer, hasTE, hasDate := false, false, false
+	for k, vv := range h {
+		switch k {
+		case "Content-Length":
+			length = vv
+		case "Trailer":
+			trailer, hasTrailer = vv, true
+		case "Connection":
+			conn = vv
+		case "Transfer-Encoding":
+			hasTE = true
+		case "Date":
+			hasDate = true
+		}
+	}
+	if v := length; len(v) > 0 {
 		if n, ok := parseLength([]byte(v[0])); ok {
 			w.cl = n
 		} else {
@@ -91,7 +109,7 @@ func (w *response) writeHead(final bool) {
 		}
 	}
 	var trailers []string
-	if v := h["Trailer"]; len(v) > 0 {
+	if v := trailer; len(v) > 0 {
 		for _, list := range v {
 			for k := range strings.SplitSeq(list, ",") {
 				if k = strings.TrimSpace(k); k != "" {
@@ -115,11 +133,15 @@ func (w *response) writeHead(final bool) {
 	if w.chunked {
 		w.trailers = trailers
 	} else {
-		delete(h, "Trailer")
+		if hasTrailer {
+			delete(h, "Trailer")
+		}
 		trailers = nil
 	}
-	delete(h, "Transfer-Encoding")
-	w.close = w.close || httpguts.HeaderValuesContainsToken(h["Connection"], "close")
+	if hasTE {
+		delete(h, "Transfer-Encoding")
+	}
+	w.close = w.close || httpguts.HeaderValuesContainsToken(conn, "close")
 	if w.c.srv != nil && w.c.srv.closing.Load() {
 		w.close = true // shutting down: this is the connection's last response
 	}
@@ -129,7 +151,6 @@ func (w *response) writeHead(final bool) {
 	case w.req.ProtoMinor == 0:
 		h["Connection"] = []string{"keep-alive"}
 	}
-	_, hasDate := h["Date"]
 
 	bw := w.writer()
 	writeStatusLine(bw, code)
