@@ -81,12 +81,16 @@ type recentAttempts struct {
 	a [maxRecentAttempts]recentAttempt
 }
 
-// recentAttempt is a RecentAttempt with its strings interned.
+// recentAttempt is a RecentAttempt with its strings interned, in 24 B:
+// the attempt number, status and healthy count are clamped to their
+// fields (255, 65535), which real ones are far below.
 type recentAttempt struct {
-	n, status, healthy int32
-	instance, err      uint32
-	panic              bool
-	dur                float64 // ms
+	dur           int64 // µs
+	instance, err uint32
+	status        uint16
+	healthy       uint16
+	n             uint8
+	panic         bool
 }
 
 // recentRec is one ring entry: what becomes a RecentRequest when the API
@@ -95,15 +99,15 @@ type recentAttempt struct {
 type recentRec struct {
 	tid    trace.TraceID
 	sec    int64 // start, Unix seconds
+	dur    int64 // µs
 	nsec   int32
-	loc    uint8 // start's location in locs
-	keptN  uint8 // number of kept-after reasons
 	name   uint32
 	route  uint32
 	svc    uint32
 	kept   uint32 // the reasons joined by keptSep
-	status int32
-	dur    float64 // ms
+	status uint16
+	loc    uint8 // start's location in locs
+	keptN  uint8 // number of kept-after reasons
 	att    recentAttempts
 }
 
@@ -111,7 +115,7 @@ var _ sdktrace.SpanProcessor = (*recentTraces)(nil)
 
 func newRecentTraces(uiURL string) *recentTraces {
 	// The ring grows as requests are recorded: with few or none sampled it
-	// stays small (a full ring is about 56 KiB, not scanned).
+	// stays small (a full ring is 300 entries of 160 B, not scanned).
 	return &recentTraces{uiURL: strings.TrimRight(uiURL, "/"), pending: map[trace.SpanID]recentAttempts{},
 		strs: []string{""}, strIdx: map[string]uint32{"": 0}, compact: minCompact, locs: []*time.Location{time.UTC}}
 }
@@ -219,8 +223,8 @@ func (p *recentTraces) record(s *spanRec) {
 		p.mu.Lock()
 		if at, ok := p.pending[parent]; ok || len(p.pending) < maxPending {
 			if at.n < maxRecentAttempts {
-				at.a[at.n] = recentAttempt{n: int32(n), status: int32(status), healthy: int32(healthy),
-					instance: p.intern(instance), err: p.intern(errType), panic: panicked, dur: ms(s.end.Sub(s.start))}
+				at.a[at.n] = recentAttempt{n: clamp[uint8](n), status: clamp[uint16](status), healthy: clamp[uint16](healthy),
+					instance: p.intern(instance), err: p.intern(errType), panic: panicked, dur: s.end.Sub(s.start).Microseconds()}
 				at.n++
 			}
 			p.pending[parent] = at
@@ -243,7 +247,7 @@ func (p *recentTraces) record(s *spanRec) {
 			}
 		}
 		rec := recentRec{tid: s.sc.TraceID(), sec: s.start.Unix(), nsec: int32(s.start.Nanosecond()),
-			keptN: uint8(min(len(kept), 255)), status: int32(status), dur: ms(s.end.Sub(s.start))}
+			keptN: clamp[uint8](int64(len(kept))), status: clamp[uint16](status), dur: s.end.Sub(s.start).Microseconds()}
 		sid := s.sc.SpanID()
 		p.mu.Lock()
 		if len(p.strs) >= p.compact {
@@ -257,8 +261,10 @@ func (p *recentTraces) record(s *spanRec) {
 		rec.att = p.pending[sid]
 		delete(p.pending, sid)
 		if len(p.ring) < recentSize {
-			if len(p.ring) == cap(p.ring) {
-				p.ring = slices.Grow(p.ring, min(max(len(p.ring), 8), recentSize-len(p.ring)))
+			if len(p.ring) == cap(p.ring) { // doubling, to exactly recentSize at most
+				grown := make([]recentRec, len(p.ring), min(max(2*len(p.ring), 8), recentSize))
+				copy(grown, p.ring)
+				p.ring = grown
 			}
 			p.ring = append(p.ring, rec)
 		} else {
@@ -269,7 +275,13 @@ func (p *recentTraces) record(s *spanRec) {
 	}
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+// ms returns microseconds as milliseconds.
+func ms(us int64) float64 { return float64(us) / 1000 }
+
+// clamp returns v within [0, the largest T].
+func clamp[T uint8 | uint16](v int64) T {
+	return T(min(max(v, 0), int64(^T(0))))
+}
 
 // snapshot returns the kept requests, newest first, attempts in order.
 func (p *recentTraces) snapshot() []RecentRequest {
@@ -281,7 +293,7 @@ func (p *recentTraces) snapshot() []RecentRequest {
 		rec := &p.ring[(p.next-1-i+n)%n]
 		r := RecentRequest{TraceID: rec.tid.String(), Name: p.strs[rec.name], Route: p.strs[rec.route],
 			Service: p.strs[rec.svc], Status: int(rec.status), Start: time.Unix(rec.sec, int64(rec.nsec)).In(p.locs[rec.loc]),
-			DurationMS: rec.dur, Attempts: make([]RecentAttempt, rec.att.n)}
+			DurationMS: ms(rec.dur), Attempts: make([]RecentAttempt, rec.att.n)}
 		if rec.keptN > 0 {
 			r.KeptAfter = strings.Split(p.strs[rec.kept], keptSep)
 		}
@@ -290,7 +302,7 @@ func (p *recentTraces) snapshot() []RecentRequest {
 		}
 		for k, a := range rec.att.a[:rec.att.n] {
 			r.Attempts[k] = RecentAttempt{N: int(a.n), Instance: p.strs[a.instance], Status: int(a.status), Error: p.strs[a.err],
-				DurationMS: a.dur, Healthy: int(a.healthy), Panic: a.panic}
+				DurationMS: ms(a.dur), Healthy: int(a.healthy), Panic: a.panic}
 		}
 		slices.SortFunc(r.Attempts, func(a, b RecentAttempt) int { return a.N - b.N })
 		out = append(out, r)

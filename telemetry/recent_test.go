@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -77,6 +78,9 @@ func TestRecentTracesKeepABoundedRing(t *testing.T) {
 	got := p.snapshot()
 	if len(got) != recentSize || got[0].Name != strconv.Itoa(recentSize+49) || got[recentSize-1].Name != "50" {
 		t.Fatalf("ring holds %d, newest %q, oldest %q; want %d from %d down to 50", len(got), got[0].Name, got[len(got)-1].Name, recentSize, recentSize+49)
+	}
+	if cap(p.ring) != recentSize || unsafe.Sizeof(recentRec{}) > 160 {
+		t.Errorf("ring of %d entries of %d B, want %d of at most 160", cap(p.ring), unsafe.Sizeof(recentRec{}), recentSize)
 	}
 	if len(p.pending) > maxPending {
 		t.Errorf("%d client spans waiting, want at most %d", len(p.pending), maxPending)
