@@ -41,7 +41,6 @@ type attemptRec struct {
 // the request's headers.
 type watchPart struct {
 	out    *http.Request // the outgoing request
-	kept   uint8         // keepUndecided, keepGranted or keepRefused
 	tries  []attemptRec
 	triesA [1]attemptRec
 }
@@ -97,13 +96,13 @@ func (t *Telemetry) startAttempt(st *reqState, a gateway.Attempt) *attemptRec {
 	w := st.w
 	w.tries = append(w.tries, attemptRec{a: a, start: time.Since(st.start)})
 	rec := &w.tries[len(w.tries)-1]
-	if a.N > 0 && w.kept == keepUndecided {
-		w.kept = keepRefused
+	if a.N > 0 && st.kept == keepUndecided {
+		st.kept = keepRefused
 		if t.keep.allow(st.route, reasonRetry, st.start.Add(rec.start)) {
-			w.kept = keepGranted
+			st.kept = keepGranted
 		}
 	}
-	if w.kept == keepGranted {
+	if st.kept == keepGranted {
 		rec.spanID = randomSpanID()
 	}
 	return rec
@@ -124,7 +123,7 @@ func (t *Telemetry) finishLate(st *reqState, status int, elapsed time.Duration) 
 	if why == 0 {
 		return
 	}
-	switch st.w.kept {
+	switch st.kept {
 	case keepRefused:
 		return
 	case keepUndecided:

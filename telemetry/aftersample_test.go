@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -120,4 +121,12 @@ func TestKeptTracesAreCappedAndCounted(t *testing.T) {
 	wantSeries(t, m, "switchyard_telemetry_failure_traces_total", `reason="ejection"`, `result="kept"`, "} 1")
 	// Only the first request ejected (after one failure); the others were 5xx.
 	wantSeries(t, m, "switchyard_telemetry_failure_traces_total", `reason="5xx"`, `result="capped"`, "} 2")
+}
+
+// A watched request's state is one allocation of the 352-byte size class
+// (the next is 384).
+func TestWatchedRequestFitsItsSizeClass(t *testing.T) {
+	if n := unsafe.Sizeof(watchedReq{}); n > 352 {
+		t.Errorf("watchedReq is %d bytes, want at most 352", n)
+	}
 }

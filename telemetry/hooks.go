@@ -71,6 +71,10 @@ type reqState struct {
 	attempts        int32
 	method          uint8
 	ejected         bool // an attempt made passive health eject its instance (watched requests)
+	// Watched requests: keepUndecided, keepGranted or keepRefused. Here
+	// rather than in watchPart, in padding, so that a watchedReq fits the
+	// 352-byte size class.
+	kept uint8
 	// When tracing and not sampled: the traceparent sent upstream, with
 	// the ids of the server span that was not recorded, and the tracestate
 	// sent with it (the trusted parent's).
