@@ -2,18 +2,17 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"sync"
 	"testing"
 
 	"github.com/switchyard-gw/switchyard/discovery"
 	"github.com/switchyard-gw/switchyard/h1"
+	"github.com/switchyard-gw/switchyard/internal/rawhttp"
 )
 
 // The proxy benchmarks serve one request through the handler in-process
@@ -128,7 +127,8 @@ func runServedBench(b *testing.B, addr string) {
 // the load benchmark's minimal backends), so that allocs/op and
 // instructions per request are the gateway's and the server's alone.
 func BenchmarkServedMinimal(b *testing.B) {
-	be := rawBackend(b, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Type: text/plain\r\n\r\nok\r\n")
+	ok := []byte("HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Type: text/plain\r\n\r\nok\r\n")
+	be := rawhttp.Backend(b, func() []byte { return ok })
 	g, err := New(Options{Proxy: testProxyConfig()})
 	if err != nil {
 		b.Fatal(err)
@@ -148,80 +148,8 @@ func BenchmarkServedMinimal(b *testing.B) {
 	buf := make([]byte, 4096)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := c.Write(req); err != nil {
-			b.Fatal(err)
-		}
-		// The answer is the head and "ok\r\n": read until that ends it.
-		n := 0
-		for n < 4 || string(buf[n-4:n]) != "ok\r\n" {
-			m, err := c.Read(buf[n:])
-			if err != nil {
-				b.Fatal(err)
-			}
-			n += m
-		}
-		if string(buf[:12]) != "HTTP/1.1 200" {
-			b.Fatalf("answer %q", buf[:n])
+		if answer := rawhttp.Exchange(b, c, req, buf); string(answer[:12]) != "HTTP/1.1 200" {
+			b.Fatalf("answer %q", answer)
 		}
 	}
-}
-
-// rawBackend answers every request on every connection with answer, and
-// returns its address. Requests are read up to their blank line.
-func rawBackend(b *testing.B, answerText string) string {
-	answer := []byte(answerText)
-	ln := benchListen(b)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				buf := make([]byte, 4096)
-				n := 0
-				for {
-					m, err := c.Read(buf[n:])
-					if err != nil {
-						return
-					}
-					n += m
-					for {
-						i := bytes.Index(buf[:n], []byte("\r\n\r\n"))
-						if i < 0 {
-							break
-						}
-						n = copy(buf, buf[i+4:n])
-						if _, err := c.Write(answer); err != nil {
-							return
-						}
-					}
-					if n == len(buf) {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	b.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
 }

@@ -1,7 +1,6 @@
 package tracecost
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -9,7 +8,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/switchyard-gw/switchyard/discovery"
 	"github.com/switchyard-gw/switchyard/gateway"
 	"github.com/switchyard-gw/switchyard/h1"
+	"github.com/switchyard-gw/switchyard/internal/rawhttp"
 	"github.com/switchyard-gw/switchyard/telemetry"
 )
 
@@ -116,20 +116,9 @@ func BenchmarkServedTracing(b *testing.B) {
 			gc0 := ms.NumGC
 			u0, s0 := rusage(b)
 			for b.Loop() {
-				if _, err := c.Write(req); err != nil {
-					b.Fatal(err)
-				}
-				// The answer is the head and "ok\r\n": read until that ends it.
-				n := 0
-				for n < 4 || string(buf[n-4:n]) != "ok\r\n" {
-					m, err := c.Read(buf[n:])
-					if err != nil {
-						b.Fatal(err)
-					}
-					n += m
-				}
-				if st := string(buf[:12]); st != "HTTP/1.1 200" && (every == 0 || st != "HTTP/1.1 502") {
-					b.Fatalf("answer %q", buf[:n])
+				answer := rawhttp.Exchange(b, c, req, buf)
+				if st := string(answer[:12]); st != "HTTP/1.1 200" && (every == 0 || st != "HTTP/1.1 502") {
+					b.Fatalf("answer %q", answer)
 				}
 			}
 			if tel != nil {
@@ -161,76 +150,15 @@ func rusage(b *testing.B) (user, sys time.Duration) {
 
 // rawBackend answers every request on every connection 200 "ok\r\n", or
 // with failEvery > 0 every failEvery-th request (over all connections)
-// 502 with the same body, and returns its address. Requests are read up
-// to their blank line; nothing is allocated per request.
+// 502 with the same body, and returns its address.
 func rawBackend(b *testing.B, failEvery int) string {
 	ok := []byte("HTTP/1.1 200 OK\r\nContent-Length: 4\r\nContent-Type: text/plain\r\n\r\nok\r\n")
 	bad := []byte("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 4\r\nContent-Type: text/plain\r\n\r\nok\r\n")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	served := 0 // under mu
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				buf := make([]byte, 4096)
-				n := 0
-				for {
-					m, err := c.Read(buf[n:])
-					if err != nil {
-						return
-					}
-					n += m
-					for {
-						i := bytes.Index(buf[:n], []byte("\r\n\r\n"))
-						if i < 0 {
-							break
-						}
-						n = copy(buf, buf[i+4:n])
-						answer := ok
-						if failEvery > 0 {
-							mu.Lock()
-							served++
-							if served%failEvery == 0 {
-								answer = bad
-							}
-							mu.Unlock()
-						}
-						if _, err := c.Write(answer); err != nil {
-							return
-						}
-					}
-					if n == len(buf) {
-						return
-					}
-				}
-			}()
+	var served atomic.Int64
+	return rawhttp.Backend(b, func() []byte {
+		if failEvery > 0 && served.Add(1)%int64(failEvery) == 0 {
+			return bad
 		}
-	}()
-	b.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
+		return ok
 	})
-	return ln.Addr().String()
 }
