@@ -41,6 +41,18 @@ func (c *spanCounter) warn(msg string, args ...any) {
 	c.log.Warn(msg, append(args, "dropped_total", c.dropped.Load())...)
 }
 
+// admit takes a place in flight for one span, or, when limit spans are in
+// flight already, counts it dropped and reports false.
+func (c *spanCounter) admit() bool {
+	if c.inflight.Add(1) > c.limit {
+		c.inflight.Add(-1)
+		c.dropped.Add(1)
+		c.warn("telemetry: span queue full, dropping spans (is the collector slow or down?)")
+		return false
+	}
+	return true
+}
+
 // boundedProcessor drops (and counts) a sampled span instead of queueing it
 // when limit spans are already in flight, and hands the others to the batch
 // processor in bursts. OnEnd never blocks.
@@ -78,10 +90,7 @@ func (p *boundedProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
 	if !s.SpanContext().IsSampled() {
 		return
 	}
-	if p.c.inflight.Add(1) > p.c.limit {
-		p.c.inflight.Add(-1)
-		p.c.dropped.Add(1)
-		p.c.warn("telemetry: span queue full, dropping spans (is the collector slow or down?)")
+	if !p.c.admit() {
 		return
 	}
 	p.mu.Lock()

@@ -209,10 +209,7 @@ func newRecordQueue(c *spanCounter, exp *directExporter, res *resource.Resource,
 // the queue is full; either way r's attributes go back to the pool.
 func (q *recordQueue) add(r *spanRec) {
 	defer q.release(r)
-	if q.c.inflight.Add(1) > q.c.limit {
-		q.c.inflight.Add(-1)
-		q.c.dropped.Add(1)
-		q.c.warn("telemetry: span queue full, dropping spans (is the collector slow or down?)")
+	if !q.c.admit() {
 		return
 	}
 	q.mu.Lock()
