@@ -16,18 +16,27 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
-// The request-duration histogram kept by the instruments must read as the
-// SDK's Float64Histogram with the same buckets reads, fed the same values.
-func TestRequestDurationMatchesSDKHistogram(t *testing.T) {
+// newDurationTest returns instruments whose request-duration histogram
+// reaches reader through prod, as in a running gateway; mp is shut down
+// when the test ends.
+func newDurationTest(t *testing.T) (*durationProducer, *sdkmetric.ManualReader, *sdkmetric.MeterProvider, *instruments) {
+	t.Helper()
 	prod := &durationProducer{}
 	reader := sdkmetric.NewManualReader(sdkmetric.WithProducer(prod))
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
+	t.Cleanup(func() { mp.Shutdown(context.Background()) })
 	in, err := newInstruments(mp.Meter(ScopeName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	prod.in.Store(in)
+	return prod, reader, mp, in
+}
+
+// The request-duration histogram kept by the instruments must read as the
+// SDK's Float64Histogram with the same buckets reads, fed the same values.
+func TestRequestDurationMatchesSDKHistogram(t *testing.T) {
+	_, reader, mp, in := newDurationTest(t)
 	ref, err := mp.Meter("reference").Float64Histogram(MetricRequestDuration,
 		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBuckets...))
 	if err != nil {
@@ -98,15 +107,7 @@ func TestRequestDurationMatchesSDKHistogram(t *testing.T) {
 // Collections running alongside records see the buckets and the count
 // agree, and none is lost.
 func TestRequestDurationConcurrentCollect(t *testing.T) {
-	prod := &durationProducer{}
-	reader := sdkmetric.NewManualReader(sdkmetric.WithProducer(prod))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	defer mp.Shutdown(context.Background())
-	in, err := newInstruments(mp.Meter(ScopeName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	prod.in.Store(in)
+	prod, _, _, in := newDurationTest(t)
 	const workers, each = 4, 500
 	var wg sync.WaitGroup
 	for w := range workers {
