@@ -7,7 +7,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/switchyard-gw/switchyard/gateway"
@@ -153,13 +152,9 @@ func (t *Telemetry) exportLate(st *reqState, status int, end time.Time, why reas
 		link = extractParent(st.r.Header)
 	}
 	kept := attribute.StringSlice(string(AttrKeptAfter), why.names())
-	server := spanRec{sc: spanContext(tid, sid, parent.TraceFlags(), parent.TraceState()), parent: parent,
-		kind: trace.SpanKindServer, name: t.serverSpanName(st.method, st.route), start: st.start, end: end,
-		attrs: append(serverAttrs(make([]attribute.KeyValue, 0, maxSpanAttrs+1), st.r, st, status), kept)}
-	server.status, server.desc = serverStatus(status)
-	if link.IsValid() {
-		server.links = []sdktrace.Link{{SpanContext: link}}
-	}
+	server := t.serverRec(st, spanContext(tid, sid, parent.TraceFlags(), parent.TraceState()), parent, link, end, status,
+		make([]attribute.KeyValue, 0, maxSpanAttrs+1))
+	server.attrs = append(server.attrs, kept)
 	var sdkServer trace.Span
 	if t.rq == nil {
 		sdkServer = t.startLate(context.Background(), &server)
@@ -174,13 +169,9 @@ func (t *Telemetry) exportLate(st *reqState, status int, end time.Time, why reas
 		if rec.end != 0 {
 			recEnd = st.start.Add(rec.end)
 		}
-		c := spanRec{sc: spanContext(tid, cid, server.sc.TraceFlags(), server.sc.TraceState()), parent: server.sc,
-			kind: trace.SpanKindClient, name: clientSpanName(w.out.Method), start: st.start.Add(rec.start), end: recEnd,
-			attrs: append(clientAttrs(make([]attribute.KeyValue, 0, maxSpanAttrs+1), t.instanceAttrs(rec.a.Upstream), w.out, rec.a, rec.status, attemptOutcome(rec.status, rec.err)), kept)}
-		c.status, c.desc = clientStatus(rec.status, rec.err)
-		if rec.err != nil {
-			c.events = errorEvents(rec.err, recEnd)
-		}
+		c := t.clientRec(server.sc, cid, w.out, rec.a, st.start.Add(rec.start), recEnd, rec.status, rec.err,
+			make([]attribute.KeyValue, 0, maxSpanAttrs+1))
+		c.attrs = append(c.attrs, kept)
 		if sdkServer == nil {
 			t.record(&c)
 		} else {

@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -338,12 +337,8 @@ func (st *reqState) End(status int) {
 	case s == nil:
 	case s.span == nil:
 		b := t.attrs.get()
-		r := spanRec{sc: s.srv.sc, parent: s.parent, kind: trace.SpanKindServer, name: t.serverSpanName(st.method, st.route),
-			start: st.start, end: st.start.Add(elapsed), attrs: serverAttrs(*b, st.r, st, status), pooled: b}
-		r.status, r.desc = serverStatus(status)
-		if s.link.IsValid() {
-			r.links = []sdktrace.Link{{SpanContext: s.link}}
-		}
+		r := t.serverRec(st, s.srv.sc, s.parent, s.link, st.start.Add(elapsed), status, *b)
+		r.pooled = b
 		t.record(&r)
 	default:
 		b := t.attrs.get()
@@ -445,7 +440,7 @@ func (st *reqState) EndAttempt(status int, err error) {
 			t.endClientSpan(s.curSpan, s.out, s.cur, status, err, outcome)
 			s.curSpan = nil
 		case s.curID.IsValid():
-			t.recordClient(s, status, err, outcome)
+			t.recordClient(s, status, err)
 			s.curID = trace.SpanID{}
 		}
 	}
@@ -548,17 +543,10 @@ func (t *Telemetry) endClientSpan(span trace.Span, req *http.Request, a gateway.
 
 // recordClient records the client span of a sampled attempt (the record
 // path).
-func (t *Telemetry) recordClient(s *sampledPart, status int, err error, outcome uint8) {
-	end := s.curStart.Add(time.Since(s.curStart))
-	sc := s.srv.sc
+func (t *Telemetry) recordClient(s *sampledPart, status int, err error) {
 	b := t.attrs.get()
-	r := spanRec{sc: spanContext(sc.TraceID(), s.curID, sc.TraceFlags(), sc.TraceState()), parent: sc,
-		kind: trace.SpanKindClient, name: clientSpanName(s.out.Method), start: s.curStart, end: end,
-		attrs: clientAttrs(*b, t.instanceAttrs(s.cur.Upstream), s.out, s.cur, status, outcome), pooled: b}
-	r.status, r.desc = clientStatus(status, err)
-	if err != nil {
-		r.events = errorEvents(err, end)
-	}
+	r := t.clientRec(s.srv.sc, s.curID, s.out, s.cur, s.curStart, s.curStart.Add(time.Since(s.curStart)), status, err, *b)
+	r.pooled = b
 	t.record(&r)
 }
 

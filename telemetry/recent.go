@@ -129,8 +129,9 @@ func (p *recentTraces) OnEnd(s sdktrace.ReadOnlySpan) {
 	if !s.SpanContext().IsSampled() {
 		return
 	}
-	p.record(&spanRec{sc: s.SpanContext(), parent: s.Parent(), kind: s.SpanKind(), name: s.Name(),
-		start: s.StartTime(), end: s.EndTime(), attrs: s.Attributes()})
+	var r spanRec
+	r.fill(s)
+	p.record(&r)
 }
 
 // intern returns s's index in the string table, adding it; p.mu held.

@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/switchyard-gw/switchyard/gateway"
 )
 
 // The record path. With the direct exporter (telemetry.span_exporter:
@@ -118,6 +121,33 @@ func errorType(err error) string {
 // parent with flags and state ts, as the SDK makes it for a sampled span.
 func spanContext(tid trace.TraceID, sid trace.SpanID, flags trace.TraceFlags, ts trace.TraceState) trace.SpanContext {
 	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: flags | trace.FlagsSampled, TraceState: ts})
+}
+
+// serverRec is the record of st's server span with context sc, under
+// parent (invalid: a root) or linked to link, that answered status at
+// end; its attributes are appended to buf.
+func (t *Telemetry) serverRec(st *reqState, sc, parent, link trace.SpanContext, end time.Time, status int, buf []attribute.KeyValue) spanRec {
+	r := spanRec{sc: sc, parent: parent, kind: trace.SpanKindServer, name: t.serverSpanName(st.method, st.route),
+		start: st.start, end: end, attrs: serverAttrs(buf, st.r, st, status)}
+	r.status, r.desc = serverStatus(status)
+	if link.IsValid() {
+		r.links = []sdktrace.Link{{SpanContext: link}}
+	}
+	return r
+}
+
+// clientRec is the record of the client span with id under the server
+// span server, for attempt a of out, from start to end with status or
+// err; its attributes are appended to buf.
+func (t *Telemetry) clientRec(server trace.SpanContext, id trace.SpanID, out *http.Request, a gateway.Attempt, start, end time.Time, status int, err error, buf []attribute.KeyValue) spanRec {
+	r := spanRec{sc: spanContext(server.TraceID(), id, server.TraceFlags(), server.TraceState()), parent: server,
+		kind: trace.SpanKindClient, name: clientSpanName(out.Method), start: start, end: end,
+		attrs: clientAttrs(buf, t.instanceAttrs(a.Upstream), out, a, status, attemptOutcome(status, err))}
+	r.status, r.desc = clientStatus(status, err)
+	if err != nil {
+		r.events = errorEvents(err, end)
+	}
+	return r
 }
 
 // record files an ended span with the recent-traces ring and queues it
