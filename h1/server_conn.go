@@ -29,7 +29,6 @@ type serverConn struct {
 	remote string
 	hdr    http.Header   // response headers, reused from request to request
 	base   *http.Request // carries ctx; every request starts as a copy
-	cur    *exchange     // the latest request parse built
 }
 
 // headReader is the fast path's read buffer. It starts at 2 KiB, which
@@ -188,16 +187,16 @@ func (s *Server) serveConn(c *serverConn) {
 				return
 			}
 		}
-		var req *http.Request
+		var x *exchange
 		if ok && len(head) <= s.maxHeaderBytes() {
-			req = c.parse(head)
+			x = c.parse(head)
 		}
-		if req == nil {
+		if x == nil {
 			handed = s.handOver(c, hr.buffered(), dl.set)
 			return
 		}
 		hr.discard(len(head))
-		if !s.respond(c, req) {
+		if !s.respond(c, x) {
 			return
 		}
 	}
@@ -211,19 +210,13 @@ func (s *Server) maxHeaderBytes() int {
 	return http.DefaultMaxHeaderBytes
 }
 
-// respond serves one fast-path request and reports whether the connection
-// may serve another.
-func (s *Server) respond(c *serverConn, req *http.Request) bool {
+// respond serves one fast-path request, x's, and reports whether the
+// connection may serve another.
+func (s *Server) respond(c *serverConn, x *exchange) bool {
 	if wt := s.Fallback.WriteTimeout; wt > 0 {
 		c.SetWriteDeadline(time.Now().Add(wt))
 	}
-	var w *response
-	if x := c.cur; x != nil && &x.req == req {
-		w = &x.resp
-	} else {
-		w = new(response)
-	}
-	c.cur = nil
+	req, w := &x.req, &x.resp
 	*w = response{c: c, req: req, header: c.hdr, cl: -1, close: req.Close}
 	if w.header == nil {
 		w.header = make(http.Header)

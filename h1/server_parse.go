@@ -20,11 +20,10 @@ type exchange struct {
 	vals [12]string
 }
 
-// parse builds the request for a head the fast path handles, or returns
-// nil: then net/http gets the connection and judges the head itself. The
-// request's exchange is c.cur until the next parse.
-func (c *serverConn) parse(head []byte) *http.Request {
-	c.cur = nil
+// parse builds the request for a head the fast path handles, in an
+// exchange with its response, or returns nil: then net/http gets the
+// connection and judges the head itself.
+func (c *serverConn) parse(head []byte) *exchange {
 	eol := bytes.IndexByte(head, '\n')
 	if eol < 1 || head[eol-1] != '\r' {
 		return nil
@@ -67,8 +66,7 @@ func (c *serverConn) parse(head []byte) *http.Request {
 	if minor == 0 {
 		r.Proto = "HTTP/1.0"
 	}
-	c.cur = x
-	return r
+	return x
 }
 
 // parseRequestLine splits a request line the fast path handles: a known
