@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,25 @@ func TestParseFlagsRejectsFractionalSeconds(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-targets", "envoy"}); err == nil {
 		t.Fatal("no error for an unknown target")
+	}
+}
+
+// A new report keeps what was written by hand below the marker, and only
+// that.
+func TestWriteReportKeepsTheHandWrittenPart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.md")
+	hand := keptMarker + "\n\n## Notes by hand\n\nfigure 42\n"
+	if err := os.WriteFile(path, []byte("# Old table\n\nold figure 1\n\n"+hand), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeReport(path, "# New table\n\nnew figure 2\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "# New table\n\nnew figure 2\n\n" + hand; string(got) != want {
+		t.Fatalf("report:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -221,14 +221,24 @@ func roundOrder(targets []target, r int) []target {
 	return out
 }
 
-// writeReport writes report to path, creating its directory; "" writes
-// nothing.
+// keptMarker starts the part of a report file written by hand (notes,
+// figures from other commands): a new report keeps it, from the marker
+// on, after its own text.
+const keptMarker = "<!-- written by hand below: the harness keeps it -->"
+
+// writeReport writes report to path, creating its directory, with the
+// part of the file that was there from keptMarker on; "" writes nothing.
 func writeReport(path, report string) error {
 	if path == "" {
 		return nil
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
+	}
+	if old, err := os.ReadFile(path); err == nil {
+		if i := strings.Index(string(old), keptMarker); i >= 0 {
+			report = strings.TrimRight(report, "\n") + "\n\n" + string(old[i:])
+		}
 	}
 	if err := os.WriteFile(path, []byte(report), 0o644); err != nil {
 		return err
