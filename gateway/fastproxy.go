@@ -121,8 +121,34 @@ func (g *Gateway) serveFast(w http.ResponseWriter, r *http.Request, ctx context.
 	g.serveFastIn(fs, w, r, ctx, end, rt, p, clean)
 	// The request has ended (End ran): fs goes to the next. Not after a
 	// panic (an aborted response): fs is then left to the collector.
+	rel, _ := end.(RequestRelease)
+	if rel != nil && !g.releasable(fs.st.tried) {
+		rel = nil
+	}
 	fs.reset()
 	fastStates.Put(fs)
+	if rel != nil {
+		rel.Release()
+	}
+}
+
+// releasable reports whether nothing holds the Request hook's context, the
+// outgoing request or its header once a fast-core request that tried the
+// instances tried has ended: the h1 transport keeps none of them past the
+// response body's Close (a transport given in Options might), and a dial
+// to an IP address gives the context to no goroutine that outlives the
+// dial (a host name's lookup and a dial racing IPv4 and IPv6 addresses
+// may).
+func (g *Gateway) releasable(tried []*Upstream) bool {
+	if g.wire == nil {
+		return false
+	}
+	for _, u := range tried {
+		if !u.literal {
+			return false
+		}
+	}
+	return true
 }
 
 // serveFastIn is serveFast in fs.

@@ -110,3 +110,63 @@ func TestFastCoreConcurrentClientsHeadersDoNotBleed(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// releaseEnd is a RequestEnd that counts its End and Release calls and
+// checks that Release comes after End.
+type releaseEnd struct {
+	t             *testing.T
+	ends, release int
+}
+
+func (e *releaseEnd) End(int) { e.ends++ }
+
+func (e *releaseEnd) Release() {
+	if e.ends != 1 {
+		e.t.Errorf("Release after %d End calls, want 1", e.ends)
+	}
+	e.release++
+}
+
+// A RequestEnd that implements RequestRelease is released after End when
+// the fast core served the request over the gateway's own transport to
+// instances at IP addresses, and only then: not through ReverseProxy, not
+// over a transport given in Options (which may keep the request), not
+// after a dial to a host name (whose lookup may outlive the dial).
+func TestReleaseOnlyWhenNothingHoldsTheRequest(t *testing.T) {
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	_, port, _ := strings.Cut(addr(be), ":")
+	for _, tc := range []struct {
+		name      string
+		addr      string
+		transport http.RoundTripper
+		body      bool
+		want      int
+	}{
+		{"fast core, IP address", addr(be), nil, false, 1},
+		{"ReverseProxy (a body)", addr(be), nil, true, 0},
+		{"transport given", addr(be), http.DefaultTransport, false, 0},
+		{"host name", "localhost:" + port, nil, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &releaseEnd{t: t}
+			hooks := Hooks{Request: func(r *http.Request, route, service string) (context.Context, RequestEnd) {
+				return r.Context(), e
+			}}
+			g, _ := setup(t, Options{Hooks: hooks, Transport: tc.transport}, tc.addr)
+			var req *http.Request
+			if tc.body {
+				req = httptest.NewRequest("POST", "/p", strings.NewReader("body"))
+			} else {
+				req = httptest.NewRequest("GET", "/p", nil)
+			}
+			rec := httptest.NewRecorder()
+			g.ServeHTTP(rec, req)
+			if rec.Code != 200 {
+				t.Fatalf("status %d", rec.Code)
+			}
+			if e.ends != 1 || e.release != tc.want {
+				t.Errorf("End %d times, Release %d times; want 1 and %d", e.ends, e.release, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,109 @@
+package telemetry
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strconv"
+	"testing"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/switchyard-gw/switchyard/config"
+	"github.com/switchyard-gw/switchyard/discovery"
+	"github.com/switchyard-gw/switchyard/gateway"
+)
+
+// checkRelease wraps a request's RequestEnd and checks, when the gateway
+// releases it, that the state keeps nothing of the request.
+type checkRelease struct {
+	t        *testing.T
+	st       *reqState
+	released *int
+}
+
+func (c checkRelease) End(status int) { c.st.End(status) }
+
+func (c checkRelease) Release() {
+	c.st.Release()
+	*c.released++
+	st := *c.st
+	w := st.w
+	st.w = nil
+	if !reflect.ValueOf(st).IsZero() {
+		c.t.Errorf("released state keeps %+v", st)
+	}
+	if w != nil && (len(w.tries) != 0 || &w.tries[:1][0] != &w.triesA[0] || !reflect.ValueOf(w.triesA).IsZero() || w.out != nil) {
+		c.t.Errorf("released watched state keeps %+v", *w)
+	}
+}
+
+// An unsampled request's state is released for reuse once the request
+// has ended, keeping nothing of it; a later request that reuses it sends
+// its own traceparent upstream, and the incoming tracestate of its own.
+func TestReleasedStateKeepsNothingAndIsReused(t *testing.T) {
+	for _, sampler := range []string{"traceidratio", "failures+traceidratio"} {
+		t.Run(sampler, func(t *testing.T) {
+			cfg := config.Default().Telemetry
+			cfg.Sampler, cfg.SamplerArg = sampler, 0
+			tel, err := New(context.Background(), Options{Config: cfg, Getenv: noEnv, SpanExporter: tracetest.NewInMemoryExporter(),
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { tel.Shutdown(context.Background()) })
+			b := newBackend(t)
+			hooks := tel.Hooks()
+			released := 0
+			request := hooks.Request
+			hooks.Request = func(r *http.Request, route, service string) (context.Context, gateway.RequestEnd) {
+				ctx, end := request(r, route, service)
+				return ctx, checkRelease{t: t, st: end.(*reqState), released: &released}
+			}
+			gw, err := gateway.New(gateway.Options{Proxy: config.Default().Proxy, Hooks: hooks,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gw.SetHealthy("web", []discovery.Instance{{ID: "web-1", Address: b.addr()}}, false)
+			gw.SetRoutes([]config.Route{{PathPrefix: "/api", Service: "web"}})
+			seen := map[string]bool{}
+			const n = 8
+			for i := range n {
+				id := strconv.Itoa(i)
+				req := httptest.NewRequest("GET", "/api/x", nil)
+				req.Header.Set("X-Test", id)
+				if i%2 == 0 {
+					// A trusted, sampled parent: its tracestate goes on.
+					req.Header.Set("Traceparent", "00-0af7651916cd43dd8448eb211c8031"+strconv.Itoa(10+i)+"-b7ad6b7169203331-01")
+					req.Header.Set("Tracestate", "k="+id)
+				}
+				rec := httptest.NewRecorder()
+				gw.ServeHTTP(rec, req)
+				if rec.Code != 200 {
+					t.Fatalf("status %d", rec.Code)
+				}
+				h := b.headers(id)
+				tp := h.Get("Traceparent")
+				if seen[tp] {
+					t.Errorf("request %d sent traceparent %q again", i, tp)
+				}
+				seen[tp] = true
+				parseTraceparent(t, tp)
+				want := ""
+				if i%2 == 0 {
+					want = "k=" + id
+				}
+				if got := h.Get("Tracestate"); got != want {
+					t.Errorf("request %d sent tracestate %q, want %q", i, got, want)
+				}
+			}
+			if released != n {
+				t.Errorf("%d of %d states released", released, n)
+			}
+		})
+	}
+}
