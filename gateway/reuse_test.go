@@ -111,23 +111,12 @@ func TestFastCoreConcurrentClientsHeadersDoNotBleed(t *testing.T) {
 	wg.Wait()
 }
 
-// releaseEnd is a RequestEnd that counts its End and Release calls and
-// checks that Release comes after End.
-type releaseEnd struct {
-	t             *testing.T
-	ends, release int
-}
+// releaseEnd is a RequestEnd that counts its End calls and its releases.
+type releaseEnd struct{ ends, release int }
 
 func (e *releaseEnd) End(int) { e.ends++ }
 
-func (e *releaseEnd) Release() {
-	if e.ends != 1 {
-		e.t.Errorf("Release after %d End calls, want 1", e.ends)
-	}
-	e.release++
-}
-
-// A RequestEnd that implements RequestRelease is released after End when
+// The Release hook is called with the request's RequestEnd after End when
 // the fast core served the request over the gateway's own transport to
 // instances at IP addresses, and only then: not through ReverseProxy, not
 // over a transport given in Options (which may keep the request), not
@@ -148,10 +137,18 @@ func TestReleaseOnlyWhenNothingHoldsTheRequest(t *testing.T) {
 		{"host name", "localhost:" + port, nil, false, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := &releaseEnd{t: t}
-			hooks := Hooks{Request: func(r *http.Request, route, service string) (context.Context, RequestEnd) {
-				return r.Context(), e
-			}}
+			e := &releaseEnd{}
+			hooks := Hooks{
+				Request: func(r *http.Request, route, service string) (context.Context, RequestEnd) {
+					return r.Context(), e
+				},
+				Release: func(end RequestEnd) {
+					if end != RequestEnd(e) || e.ends != 1 {
+						t.Errorf("Release of %v after %d End calls, want the request's after 1", end, e.ends)
+					}
+					e.release++
+				},
+			}
 			g, _ := setup(t, Options{Hooks: hooks, Transport: tc.transport}, tc.addr)
 			var req *http.Request
 			if tc.body {

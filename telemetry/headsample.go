@@ -146,7 +146,7 @@ type traceparent struct {
 }
 
 // set formats the value; it must not be called again while anything
-// holds v, which was sent (the reqState that holds it is released first).
+// holds v, which was sent (a reqState that holds it is released first).
 func (tp *traceparent) set(tid trace.TraceID, sid trace.SpanID, flags trace.TraceFlags) {
 	b := tp.b[:]
 	b[0], b[1], b[2], b[35], b[52] = '0', '0', '-', '-', '-'
@@ -189,11 +189,8 @@ func (tp *traceparent) ids() (tid trace.TraceID, sid trace.SpanID) {
 // replacing what an earlier attempt or the client sent.
 func (tp *traceparent) inject(h http.Header, ts trace.TraceState) {
 	h["Traceparent"] = tp.v[:]
-	// The key is canonical already: no Header.Del. Looked up first: a
-	// lookup in a small map compares keys, a delete hashes the key.
-	if _, ok := h["Tracestate"]; ok {
-		delete(h, "Tracestate")
-	}
+	// The key is canonical already: no Header.Del.
+	delete(h, "Tracestate")
 	if ts.Len() > 0 {
 		h["Tracestate"] = []string{ts.String()}
 	}

@@ -45,6 +45,9 @@ func (t *Telemetry) Hooks() gateway.Hooks {
 	if t.keep != nil {
 		h.Ejected = t.ejected
 	}
+	if t.tracing {
+		h.Release = release
+	}
 	return h
 }
 
@@ -172,7 +175,7 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 }
 
 // The states of unsampled requests (reqState, watchedReq: its reqState
-// with w set), reused once the gateway releases them (Release).
+// with w set), reused once the gateway releases them (release).
 var (
 	unsampledStates = sync.Pool{New: func() any { return new(reqState) }}
 	watchedStates   = sync.Pool{New: func() any {
@@ -183,14 +186,21 @@ var (
 	}}
 )
 
-// Release is told by the gateway that nothing holds the request's context,
-// outgoing request or header any more (gateway.RequestRelease), after End:
+// release is the gateway's Release hook.
+func release(end gateway.RequestEnd) {
+	if st, ok := end.(*reqState); ok {
+		st.release()
+	}
+}
+
+// release is told by the gateway that nothing holds the request's context,
+// outgoing request or header any more (gateway.Hooks.Release), after End:
 // an unsampled request's state, which only this package and the gateway
 // saw, goes back for a later request. What End handed on (the access log
 // line, the records of a request kept after the fact) was copied out of
 // the state. A sampled request's state is left to the collector: its
 // context went to the SDK.
-func (st *reqState) Release() {
+func (st *reqState) release() {
 	switch {
 	case st.smp != nil:
 	case st.w != nil:

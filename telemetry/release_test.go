@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strconv"
@@ -17,27 +16,17 @@ import (
 	"github.com/switchyard-gw/switchyard/gateway"
 )
 
-// checkRelease wraps a request's RequestEnd and checks, when the gateway
-// releases it, that the state keeps nothing of the request.
-type checkRelease struct {
-	t        *testing.T
-	st       *reqState
-	released *int
-}
-
-func (c checkRelease) End(status int) { c.st.End(status) }
-
-func (c checkRelease) Release() {
-	c.st.Release()
-	*c.released++
-	st := *c.st
-	w := st.w
-	st.w = nil
-	if !reflect.ValueOf(st).IsZero() {
-		c.t.Errorf("released state keeps %+v", st)
+// checkReleased checks that a released state keeps nothing of its
+// request.
+func checkReleased(t *testing.T, st *reqState) {
+	s := *st
+	w := s.w
+	s.w = nil
+	if !reflect.ValueOf(s).IsZero() {
+		t.Errorf("released state keeps %+v", s)
 	}
 	if w != nil && (len(w.tries) != 0 || &w.tries[:1][0] != &w.triesA[0] || !reflect.ValueOf(w.triesA).IsZero() || w.out != nil) {
-		c.t.Errorf("released watched state keeps %+v", *w)
+		t.Errorf("released watched state keeps %+v", *w)
 	}
 }
 
@@ -58,10 +47,12 @@ func TestReleasedStateKeepsNothingAndIsReused(t *testing.T) {
 			b := newBackend(t)
 			hooks := tel.Hooks()
 			released := 0
-			request := hooks.Request
-			hooks.Request = func(r *http.Request, route, service string) (context.Context, gateway.RequestEnd) {
-				ctx, end := request(r, route, service)
-				return ctx, checkRelease{t: t, st: end.(*reqState), released: &released}
+			hooks.Release = func(end gateway.RequestEnd) {
+				// The state is back in the pool: no other test runs in
+				// parallel to take it before it is checked.
+				release(end)
+				checkReleased(t, end.(*reqState))
+				released++
 			}
 			gw, err := gateway.New(gateway.Options{Proxy: config.Default().Proxy, Hooks: hooks,
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
