@@ -10,7 +10,8 @@ type detachKey struct{}
 
 // A dial's context carries the request's values and ends when the request's
 // context is cancelled, but is a context of its own, cancelled once the
-// dial is done; a context with a deadline is dialed as it is.
+// dial is done; a context with a deadline, or already cancelled, is
+// dialed as it is.
 func TestDetachKeepsValuesAndCancellation(t *testing.T) {
 	parent, cancelParent := context.WithCancel(context.WithValue(context.Background(), detachKey{}, "v"))
 	defer cancelParent()
@@ -44,6 +45,11 @@ func TestDetachKeepsValuesAndCancellation(t *testing.T) {
 	defer cancelTimed()
 	if dctx, done := detach(timed); dctx != timed {
 		t.Error("a context with a deadline was replaced")
+	} else {
+		done()
+	}
+	if dctx, done := detach(parent); dctx != parent {
+		t.Error("a context already cancelled was replaced")
 	} else {
 		done()
 	}

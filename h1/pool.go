@@ -98,9 +98,11 @@ func (t *Transport) get(ctx context.Context, addr string) (*upConn, bool, error)
 // called: a request's context may be reused once the request has ended
 // (gateway.Hooks.Release). A ctx with a deadline is used as it is: its
 // expiry must fail the dial as a timeout, which a cancellation of its
-// own could not tell apart.
+// own could not tell apart. So is a ctx already done, which fails the
+// dial at once, where the cancellation of a context of its own would
+// come a moment later.
 func detach(ctx context.Context) (context.Context, func()) {
-	if ctx.Done() == nil {
+	if ctx.Done() == nil || ctx.Err() != nil {
 		return ctx, func() {}
 	}
 	if _, ok := ctx.Deadline(); ok {
