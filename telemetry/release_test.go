@@ -2,11 +2,15 @@ package telemetry
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -14,6 +18,7 @@ import (
 	"github.com/switchyard-gw/switchyard/config"
 	"github.com/switchyard-gw/switchyard/discovery"
 	"github.com/switchyard-gw/switchyard/gateway"
+	"github.com/switchyard-gw/switchyard/internal/testenv"
 )
 
 // checkReleased checks that a released state keeps nothing of its
@@ -96,5 +101,60 @@ func TestReleasedStateKeepsNothingAndIsReused(t *testing.T) {
 				t.Errorf("%d of %d states released", released, n)
 			}
 		})
+	}
+}
+
+// Concurrent unsampled requests through the gateway's own transport, whose
+// states are released and reused: each sends upstream a traceparent of its
+// own, and its access log line names that trace, not another request's.
+func TestReusedStatesDoNotMixConcurrentRequests(t *testing.T) {
+	b := newBackend(t)
+	var out testenv.SyncBuffer
+	o := rigOpts{access: &out, instances: []discovery.Instance{{ID: "web-1", Address: b.addr()}}}
+	o.cfg = config.Default().Telemetry
+	o.cfg.Sampler, o.cfg.SamplerArg = "failures+traceidratio", 0
+	r := newRig(t, o)
+	const clients, each = 4, 25
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for i := range each {
+				id := strconv.Itoa(c*each + i)
+				req, _ := http.NewRequest("GET", r.front.URL+"/api/x/"+id, nil)
+				req.Header.Set("X-Test", id)
+				resp, err := r.front.Client().Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	wg.Wait()
+	traces := map[string]string{} // path -> trace id in the access log
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var e struct {
+			TraceID string `json:"trace_id"`
+			Path    string `json:"path"`
+		}
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		traces[e.Path] = e.TraceID
+	}
+	seen := map[string]bool{}
+	for n := range clients * each {
+		id := strconv.Itoa(n)
+		tp := b.headers(id).Get("Traceparent")
+		sc := parseTraceparent(t, tp)
+		if seen[tp] {
+			t.Errorf("request %s sent traceparent %q, as another did", id, tp)
+		}
+		seen[tp] = true
+		if got := traces["/api/x/"+id]; got != sc.TraceID().String() {
+			t.Errorf("request %s: access log trace %q, sent upstream %s", id, got, sc.TraceID())
+		}
 	}
 }
