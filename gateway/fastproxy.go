@@ -119,10 +119,36 @@ func isHex(c byte) bool {
 func (g *Gateway) serveFast(w http.ResponseWriter, r *http.Request, ctx context.Context, end RequestEnd, rt *route, p *pool, clean string) {
 	fs := fastStates.Get().(*fastState)
 	g.serveFastIn(fs, w, r, ctx, end, rt, p, clean)
-	// The request has ended (End ran): fs goes to the next. Not after a
-	// panic (an aborted response): fs is then left to the collector.
+	// The request has ended (End ran): fs goes to the next, and the hook
+	// may reuse its state. Not after a panic (an aborted response): fs
+	// and the hook's state are then left to the collector.
+	release := g.hooks.Release != nil && end != nil && g.releasable(ctx, fs.st.tried)
 	fs.reset()
 	fastStates.Put(fs)
+	if release {
+		g.hooks.Release(end)
+	}
+}
+
+// releasable reports whether nothing holds the Request hook's context ctx,
+// the outgoing request or its header once a fast-core request that tried
+// the instances tried has ended. The h1 transport keeps none of them past
+// the response body's Close (a transport given in Options might), and it
+// dials a context that leaves nothing running which reaches back into
+// ctx, unless ctx has a deadline (h1's detach). Dialing an IP address
+// gives that context to no goroutine that outlives the dial either; a host
+// name's lookup, or a dial racing IPv4 and IPv6 addresses, may.
+func (g *Gateway) releasable(ctx context.Context, tried []*Upstream) bool {
+	if g.wire == nil {
+		return false
+	}
+	for _, u := range tried {
+		if !u.literal {
+			return false
+		}
+	}
+	_, deadline := ctx.Deadline()
+	return !deadline
 }
 
 // serveFastIn is serveFast in fs.

@@ -49,6 +49,15 @@ type Hooks struct {
 	// Ejected, if set, is called when an attempt of req made passive
 	// health eject the instance, after that attempt's outcome func.
 	Ejected func(req *http.Request)
+	// Release, if set, is called with a request's RequestEnd once after
+	// its End when nothing holds any longer the context Request returned
+	// (nor a context derived from it), the outgoing request, its header
+	// map or any value a hook set in it: the hook may then reuse the state
+	// behind them for a later request. It is called for a request the fast
+	// core served over the gateway's own transport (see releasable in
+	// gateway/fastproxy.go); a request served otherwise is not released,
+	// and its state is left to the collector.
+	Release func(end RequestEnd)
 }
 
 // RequestEnd is told how a request ended: its final status, 0 when the

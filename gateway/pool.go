@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -14,6 +15,10 @@ type Upstream struct {
 	Service string
 	ID      string
 	Address string // host:port
+
+	// literal: the address's host is an IP address, which a dial does
+	// not look up.
+	literal bool
 
 	// joined is when the instance joined rotation for slow start; zero
 	// when it took its full weight at once.
@@ -83,7 +88,7 @@ func newPool(service string, instances []discovery.Instance, prev []*Upstream, s
 		}
 		u := kept[in.ID]
 		if u == nil || u.Address != in.Address {
-			u = &Upstream{Service: service, ID: in.ID, Address: in.Address}
+			u = &Upstream{Service: service, ID: in.ID, Address: in.Address, literal: ipLiteral(in.Address)}
 			if spec.bal.SlowStart > 0 && (spec.fullWeight == nil || !spec.fullWeight(in.ID)) {
 				u.joined = spec.now
 			}
@@ -198,3 +203,10 @@ type service struct {
 }
 
 func randomOffset() uint64 { return rand.Uint64() }
+
+// ipLiteral reports whether the host of the host:port address is an IP
+// address.
+func ipLiteral(address string) bool {
+	_, err := netip.ParseAddrPort(address)
+	return err == nil
+}

@@ -110,3 +110,60 @@ func TestFastCoreConcurrentClientsHeadersDoNotBleed(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// releaseEnd is a RequestEnd that counts its End calls and its releases.
+type releaseEnd struct{ ends, release int }
+
+func (e *releaseEnd) End(int) { e.ends++ }
+
+// The Release hook is called with the request's RequestEnd after End when
+// the fast core served the request over the gateway's own transport to
+// instances at IP addresses, and only then: not through ReverseProxy, not
+// over a transport given in Options (which may keep the request), not
+// after a dial to a host name (whose lookup may outlive the dial).
+func TestReleaseOnlyWhenNothingHoldsTheRequest(t *testing.T) {
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	_, port, _ := strings.Cut(addr(be), ":")
+	for _, tc := range []struct {
+		name      string
+		addr      string
+		transport http.RoundTripper
+		body      bool
+		want      int
+	}{
+		{"fast core, IP address", addr(be), nil, false, 1},
+		{"ReverseProxy (a body)", addr(be), nil, true, 0},
+		{"transport given", addr(be), http.DefaultTransport, false, 0},
+		{"host name", "localhost:" + port, nil, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := &releaseEnd{}
+			hooks := Hooks{
+				Request: func(r *http.Request, route, service string) (context.Context, RequestEnd) {
+					return r.Context(), e
+				},
+				Release: func(end RequestEnd) {
+					if end != RequestEnd(e) || e.ends != 1 {
+						t.Errorf("Release of %v after %d End calls, want the request's after 1", end, e.ends)
+					}
+					e.release++
+				},
+			}
+			g, _ := setup(t, Options{Hooks: hooks, Transport: tc.transport}, tc.addr)
+			var req *http.Request
+			if tc.body {
+				req = httptest.NewRequest("POST", "/p", strings.NewReader("body"))
+			} else {
+				req = httptest.NewRequest("GET", "/p", nil)
+			}
+			rec := httptest.NewRecorder()
+			g.ServeHTTP(rec, req)
+			if rec.Code != 200 {
+				t.Fatalf("status %d", rec.Code)
+			}
+			if e.ends != 1 || e.release != tc.want {
+				t.Errorf("End %d times, Release %d times; want 1 and %d", e.ends, e.release, tc.want)
+			}
+		})
+	}
+}

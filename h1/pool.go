@@ -79,7 +79,9 @@ func (t *Transport) get(ctx context.Context, addr string) (*upConn, bool, error)
 	t.idle[addr] = list
 	t.mu.Unlock()
 
-	nc, err := t.dial(ctx, "tcp", addr)
+	dctx, done := detach(ctx)
+	nc, err := t.dial(dctx, "tcp", addr)
+	done()
 	if err != nil {
 		return nil, false, err
 	}
@@ -87,6 +89,31 @@ func (t *Transport) get(ctx context.Context, addr string) (*upConn, bool, error)
 	c.abort = func() { c.SetDeadline(aLongTimeAgo) }
 	c.br = t.getReader(c)
 	return c, false, nil
+}
+
+// detach returns a context for a dial: ctx's values and cancellation, but
+// a cancellation of its own, so that what a dial may leave running once it
+// returned (its timeout's timer, which fires late and then unlinks its
+// context from the parent) does not reach back into ctx after done was
+// called: a request's context may be reused once the request has ended
+// (gateway.Hooks.Release). A ctx with a deadline is used as it is: its
+// expiry must fail the dial as a timeout, which a cancellation of its
+// own could not tell apart. So is a ctx already done, which fails the
+// dial at once, where the cancellation of a context of its own would
+// come a moment later.
+func detach(ctx context.Context) (context.Context, func()) {
+	if ctx.Done() == nil || ctx.Err() != nil {
+		return ctx, func() {}
+	}
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, cancel)
+	return dctx, func() {
+		stop()
+		cancel()
+	}
 }
 
 // getReader gives c a read buffer for one exchange: a connection holds

@@ -145,7 +145,8 @@ type traceparent struct {
 	b [55]byte // 00-<32 hex>-<16 hex>-<2 hex>
 }
 
-// set formats the value; it must not be called again once v was sent.
+// set formats the value; it must not be called again while anything
+// holds v, which was sent (a reqState that holds it is released first).
 func (tp *traceparent) set(tid trace.TraceID, sid trace.SpanID, flags trace.TraceFlags) {
 	b := tp.b[:]
 	b[0], b[1], b[2], b[35], b[52] = '0', '0', '-', '-', '-'

@@ -45,6 +45,9 @@ func (t *Telemetry) Hooks() gateway.Hooks {
 	if t.keep != nil {
 		h.Ejected = t.ejected
 	}
+	if t.tracing {
+		h.Release = release
+	}
 	return h
 }
 
@@ -161,17 +164,55 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 	}
 	var st *reqState
 	if t.watch(parent) {
-		w := &watchedReq{}
-		w.tries = w.triesA[:0]
-		st = &w.reqState
-		st.w = &w.watchPart
+		st = watchedStates.Get().(*reqState)
 	} else {
-		st = new(reqState)
+		st = unsampledStates.Get().(*reqState)
 	}
 	st.Context, st.t, st.r, st.start, st.route, st.service, st.method = r.Context(), t, r, start, route, service, method
 	st.tp.set(tid, randomSpanID(), 0)
 	st.ts = parent.TraceState()
 	return st, st
+}
+
+// The states of unsampled requests (reqState, watchedReq: its reqState
+// with w set), reused once the gateway releases them (release).
+var (
+	unsampledStates = sync.Pool{New: func() any { return new(reqState) }}
+	watchedStates   = sync.Pool{New: func() any {
+		w := &watchedReq{}
+		w.tries = w.triesA[:0]
+		w.reqState.w = &w.watchPart
+		return &w.reqState
+	}}
+)
+
+// release is the gateway's Release hook.
+func release(end gateway.RequestEnd) {
+	if st, ok := end.(*reqState); ok {
+		st.release()
+	}
+}
+
+// release is told by the gateway that nothing holds the request's context,
+// outgoing request or header any more (gateway.Hooks.Release), after End:
+// an unsampled request's state, which only this package and the gateway
+// saw, goes back for a later request. What End handed on (the access log
+// line, the records of a request kept after the fact) was copied out of
+// the state. A sampled request's state is left to the collector: its
+// context went to the SDK.
+func (st *reqState) release() {
+	switch {
+	case st.smp != nil:
+	case st.w != nil:
+		w := st.w
+		*w = watchPart{}
+		w.tries = w.triesA[:0]
+		*st = reqState{w: w}
+		watchedStates.Put(st)
+	case st.tp.isSet():
+		*st = reqState{}
+		unsampledStates.Put(st)
+	}
 }
 
 // metricsEnd is a request's state with metrics only: the context the
