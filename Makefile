@@ -94,7 +94,7 @@ TRACING_BENCH_FLAGS ?= -rounds 3 -duration 10s
 bench-tracing:
 	@scripts/bench.sh -tracing $(TRACING_BENCH_FLAGS)
 
-## bench-tracing-paired: Switchyard off/1%/failures+1% only, 24 rounds x 3 s in varied order; median of same-round CPU ratios with a 95% interval (bench/results/tracing-paired.md; about 6 minutes, wants a quiet machine)
+## bench-tracing-paired: Switchyard off/0%/1%/failures+1% only, 24 rounds x 3 s in varied order; median of same-round CPU ratios with a 95% interval (bench/results/tracing-paired.md; about 8 minutes, wants a quiet machine)
 TRACING_PAIRED_FLAGS ?=
 bench-tracing-paired:
 	@scripts/bench.sh -tracing -paired $(TRACING_PAIRED_FLAGS)

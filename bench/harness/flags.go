@@ -143,9 +143,10 @@ func applyTracingDefaults(fs *flag.FlagSet, c *config, targets *string) {
 	}
 }
 
-// pairedTargets are the rows of -tracing -paired: the two 1% rows and
-// their base, so that many short rounds fit in a few minutes.
-var pairedTargets = []string{"switchyard-off", "switchyard-1%", "switchyard-failures+1%"}
+// pairedTargets are the rows of -tracing -paired: the rows whose targets
+// are a few percent (0%, the two 1% rows) and their base, so that many
+// short rounds fit in a quarter of an hour.
+var pairedTargets = []string{"switchyard-off", "switchyard-0%", "switchyard-1%", "switchyard-failures+1%"}
 
 // applyPairedDefaults gives -paired more, shorter rounds unless the command
 // line set them: a same-round ratio is a pair of runs a few seconds apart,

@@ -149,6 +149,7 @@ var pairedGoals = []struct {
 	name  string
 	limit float64
 }{
+	{"switchyard-0%", 1.01},
 	{"switchyard-1%", 1.03},
 	{"switchyard-failures+1%", 1.03},
 }

@@ -191,14 +191,17 @@ func TestPairedReportVerdicts(t *testing.T) {
 	off := make([]float64, 12)
 	one := make([]float64, 12)
 	fail := make([]float64, 12)
+	zero := make([]float64, 12)
 	for i := range off {
 		off[i] = 100
+		zero[i] = 102                   // 1.02: above the 0% row's 1.01
 		one[i] = 101 + float64(i%3)*0.5 // 1.01–1.02: met
 		fail[i] = 100 + float64(i)      // 1.00–1.11: holds 1.03
 	}
-	r := tracingResults(t, map[string][]float64{"switchyard-off": off, "switchyard-1%": one, "switchyard-failures+1%": fail})
+	r := tracingResults(t, map[string][]float64{"switchyard-off": off, "switchyard-0%": zero, "switchyard-1%": one, "switchyard-failures+1%": fail})
 	report := renderTracingReport(reportInput{cfg: config{rounds: 12, paired: true}, results: r})
 	for _, want := range []string{
+		"| switchyard-0% | 12 | 1.020× | 1.020–1.020× | 1.020–1.020× | ≤ 1.01× | **not met** |",
 		"| switchyard-1% | 12 | 1.015× | 1.010–1.020× | 1.010–1.020× | ≤ 1.03× | met |",
 		"| switchyard-failures+1% | 12 | 1.055× | 1.028–1.083× | 1.020–1.090× | ≤ 1.03× | undecided",
 		"rotated each round",
