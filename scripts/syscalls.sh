@@ -106,7 +106,7 @@ if [ "$mode" = profile ]; then
         if (sym ~ /^runtime\.(schedule|findRunnable|findrunnable|execute|gopark|goready|ready|park_m|netpoll|runqget|runqput|mcall|gogo|casgstatus|entersyscall|exitsyscall|reentersyscall|wakep|startm|stopm|notesleep|notewakeup|futex|lock|unlock|checkTimers|nanotime|usleep|sysmon|retake)/) return "Go: scheduler, netpoll, syscall glue"
         if (sym ~ /^(runtime|internal\/runtime)\./ || sym ~ /Syscall/) return "Go: runtime other"
         if (sym ~ /^github.com\/switchyard-gw\//) return "Switchyard code"
-        if (k == ".") return "user: Go standard library, hashing, copying"
+        if (k == ".") return "user: the rest (standard library, libc, a proxy other than Switchyard)"
         return "other"
       }
       /^#/ || NF < 3 { next }
