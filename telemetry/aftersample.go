@@ -139,7 +139,7 @@ func (t *Telemetry) finishLate(st *reqState, status int, elapsed time.Duration) 
 func (t *Telemetry) exportLate(st *reqState, status int, end time.Time, why reasons) {
 	w := st.w
 	tid, sid := st.tp.ids()
-	var in, parent, link trace.SpanContext // the incoming parent, as headSample read it
+	var in, parent, link trace.SpanContext // the incoming parent, as the Request hook read it
 	if t.set.trustParent {
 		in = extractParent(st.r.Header)
 	}

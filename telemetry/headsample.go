@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"encoding/binary"
+	"math/bits"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -54,22 +55,6 @@ func (h headRule) sampled(parent trace.SpanContext, tid trace.TraceID) bool {
 		return parent.IsSampled()
 	}
 	return binary.BigEndian.Uint64(tid[8:16])>>1 < h.bound
-}
-
-// headSample decides whether r is sampled, as the SDK would for the server
-// span, on ids chosen here: the incoming parent's trace id when trusted and
-// valid, a random one otherwise. It returns that parent (invalid when none
-// or not trusted), the trace id and the decision. No context is made:
-// only a sampled request needs one, for the SDK.
-func (t *Telemetry) headSample(r *http.Request) (parent trace.SpanContext, tid trace.TraceID, sampled bool) {
-	if t.set.trustParent {
-		parent = extractParent(r.Header)
-	}
-	tid = parent.TraceID()
-	if !parent.IsValid() {
-		tid = randomTraceID()
-	}
-	return parent, tid, t.head.sampled(parent, tid)
 }
 
 // extractParent reads the traceparent and tracestate of h as
@@ -185,14 +170,14 @@ func (tp *traceparent) ids() (tid trace.TraceID, sid trace.SpanID) {
 	return tid, sid
 }
 
-// inject sets tp on an outgoing request, with the tracestate ts,
-// replacing what an earlier attempt or the client sent.
-func (tp *traceparent) inject(h http.Header, ts trace.TraceState) {
+// inject sets tp on an outgoing request, with the tracestate ts ("" for
+// none), replacing what an earlier attempt or the client sent.
+func (tp *traceparent) inject(h http.Header, ts string) {
 	h["Traceparent"] = tp.v[:]
 	// The key is canonical already: no Header.Del.
 	delete(h, "Tracestate")
-	if ts.Len() > 0 {
-		h["Tracestate"] = []string{ts.String()}
+	if ts != "" {
+		h["Tracestate"] = []string{ts}
 	}
 }
 
@@ -238,6 +223,43 @@ func randomSpanID() trace.SpanID {
 	var s trace.SpanID
 	for !s.IsValid() {
 		binary.BigEndian.PutUint64(s[:], rand.Uint64())
+	}
+	return s
+}
+
+// idRand draws the ids of unsampled requests: wyrand, a 64-bit generator
+// of a few instructions per draw, one per request state, seeded from the
+// runtime's generator when the state is made. Three draws from the
+// runtime's generator, the cost of ids otherwise, were a tenth of what
+// an unsampled request costs telemetry. Ids need to be unique and
+// uniform, not secret: the OTel SDK's own generator is not a secure one
+// either. Not safe for concurrent use: a state serves one request at a
+// time.
+type idRand struct{ s uint64 }
+
+func newIDRand() idRand { return idRand{rand.Uint64()} }
+
+func (r *idRand) next() uint64 {
+	r.s += 0xa0761d6478bd642f
+	hi, lo := bits.Mul64(r.s, r.s^0xe7037ed1a0b428db)
+	return hi ^ lo
+}
+
+// traceID returns a valid random trace id.
+func (r *idRand) traceID() trace.TraceID {
+	var t trace.TraceID
+	for !t.IsValid() {
+		binary.BigEndian.PutUint64(t[:8], r.next())
+		binary.BigEndian.PutUint64(t[8:], r.next())
+	}
+	return t
+}
+
+// spanID returns a valid random span id.
+func (r *idRand) spanID() trace.SpanID {
+	var s trace.SpanID
+	for !s.IsValid() {
+		binary.BigEndian.PutUint64(s[:], r.next())
 	}
 	return s
 }

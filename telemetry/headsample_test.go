@@ -143,3 +143,42 @@ func TestHex8WritesEveryDigit(t *testing.T) {
 		}
 	}
 }
+
+// The ids of unsampled requests come from a generator per request state:
+// across generators no id repeats, and the trace ids' low half, which the
+// ratio sampler reads, is uniform (each bit set about half the time, a
+// quarter sampled at ratio 0.25).
+func TestIDRandDrawsDistinctUniformIDs(t *testing.T) {
+	const gens, per = 8, 5000
+	seen := make(map[trace.TraceID]bool, gens*per)
+	spans := make(map[trace.SpanID]bool, gens*per)
+	var bits [64]int
+	quarter, rule := 0, newHeadRule("traceidratio", 0.25)
+	for range gens {
+		g := newIDRand()
+		for range per {
+			tid, sid := g.traceID(), g.spanID()
+			if seen[tid] || spans[sid] {
+				t.Fatalf("id drawn twice: %s %s", tid, sid)
+			}
+			seen[tid], spans[sid] = true, true
+			low := binary.BigEndian.Uint64(tid[8:])
+			for i := range bits {
+				bits[i] += int(low >> i & 1)
+			}
+			if rule.sampled(trace.SpanContext{}, tid) {
+				quarter++
+			}
+		}
+	}
+	n := gens * per
+	for i, c := range bits {
+		// 40000 fair coins: 6 standard deviations is 600.
+		if c < n/2-600 || c > n/2+600 {
+			t.Errorf("bit %d of the trace ids' low half set %d times in %d", i, c, n)
+		}
+	}
+	if quarter < n/4-520 || quarter > n/4+520 { // 6 standard deviations
+		t.Errorf("ratio 0.25 sampled %d of %d", quarter, n)
+	}
+}

@@ -79,9 +79,10 @@ type reqState struct {
 	kept uint8
 	// When tracing and not sampled: the traceparent sent upstream, with
 	// the ids of the server span that was not recorded, and the tracestate
-	// sent with it (the trusted parent's).
+	// sent with it (the trusted parent's, formatted; "" for none).
 	tp  traceparent
-	ts  trace.TraceState
+	ts  string
+	ids idRand       // kept when the state is reused
 	smp *sampledPart // nil when not sampled
 	w   *watchPart   // nil unless failure-biased sampling watches the request
 }
@@ -144,8 +145,24 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 	// for a sampled request only, and comes to the same decision on the
 	// same ids. An unsampled request costs no span and no context of its
 	// own: its ids live in its traceparent.
-	parent, tid, sampled := t.headSample(r)
-	if sampled {
+	var parent trace.SpanContext
+	if t.set.trustParent {
+		parent = extractParent(r.Header)
+	}
+	// The state of an unsampled request, taken first: its generator draws
+	// the ids. A sampled request puts it back.
+	var st *reqState
+	if t.watch(parent) {
+		st = watchedStates.Get().(*reqState)
+	} else {
+		st = unsampledStates.Get().(*reqState)
+	}
+	tid := parent.TraceID()
+	if !parent.IsValid() {
+		tid = st.ids.traceID()
+	}
+	if t.head.sampled(parent, tid) {
+		st.put()
 		s := &sampledReq{reqState: reqState{Context: r.Context(), t: t, r: r, start: start, route: route, service: service, method: method}}
 		st := &s.reqState
 		st.smp = &s.sampledPart
@@ -162,26 +179,24 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 		st.Context = trace.ContextWithSpan(ctx, s.span)
 		return st, st
 	}
-	var st *reqState
-	if t.watch(parent) {
-		st = watchedStates.Get().(*reqState)
-	} else {
-		st = unsampledStates.Get().(*reqState)
-	}
 	st.Context, st.t, st.r, st.start, st.route, st.service, st.method = r.Context(), t, r, start, route, service, method
-	st.tp.set(tid, randomSpanID(), 0)
-	st.ts = parent.TraceState()
+	st.tp.set(tid, st.ids.spanID(), 0)
+	if ts := parent.TraceState(); ts.Len() > 0 {
+		st.ts = ts.String()
+	}
 	return st, st
 }
 
 // The states of unsampled requests (reqState, watchedReq: its reqState
-// with w set), reused once the gateway releases them (release).
+// with w set), reused once the gateway releases them (release). Each is
+// made with an id generator of its own, which it keeps when reused.
 var (
-	unsampledStates = sync.Pool{New: func() any { return new(reqState) }}
+	unsampledStates = sync.Pool{New: func() any { return &reqState{ids: newIDRand()} }}
 	watchedStates   = sync.Pool{New: func() any {
 		w := &watchedReq{}
 		w.tries = w.triesA[:0]
 		w.reqState.w = &w.watchPart
+		w.ids = newIDRand()
 		return &w.reqState
 	}}
 )
@@ -203,16 +218,23 @@ func release(end gateway.RequestEnd) {
 func (st *reqState) release() {
 	switch {
 	case st.smp != nil:
-	case st.w != nil:
-		w := st.w
+	case st.tp.isSet():
+		st.put()
+	}
+}
+
+// put clears an unsampled request's state, but for its id generator, and
+// puts it back in its pool.
+func (st *reqState) put() {
+	if w := st.w; w != nil {
 		*w = watchPart{}
 		w.tries = w.triesA[:0]
-		*st = reqState{w: w}
+		*st = reqState{w: w, ids: st.ids}
 		watchedStates.Put(st)
-	case st.tp.isSet():
-		*st = reqState{}
-		unsampledStates.Put(st)
+		return
 	}
+	*st = reqState{ids: st.ids}
+	unsampledStates.Put(st)
 }
 
 // metricsEnd is a request's state with metrics only: the context the
@@ -433,7 +455,7 @@ func (t *Telemetry) startAttemptState(st *reqState, req *http.Request, a gateway
 			tp = new(traceparent) // an earlier attempt's value may still be read
 		}
 		tp.set(s.srv.sc.TraceID(), s.curID, s.srv.sc.TraceFlags()&(trace.FlagsSampled|trace.FlagsRandom))
-		tp.inject(req.Header, s.srv.sc.TraceState())
+		tp.inject(req.Header, s.srv.sc.TraceState().String())
 		if s.baggage {
 			propagation.Baggage{}.Inject(st.Context, headerCarrier(req.Header))
 		}

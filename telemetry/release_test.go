@@ -26,7 +26,7 @@ import (
 func checkReleased(t *testing.T, st *reqState) {
 	s := *st
 	w := s.w
-	s.w = nil
+	s.w, s.ids = nil, idRand{} // the id generator stays with the state
 	if !reflect.ValueOf(s).IsZero() {
 		t.Errorf("released state keeps %+v", s)
 	}
