@@ -154,7 +154,7 @@ func (g *Gateway) releasable(ctx context.Context, tried []*Upstream) bool {
 // serveFastIn is serveFast in fs.
 func (g *Gateway) serveFastIn(fs *fastState, w http.ResponseWriter, r *http.Request, ctx context.Context, end RequestEnd, rt *route, p *pool, clean string) {
 	st := &fs.st
-	st.route, st.pool, st.path = rt, p, clean
+	st.route, st.pool, st.path, st.fast = rt, p, clean, true
 	st.tried = st.triedA[:0]
 	defer st.release()
 	out := g.outRequest(r, ctx, fs)
@@ -197,7 +197,7 @@ func (g *Gateway) outRequest(r *http.Request, ctx context.Context, fs *fastState
 		fs.h = h
 	}
 	for k, vv := range in {
-		if dropOut(k) {
+		if dropOut(k) || g.ownField(k) {
 			continue
 		}
 		if vv == nil {
@@ -232,6 +232,20 @@ func (g *Gateway) outRequest(r *http.Request, ctx context.Context, fs *fastState
 	}
 	out.Header = h
 	return out
+}
+
+// ownField reports whether k is one of the fields the Attempt hook sets
+// itself (Hooks.Fields).
+func (g *Gateway) ownField(k string) bool {
+	if g.ownLens&(1<<min(len(k), 63)) == 0 {
+		return false // no name of that length: most fields, at one test
+	}
+	for _, f := range g.ownFields {
+		if len(k) == len(f) && k[0] == f[0] && k == f {
+			return true
+		}
+	}
+	return false
 }
 
 // dropOut reports whether the client's field k never travels upstream:

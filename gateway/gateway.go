@@ -40,12 +40,17 @@ type Hooks struct {
 	// what is told the final status when the request ends (nil: nothing).
 	Request func(r *http.Request, route, service string) (context.Context, RequestEnd)
 	// Attempt is called before each upstream attempt with the outgoing
-	// request (its headers may be modified, e.g. to inject trace context).
-	// It returns what is told the attempt's outcome (nil: nothing). Every
-	// sending that reached the wire is an attempt: retries on another
-	// instance and re-sends after a kept-alive connection turned out
-	// closed alike.
+	// request (its headers may be modified, e.g. to inject trace context;
+	// see Attempt.Direct for a cheaper way). It returns what is told the
+	// attempt's outcome (nil: nothing). Every sending that reached the
+	// wire is an attempt: retries on another instance and re-sends after
+	// a kept-alive connection turned out closed alike.
 	Attempt func(req *http.Request, a Attempt) AttemptEnd
+	// Fields names the request fields, in canonical form, that the
+	// Attempt hook sets itself on every attempt: the fast core leaves the
+	// client's fields of these names out of the outgoing request, so that
+	// the hook need not delete them. Elsewhere the hook replaces them.
+	Fields []string
 	// Ejected, if set, is called when an attempt of req made passive
 	// health eject the instance, after that attempt's outcome func.
 	Ejected func(req *http.Request)
@@ -83,6 +88,13 @@ type Attempt struct {
 	N        int  // attempts before this one for the same request; 0 for the first
 	Healthy  int  // size of the healthy set at pick time
 	Panic    bool // the set holds every instance (health.panic_threshold)
+	// Direct is set when the attempt is the fast core's over the gateway's
+	// own HTTP/1.1 transport: the outgoing request's context is the one
+	// the Request hook returned, as it is, and the transport writes that
+	// context's fields (h1.HeadFields) into the request head. The hook may
+	// then hand its fields that way instead of through the header map;
+	// the header holds none of the client's fields named in Hooks.Fields.
+	Direct bool
 	// Policy is the service's balancing policy (config.PolicyRoundRobin or
 	// config.PolicyLeastRequest) and Weight the instance's effective
 	// weight in configured units (less while it ramps up).
@@ -131,6 +143,8 @@ type Gateway struct {
 	ejector    Ejector
 	ejectAfter int32
 	wire       *h1.Transport // nil when Options.Transport was given
+	ownFields  []string      // Hooks.Fields, canonical
+	ownLens    uint64        // bit n set: a name in ownFields is n bytes long (n < 64)
 	maxBody    int64
 	bodyTime   time.Duration
 	proxyCfg   config.Proxy // for per-service transports (protocol.go)
@@ -173,6 +187,12 @@ func New(opt Options) (*Gateway, error) {
 		proxyCfg:   opt.Proxy,
 	}
 
+	for _, f := range opt.Hooks.Fields {
+		if f != "" {
+			g.ownFields = append(g.ownFields, http.CanonicalHeaderKey(f))
+			g.ownLens |= 1 << min(len(f), 63)
+		}
+	}
 	base := opt.Transport
 	if base == nil {
 		g.wire = newUpstream(opt.Proxy)
@@ -291,6 +311,7 @@ type reqState struct {
 	// HTTP/1.1. Loaded once, so every attempt of a request uses the same.
 	proto *protoTransport
 	grpc  bool // the request is a gRPC call: errors are answered in gRPC
+	fast  bool // the fast core serves the request (serveFast)
 	// active is the upstream whose response is being sent, counted in
 	// flight until the request ends.
 	active *Upstream

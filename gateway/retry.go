@@ -84,7 +84,9 @@ func (t *retryTransport) attempt(req *http.Request, st *reqState, u *Upstream, n
 	req.URL.Host = u.Address
 	var done AttemptEnd
 	if h := t.g.hooks.Attempt; h != nil {
-		done = h(req, st.pool.attempt(u, n))
+		a := st.pool.attempt(u, n)
+		a.Direct = st.fast && t.g.wire != nil
+		done = h(req, a)
 	}
 	base := t.base
 	if st.proto != nil {

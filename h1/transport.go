@@ -300,11 +300,24 @@ func appendRequest(b []byte, req *http.Request) []byte {
 			b = append(b, "\r\n"...)
 		}
 	}
+	if f, ok := req.Context().(HeadFields); ok {
+		b = f.AppendHeadFields(b)
+	}
 	switch req.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:
 		b = append(b, "Content-Length: 0\r\n"...)
 	}
 	return append(b, "\r\n"...)
+}
+
+// HeadFields is implemented by a request's context that has fields of its
+// own for the request head: RoundTrip writes what AppendHeadFields appends
+// to b after the header's fields, as it is, without the header map's
+// cost. It must append whole lines ("Name: value\r\n") of valid names and
+// values, and the request's header should hold no field of the same names.
+// Not asked of a request RoundTrip leaves to its fallback.
+type HeadFields interface {
+	AppendHeadFields(b []byte) []byte
 }
 
 // pooledBody hands the connection back to the pool once the body was read to

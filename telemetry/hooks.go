@@ -47,6 +47,8 @@ func (t *Telemetry) Hooks() gateway.Hooks {
 	}
 	if t.tracing {
 		h.Release = release
+		// Every attempt of a traced request sets them (startAttemptState).
+		h.Fields = []string{"Traceparent", "Tracestate"}
 	}
 	return h
 }
@@ -77,6 +79,10 @@ type reqState struct {
 	// rather than in watchPart, in padding, so that a watchedReq fits the
 	// 352-byte size class.
 	kept uint8
+	// The current attempt's traceparent is tp, and its tracestate ts,
+	// written into the request head by the gateway's transport
+	// (AppendHeadFields) rather than set in the header map.
+	direct bool
 	// When tracing and not sampled: the traceparent sent upstream, with
 	// the ids of the server span that was not recorded, and the tracestate
 	// sent with it (the trusted parent's, formatted; "" for none).
@@ -476,17 +482,48 @@ func (t *Telemetry) startAttemptState(st *reqState, req *http.Request, a gateway
 			tid, _ := st.tp.ids()
 			tp := new(traceparent)
 			tp.set(tid, rec.spanID, trace.FlagsSampled)
+			st.direct = false
 			tp.inject(req.Header, st.ts)
 		} else {
-			st.tp.inject(req.Header, st.ts)
+			st.sendTraceparent(req, a.Direct)
 		}
 	case st.tp.isSet():
 		// Not sampled: no client span (it would not be sampled either);
 		// the server's ids travel upstream with the decision.
-		st.tp.inject(req.Header, st.ts)
+		st.sendTraceparent(req, a.Direct)
 	}
 	return st
 }
+
+// sendTraceparent sends st's traceparent and tracestate with the attempt
+// req: written into the head by the gateway's transport when direct (the
+// header holds neither field then: Hooks.Fields), else in the header map.
+func (st *reqState) sendTraceparent(req *http.Request, direct bool) {
+	if st.direct = direct; !direct {
+		st.tp.inject(req.Header, st.ts)
+	}
+}
+
+// AppendHeadFields appends the current attempt's traceparent and
+// tracestate when they go directly into the request head (h1.HeadFields).
+// Their values were formatted here (the traceparent) or parsed and
+// formatted by the trace package (the tracestate): no CR or LF.
+func (st *reqState) AppendHeadFields(b []byte) []byte {
+	if !st.direct {
+		return b
+	}
+	b = append(b, "Traceparent: "...)
+	b = append(b, st.tp.b[:]...)
+	b = append(b, "\r\n"...)
+	if st.ts != "" {
+		b = append(b, "Tracestate: "...)
+		b = append(b, st.ts...)
+		b = append(b, "\r\n"...)
+	}
+	return b
+}
+
+var _ h1.HeadFields = (*reqState)(nil)
 
 // EndAttempt ends the current attempt (gateway.AttemptEnd): the client
 // span, if any, and the metrics.
