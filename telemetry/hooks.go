@@ -434,6 +434,11 @@ func (st *reqState) End(status int) {
 // injects its context into the outgoing headers, replacing what an earlier
 // attempt of the same request injected.
 func (t *Telemetry) attempt(req *http.Request, a gateway.Attempt) gateway.AttemptEnd {
+	if st, ok := req.Context().(*reqState); ok {
+		// The fast core's request carries the state as its context: no
+		// lookup through the context chain.
+		return t.startAttemptState(st, req, a)
+	}
 	switch st := req.Context().Value(stateKey{}).(type) {
 	case *metricsEnd:
 		st.cur = a
