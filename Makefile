@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 
-.PHONY: all build run prepare test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-nethttp bench-tracing bench-tracing-paired bench-scale demo clean h2spec bench-grpc bench-grpc-go
+.PHONY: all build run prepare test test-short test-faults test-compose soak tools standins browser vet fmt bench bench-nethttp bench-tracing bench-tracing-paired bench-tracing-side-by-side bench-scale demo clean h2spec bench-grpc bench-grpc-go
 
 all: build
 
@@ -98,6 +98,10 @@ bench-tracing:
 TRACING_PAIRED_FLAGS ?=
 bench-tracing-paired:
 	@scripts/bench.sh -tracing -paired $(TRACING_PAIRED_FLAGS)
+
+## bench-tracing-side-by-side: as bench-tracing-paired, but each row runs at the same time as off on the same CPU, so host noise falls on both (bench/results/tracing-side-by-side.md; about 6 minutes)
+bench-tracing-side-by-side:
+	@scripts/bench.sh -tracing -paired -side-by-side $(TRACING_PAIRED_FLAGS)
 
 ## bench-scale: Consul discovery at 1,000 and 5,000 services x 4 instances (docs/consul-scale.md)
 SCALE_FLAGS ?= -services 1000,5000 -instances 4 -out bench/results/scale.md

@@ -31,6 +31,7 @@ type config struct {
 	backend    string // backendMinimal or backendNetHTTP: how bench/backend answers
 	tracing    bool   // the tracing cost rows (tracingTargets) instead of allTargets
 	paired     bool   // -tracing -paired: few rows, many short rounds, order varied per round
+	sideBySide bool   // -paired -side-by-side: each row at the same time as off, on the same CPU
 }
 
 func parseFlags(args []string) (config, error) {
@@ -56,6 +57,8 @@ func parseFlags(args []string) (config, error) {
 		"(then -targets picks among "+strings.Join(tracingTargetNames(), ",")+"; -conns defaults to 64, -out and -raw to bench/results/tracing.*)")
 	fs.BoolVar(&c.paired, "paired", false, "with -tracing: only "+strings.Join(pairedTargets, ",")+" in many short rounds (-rounds 24 -duration 3s -warmup 1s unless given), "+
 		"the order changed every round, and the median of same-round ratios to off with a 95% confidence interval (-out and -raw default to bench/results/tracing-paired.*)")
+	fs.BoolVar(&c.sideBySide, "side-by-side", false, "with -paired: run each row at the same time as switchyard-off, both proxies on the proxy CPU and each under its own wrk, "+
+		"so that what the host does to that CPU meanwhile falls on both (-out and -raw default to bench/results/tracing-side-by-side.*)")
 	fs.StringVar(&c.backend, "backend", backendMinimal, "backends: "+backendMinimal+" (HTTP/1.1 written by hand on a raw TCP listener) or "+backendNetHTTP+
 		" (net/http servers); with "+backendNetHTTP+", -out and -raw default to files of their own (latest-nethttp.md)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary directory (generated configs, process logs) for debugging")
@@ -85,6 +88,9 @@ func parseFlags(args []string) (config, error) {
 	}
 	if c.paired && !c.tracing {
 		return c, fmt.Errorf("-paired goes with -tracing")
+	}
+	if c.sideBySide && !c.paired {
+		return c, fmt.Errorf("-side-by-side goes with -tracing -paired")
 	}
 	if c.tracing && !isSet(fs, "conns") {
 		*conns = "64"
@@ -131,6 +137,9 @@ func applyTracingDefaults(fs *flag.FlagSet, c *config, targets *string) {
 	name, rows := "tracing", tracingTargetNames()
 	if c.paired {
 		name, rows = "tracing-paired", pairedTargets
+	}
+	if c.sideBySide {
+		name = "tracing-side-by-side"
 	}
 	if !isSet(fs, "targets") {
 		*targets = strings.Join(rows, ",")

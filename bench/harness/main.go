@@ -176,6 +176,9 @@ func (b *bench) startTargets(ctx context.Context) ([]target, error) {
 // interleaved. A failed run becomes a note; an interrupt ends it all.
 func (b *bench) rounds(ctx context.Context, targets []target) (*results, error) {
 	cfg := b.cfg
+	if cfg.sideBySide {
+		return b.sideBySideRounds(ctx, targets)
+	}
 	res := newResults(targets, cfg.conns, cfg.rounds)
 	for r := 0; r < cfg.rounds; r++ {
 		for _, c := range cfg.conns {
@@ -199,6 +202,50 @@ func (b *bench) rounds(ctx context.Context, targets []target) (*results, error) 
 				}
 				res.put(t.name, c, r, s)
 				fmt.Fprintf(os.Stderr, "%s %s\n", prefix, s)
+			}
+		}
+	}
+	return res, nil
+}
+
+// sideBySideRounds measures, in every round, each row at the same time as
+// switchyard-off (measurePair), the rows in the order roundOrder gives.
+// Each pair is a round of its own in the results (rounds × rows slots),
+// holding off and that row: same-round ratios are then ratios of two
+// processes measured over the same seconds on the same CPU.
+func (b *bench) sideBySideRounds(ctx context.Context, targets []target) (*results, error) {
+	cfg := b.cfg
+	var base *target
+	var rows []target
+	for i, t := range targets {
+		if t.name == pairedTargets[0] {
+			base = &targets[i]
+		} else {
+			rows = append(rows, t)
+		}
+	}
+	if base == nil || len(rows) == 0 {
+		return nil, fmt.Errorf("-side-by-side wants %s and at least one other row", pairedTargets[0])
+	}
+	k := len(rows)
+	res := newResults(targets, cfg.conns, cfg.rounds*k)
+	for r := 0; r < cfg.rounds; r++ {
+		for _, c := range cfg.conns {
+			for i, t := range roundOrder(rows, r) {
+				slot := r*k + i
+				so, st, err := b.measurePair(ctx, *base, t, c)
+				if ctx.Err() != nil {
+					return nil, errors.New("interrupted; every process started was stopped")
+				}
+				prefix := fmt.Sprintf("[round %d/%d] %3d conns  %-18s beside off", r+1, cfg.rounds, c, t.name)
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "%s FAILED: %v\n", prefix, err)
+					b.notes = append(b.notes, fmt.Sprintf("round %d, %s beside off, %d connections failed: %s", r+1, t.name, c, oneLine(err.Error())))
+					continue
+				}
+				res.put(base.name, c, slot, so)
+				res.put(t.name, c, slot, st)
+				fmt.Fprintf(os.Stderr, "%s %s | off %s\n", prefix, st, so)
 			}
 		}
 	}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -59,6 +62,90 @@ func (b *bench) measure(ctx context.Context, t target, conns int) (sample, error
 		s.rssKiB = peakRSS(p.pid())
 	}
 	return s, nil
+}
+
+// measurePair runs targets a and z at the same time at conns connections
+// each: two fresh proxies, both pinned to the proxy CPU, each under a wrk
+// of its own on the load CPU, warmed up and measured over the same
+// seconds. Whatever the host does to that CPU in the meantime (another
+// tenant, a frequency step, a cache-hungry neighbour) falls on both, which
+// the same CPU time taken a few seconds apart does not ensure. Each
+// proxy gets about half the CPU: CPU per request is its own, request
+// rates and latencies are those of a shared CPU.
+func (b *bench) measurePair(ctx context.Context, a, z target, conns int) (sample, sample, error) {
+	ts := [2]target{a, z}
+	var ps [2]*proc
+	var ws [2]wrkRun
+	for i, t := range ts {
+		if t.start == nil {
+			return sample{}, sample{}, fmt.Errorf("%s: not a proxy", t.name)
+		}
+		listen, err := freeAddr()
+		if err != nil {
+			return sample{}, sample{}, err
+		}
+		p, err := t.start(b, listen)
+		if err != nil {
+			return sample{}, sample{}, err
+		}
+		defer b.procs.stop(p)
+		url := "http://" + listen + "/"
+		if err := waitBalanced(ctx, url, len(b.backendAddrs), p); err != nil {
+			return sample{}, sample{}, err
+		}
+		ps[i] = p
+		ws[i] = wrkRun{wrk: b.cfg.wrk, script: b.script, cpu: b.cfg.loadCPU, threads: b.cfg.wrkThreads, conns: conns, url: url}
+	}
+	both := func(d time.Duration, raw io.Writer) ([2]wrkResult, error) {
+		var out [2]wrkResult
+		var errs [2]error
+		var logs [2]bytes.Buffer
+		var wg sync.WaitGroup
+		for i := range ws {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w := ws[i]
+				w.duration = d
+				out[i], errs[i] = w.run(ctx, &logs[i])
+			}()
+		}
+		wg.Wait()
+		if raw != nil {
+			for i := range logs {
+				fmt.Fprintf(raw, "--- %s\n", ts[i].name)
+				raw.Write(logs[i].Bytes())
+			}
+		}
+		return out, errors.Join(errs[0], errs[1])
+	}
+	if b.cfg.warmup > 0 {
+		if _, err := both(b.cfg.warmup, nil); err != nil {
+			return sample{}, sample{}, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	var before [2]cpuSample
+	for i, p := range ps {
+		if p.exited() {
+			return sample{}, sample{}, fmt.Errorf("%s exited during warm-up: %s", ts[i].name, p.logTail())
+		}
+		before[i] = sampleCPU(p.pid())
+	}
+	rs, err := both(b.cfg.duration, b.raw)
+	if err != nil {
+		return sample{}, sample{}, err
+	}
+	var ss [2]sample
+	for i, p := range ps {
+		if p.exited() {
+			return sample{}, sample{}, fmt.Errorf("%s exited during the run: %s", ts[i].name, p.logTail())
+		}
+		cpu := cpuSince(before[i], sampleCPU(p.pid()))
+		r := rs[i]
+		ss[i] = sample{ok: true, proxy: true, rps: r.rps(), p50: r.p50, p99: r.p99, errors: r.errors, requests: r.requests,
+			cpuPerReq: cpu / time.Duration(r.requests), rssKiB: peakRSS(p.pid())}
+	}
+	return ss[0], ss[1], nil
 }
 
 // waitBalanced polls url until responses from want distinct backends came

@@ -81,6 +81,10 @@ func renderTracingReport(in reportInput) string {
 	if in.cfg.paired {
 		order += ", rotated each round and reversed every other cycle (-paired)"
 	}
+	if in.cfg.sideBySide {
+		order = "each traced row at the same time as switchyard-off (-side-by-side: both proxies on the proxy CPU, each under its own wrk, " +
+			"measured over the same seconds; every pair counts as a round of its own), the rows in an order rotated each round and reversed every other cycle"
+	}
 	w("- **Method**: %d interleaved round(s), every row once per round %s; each run starts the proxy afresh "+
 		"(GOMAXPROCS=1, built static as shipped), %s warm-up, %s measured with `wrk -t%d`; %s. "+
 		"Traced rows export OTLP http/protobuf to the same local discarding sink (`OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`), "+

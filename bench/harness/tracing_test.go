@@ -1,6 +1,7 @@
 package main
 
 import (
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -212,5 +213,23 @@ func TestPairedReportVerdicts(t *testing.T) {
 	}
 	if strings.Contains(report, "Issue 15 targets") {
 		t.Error("a paired report has the targets of the full run")
+	}
+}
+
+// -side-by-side belongs to -paired, and writes files of its own so that a
+// side-by-side run does not overwrite the sequential paired report.
+func TestSideBySideFlags(t *testing.T) {
+	if _, err := parseFlags([]string{"-tracing", "-side-by-side"}); err == nil {
+		t.Error("-side-by-side without -paired accepted")
+	}
+	c, err := parseFlags([]string{"-tracing", "-paired", "-side-by-side"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.sideBySide || c.out != filepath.Join("bench", "results", "tracing-side-by-side.md") || c.raw != filepath.Join("bench", "results", "tracing-side-by-side.raw") {
+		t.Errorf("side-by-side config: %+v", c)
+	}
+	if strings.Join(c.targets, ",") != strings.Join(pairedTargets, ",") {
+		t.Errorf("side-by-side targets %v, want %v", c.targets, pairedTargets)
 	}
 }
