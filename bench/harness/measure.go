@@ -19,18 +19,11 @@ func (b *bench) measure(ctx context.Context, t target, conns int) (sample, error
 	url := "http://" + b.backendAddrs[0] + "/"
 	var p *proc
 	if t.start != nil {
-		listen, err := freeAddr()
-		if err != nil {
-			return sample{}, err
-		}
-		if p, err = t.start(b, listen); err != nil {
+		var err error
+		if p, url, err = b.startProxy(ctx, t); err != nil {
 			return sample{}, err
 		}
 		defer b.procs.stop(p)
-		url = "http://" + listen + "/"
-		if err := waitBalanced(ctx, url, len(b.backendAddrs), p); err != nil {
-			return sample{}, err
-		}
 	}
 	w := wrkRun{wrk: b.cfg.wrk, script: b.script, cpu: b.cfg.loadCPU, threads: b.cfg.wrkThreads, conns: conns, url: url}
 	if b.cfg.warmup > 0 {
@@ -80,19 +73,11 @@ func (b *bench) measurePair(ctx context.Context, a, z target, conns int) (sample
 		if t.start == nil {
 			return sample{}, sample{}, fmt.Errorf("%s: not a proxy", t.name)
 		}
-		listen, err := freeAddr()
-		if err != nil {
-			return sample{}, sample{}, err
-		}
-		p, err := t.start(b, listen)
+		p, url, err := b.startProxy(ctx, t)
 		if err != nil {
 			return sample{}, sample{}, err
 		}
 		defer b.procs.stop(p)
-		url := "http://" + listen + "/"
-		if err := waitBalanced(ctx, url, len(b.backendAddrs), p); err != nil {
-			return sample{}, sample{}, err
-		}
 		ps[i] = p
 		ws[i] = wrkRun{wrk: b.cfg.wrk, script: b.script, cpu: b.cfg.loadCPU, threads: b.cfg.wrkThreads, conns: conns, url: url}
 	}
@@ -146,6 +131,35 @@ func (b *bench) measurePair(ctx context.Context, a, z target, conns int) (sample
 			cpuPerReq: cpu / time.Duration(r.requests), rssKiB: peakRSS(p.pid())}
 	}
 	return ss[0], ss[1], nil
+}
+
+// startProxy starts t on free addresses and waits until it serves every
+// backend; it returns the process and the URL it serves. A free address is
+// one that was free a moment ago: when the proxy could not bind one of its
+// own (another process took it as a connection's local port meanwhile,
+// likelier with two proxies running), it starts again on others, up to
+// three times.
+func (b *bench) startProxy(ctx context.Context, t target) (*proc, string, error) {
+	for try := 1; ; try++ {
+		listen, err := freeAddr()
+		if err != nil {
+			return nil, "", err
+		}
+		p, err := t.start(b, listen)
+		if err != nil {
+			return nil, "", err
+		}
+		url := "http://" + listen + "/"
+		err = waitBalanced(ctx, url, len(b.backendAddrs), p)
+		if err == nil {
+			return p, url, nil
+		}
+		bindFailed := p.exited() && strings.Contains(p.logTail(), "address already in use")
+		b.procs.stop(p)
+		if try == 3 || !bindFailed {
+			return nil, "", err
+		}
+	}
 }
 
 // waitBalanced polls url until responses from want distinct backends came
