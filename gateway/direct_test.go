@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -52,7 +53,7 @@ func TestDirectAttemptsWriteTheHookContextsFields(t *testing.T) {
 		_, front := setup(t, opt, addr(be))
 		for _, body := range []string{"", "a body"} {
 			direct, sameCtx = nil, nil
-			name := "own=" + map[bool]string{true: "true", false: "false"}[own] + ",body=" + body
+			name := "own=" + strconv.FormatBool(own) + ",body=" + body
 			req, _ := http.NewRequest("POST", front.URL+"/", strings.NewReader(body))
 			if body == "" {
 				req.Body = nil
