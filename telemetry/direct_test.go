@@ -39,20 +39,7 @@ func TestTheInstanceGetsOneTraceparentWhateverTheClientSent(t *testing.T) {
 						if body != "" {
 							rb = strings.NewReader(body)
 						}
-						req, err := http.NewRequest("POST", r.front.URL+"/api", rb)
-						if err != nil {
-							t.Fatal(err)
-						}
-						for k, v := range client {
-							req.Header[k] = v
-						}
-						req.Header.Set("X-Test", id)
-						resp, err := r.front.Client().Do(req)
-						if err != nil {
-							t.Fatal(err)
-						}
-						io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
+						r.send(t, "POST", "/api", id, client, rb)
 						seen := b.headers(id)
 						if seen == nil {
 							t.Fatalf("%q: the instance saw no request", id)

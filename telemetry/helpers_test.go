@@ -130,7 +130,13 @@ func newRigFrom(t *testing.T, tel *Telemetry, instances []discovery.Instance) *r
 // do sends one request through the gateway and returns the status.
 func (r *rig) do(t *testing.T, method, path, id string, header http.Header) int {
 	t.Helper()
-	req, err := http.NewRequest(method, r.front.URL+path, nil)
+	return r.send(t, method, path, id, header, nil)
+}
+
+// send is do with a request body (nil: none).
+func (r *rig) send(t *testing.T, method, path, id string, header http.Header, body io.Reader) int {
+	t.Helper()
+	req, err := http.NewRequest(method, r.front.URL+path, body)
 	if err != nil {
 		t.Fatal(err)
 	}

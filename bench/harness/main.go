@@ -192,12 +192,11 @@ func (b *bench) rounds(ctx context.Context, targets []target) (*results, error) 
 				}
 				s, err := b.measure(ctx, t, c)
 				if ctx.Err() != nil {
-					return nil, errors.New("interrupted; every process started was stopped")
+					return nil, errInterrupted
 				}
 				prefix := fmt.Sprintf("[round %d/%d] %3d conns  %-18s", r+1, cfg.rounds, c, t.name)
 				if err != nil {
-					fmt.Fprintf(os.Stderr, "%s FAILED: %v\n", prefix, err)
-					b.notes = append(b.notes, fmt.Sprintf("round %d, %s, %d connections failed: %s", r+1, t.name, c, oneLine(err.Error())))
+					b.failed(prefix, fmt.Sprintf("round %d, %s, %d connections", r+1, t.name, c), err)
 					continue
 				}
 				res.put(t.name, c, r, s)
@@ -206,6 +205,15 @@ func (b *bench) rounds(ctx context.Context, targets []target) (*results, error) 
 		}
 	}
 	return res, nil
+}
+
+var errInterrupted = errors.New("interrupted; every process started was stopped")
+
+// failed reports a run that failed, on stderr after its progress prefix
+// and as a note of the report naming what ran.
+func (b *bench) failed(prefix, what string, err error) {
+	fmt.Fprintf(os.Stderr, "%s FAILED: %v\n", prefix, err)
+	b.notes = append(b.notes, fmt.Sprintf("%s failed: %s", what, oneLine(err.Error())))
 }
 
 // sideBySideRounds measures, in every round, each row at the same time as
@@ -235,12 +243,11 @@ func (b *bench) sideBySideRounds(ctx context.Context, targets []target) (*result
 				slot := r*k + i
 				so, st, err := b.measurePair(ctx, *base, t, c)
 				if ctx.Err() != nil {
-					return nil, errors.New("interrupted; every process started was stopped")
+					return nil, errInterrupted
 				}
 				prefix := fmt.Sprintf("[round %d/%d] %3d conns  %-18s beside off", r+1, cfg.rounds, c, t.name)
 				if err != nil {
-					fmt.Fprintf(os.Stderr, "%s FAILED: %v\n", prefix, err)
-					b.notes = append(b.notes, fmt.Sprintf("round %d, %s beside off, %d connections failed: %s", r+1, t.name, c, oneLine(err.Error())))
+					b.failed(prefix, fmt.Sprintf("round %d, %s beside off, %d connections", r+1, t.name, c), err)
 					continue
 				}
 				res.put(base.name, c, slot, so)
