@@ -57,6 +57,21 @@ func (h headRule) sampled(parent trace.SpanContext, tid trace.TraceID) bool {
 	return binary.BigEndian.Uint64(tid[8:16])>>1 < h.bound
 }
 
+// decided reports whether the decision for a server span whose incoming
+// parent is parent does not depend on the trace id (a parent-based rule
+// with a valid parent, a ratio of 0 or 1), and if so what it is.
+func (h headRule) decided(parent trace.SpanContext) (sampled, ok bool) {
+	switch {
+	case h.parentBased && parent.IsValid():
+		return parent.IsSampled(), true
+	case h.bound == 0:
+		return false, true
+	case h.bound == 1<<63:
+		return true, true
+	}
+	return false, false
+}
+
 // extractParent reads the traceparent and tracestate of h as
 // propagation.TraceContext's Extract does, without making a context: the
 // remote span context, invalid when there is none or it is malformed.

@@ -58,6 +58,10 @@ func TestTheHeadRuleAgreesWithTheSDKSampler(t *testing.T) {
 					if got := rule.sampled(parent, id); got != want {
 						t.Fatalf("%s(%v), parent %s, trace id %s: head rule says sampled=%v, the SDK %v", name, arg, pname, id, got, want)
 					}
+					// A decision said not to depend on the trace id is the SDK's for every id.
+					if got, ok := rule.decided(parent); ok && got != want {
+						t.Fatalf("%s(%v), parent %s, trace id %s: head rule decided sampled=%v, the SDK %v", name, arg, pname, id, got, want)
+					}
 				}
 			}
 		}

@@ -155,6 +155,14 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 	if t.set.trustParent {
 		parent = extractParent(r.Header)
 	}
+	tid := parent.TraceID()
+	if sampled, decided := t.head.decided(parent); decided && sampled {
+		// Sampled whatever the trace id: no unsampled state to take.
+		if !parent.IsValid() {
+			tid = randomTraceID()
+		}
+		return t.sampledRequest(r, start, route, service, method, parent, tid)
+	}
 	// The state of an unsampled request, taken first: its generator draws
 	// the ids. A sampled request puts it back.
 	var st *reqState
@@ -163,33 +171,38 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 	} else {
 		st = unsampledStates.Get().(*reqState)
 	}
-	tid := parent.TraceID()
 	if !parent.IsValid() {
 		tid = st.ids.traceID()
 	}
 	if t.head.sampled(parent, tid) {
 		st.put()
-		s := &sampledReq{reqState: reqState{Context: r.Context(), t: t, r: r, start: start, route: route, service: service, method: method}}
-		st := &s.reqState
-		st.smp = &s.sampledPart
-		if t.rq != nil {
-			t.startRecorded(st, parent, tid)
-			return st, st
-		}
-		ctx := st.Context
-		if t.set.trustParent && (len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0) {
-			// The parent again, for the SDK, with the client's baggage.
-			ctx = t.prop.Extract(ctx, headerCarrier(r.Header))
-		}
-		s.span = t.startServer(ctx, r, method, route, tid, randomSpanID())
-		st.Context = trace.ContextWithSpan(ctx, s.span)
-		return st, st
+		return t.sampledRequest(r, start, route, service, method, parent, tid)
 	}
 	st.Context, st.t, st.r, st.start, st.route, st.service, st.method = r.Context(), t, r, start, route, service, method
 	st.tp.set(tid, st.ids.spanID(), 0)
 	if ts := parent.TraceState(); ts.Len() > 0 {
 		st.ts = ts.String()
 	}
+	return st, st
+}
+
+// sampledRequest starts a sampled request of trace tid whose incoming
+// parent is parent (invalid: none, or not trusted).
+func (t *Telemetry) sampledRequest(r *http.Request, start time.Time, route, service string, method uint8, parent trace.SpanContext, tid trace.TraceID) (context.Context, gateway.RequestEnd) {
+	s := &sampledReq{reqState: reqState{Context: r.Context(), t: t, r: r, start: start, route: route, service: service, method: method}}
+	st := &s.reqState
+	st.smp = &s.sampledPart
+	if t.rq != nil {
+		t.startRecorded(st, parent, tid)
+		return st, st
+	}
+	ctx := st.Context
+	if t.set.trustParent && (len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0) {
+		// The parent again, for the SDK, with the client's baggage.
+		ctx = t.prop.Extract(ctx, headerCarrier(r.Header))
+	}
+	s.span = t.startServer(ctx, r, method, route, tid, randomSpanID())
+	st.Context = trace.ContextWithSpan(ctx, s.span)
 	return st, st
 }
 
