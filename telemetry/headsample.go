@@ -51,9 +51,15 @@ func newHeadRule(name string, arg float64) headRule {
 // sampled is the decision for a server span of trace tid whose incoming
 // parent is parent (invalid: none, or not trusted).
 func (h headRule) sampled(parent trace.SpanContext, tid trace.TraceID) bool {
-	if h.parentBased && parent.IsValid() {
-		return parent.IsSampled()
+	if s, ok := h.decided(parent); ok {
+		return s
 	}
+	return h.byID(tid)
+}
+
+// byID is the decision of the ratio for trace tid: its last 8 bytes,
+// shifted right by one, below bound.
+func (h headRule) byID(tid trace.TraceID) bool {
 	return binary.BigEndian.Uint64(tid[8:16])>>1 < h.bound
 }
 

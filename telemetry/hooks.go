@@ -156,7 +156,8 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 		parent = extractParent(r.Header)
 	}
 	tid := parent.TraceID()
-	if sampled, decided := t.head.decided(parent); decided && sampled {
+	sampled, decided := t.head.decided(parent)
+	if decided && sampled {
 		// Sampled whatever the trace id: no unsampled state to take.
 		if !parent.IsValid() {
 			tid = randomTraceID()
@@ -174,7 +175,7 @@ func (t *Telemetry) request(r *http.Request, route, service string) (context.Con
 	if !parent.IsValid() {
 		tid = st.ids.traceID()
 	}
-	if t.head.sampled(parent, tid) {
+	if !decided && t.head.byID(tid) {
 		st.put()
 		return t.sampledRequest(r, start, route, service, method, parent, tid)
 	}
@@ -235,9 +236,7 @@ func release(end gateway.RequestEnd) {
 // the state. A sampled request's state is left to the collector: its
 // context went to the SDK.
 func (st *reqState) release() {
-	switch {
-	case st.smp != nil:
-	case st.tp.isSet():
+	if st.smp == nil && st.tp.isSet() {
 		st.put()
 	}
 }

@@ -44,17 +44,21 @@ func (b *bench) measure(ctx context.Context, t target, conns int) (sample, error
 	if err != nil {
 		return sample{}, err
 	}
-	s := sample{ok: true, rps: r.rps(), p50: r.p50, p99: r.p99, errors: r.errors, requests: r.requests}
-	if p != nil {
-		if p.exited() {
-			return sample{}, fmt.Errorf("%s exited during the run: %s", t.name, p.logTail())
-		}
-		cpu := cpuSince(before, sampleCPU(p.pid()))
-		s.proxy = true
-		s.cpuPerReq = cpu / time.Duration(r.requests)
-		s.rssKiB = peakRSS(p.pid())
+	if p == nil {
+		return sample{ok: true, rps: r.rps(), p50: r.p50, p99: r.p99, errors: r.errors, requests: r.requests}, nil
 	}
-	return s, nil
+	return proxySample(t, p, before, r)
+}
+
+// proxySample is the sample of the wrk run r through t's proxy p, whose
+// CPU was before when the run started.
+func proxySample(t target, p *proc, before cpuSample, r wrkResult) (sample, error) {
+	if p.exited() {
+		return sample{}, fmt.Errorf("%s exited during the run: %s", t.name, p.logTail())
+	}
+	cpu := cpuSince(before, sampleCPU(p.pid()))
+	return sample{ok: true, proxy: true, rps: r.rps(), p50: r.p50, p99: r.p99, errors: r.errors, requests: r.requests,
+		cpuPerReq: cpu / time.Duration(r.requests), rssKiB: peakRSS(p.pid())}, nil
 }
 
 // measurePair runs targets a and z at the same time at conns connections
@@ -122,13 +126,9 @@ func (b *bench) measurePair(ctx context.Context, a, z target, conns int) (sample
 	}
 	var ss [2]sample
 	for i, p := range ps {
-		if p.exited() {
-			return sample{}, sample{}, fmt.Errorf("%s exited during the run: %s", ts[i].name, p.logTail())
+		if ss[i], err = proxySample(ts[i], p, before[i], rs[i]); err != nil {
+			return sample{}, sample{}, err
 		}
-		cpu := cpuSince(before[i], sampleCPU(p.pid()))
-		r := rs[i]
-		ss[i] = sample{ok: true, proxy: true, rps: r.rps(), p50: r.p50, p99: r.p99, errors: r.errors, requests: r.requests,
-			cpuPerReq: cpu / time.Duration(r.requests), rssKiB: peakRSS(p.pid())}
 	}
 	return ss[0], ss[1], nil
 }
